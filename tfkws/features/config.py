@@ -46,11 +46,20 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise TfkwsError(f"unknown feature kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+            kinds = ", ".join(KINDS)
+            raise TfkwsError(f"unknown feature kind {self.kind!r}; choose one of {kinds}")
         if self.window_stride_ms <= 0 or self.window_size_ms <= 0:
             raise TfkwsError("feature window size and stride must be positive")
         if self.window_samples > self.clip_samples:
             raise TfkwsError("feature window is longer than the clip")
+        if self.window_stride_ms > self.window_size_ms:
+            raise TfkwsError("feature stride must not exceed the window")
+        if not 0 <= self.lower_band_limit < self.upper_band_limit < self.sample_rate / 2:
+            raise TfkwsError(
+                f"band limits need 0 <= lower < upper < Nyquist ({self.sample_rate / 2:g} Hz)"
+            )
+        if self.kind == "mfcc" and not 0 < self.num_mfcc <= self.num_channels:
+            raise TfkwsError("num_mfcc must be between 1 and num_channels")
 
     @property
     def clip_samples(self) -> int:
