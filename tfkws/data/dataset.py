@@ -1,0 +1,162 @@
+"""A keyword-spotting dataset: class order, examples per split, background noise.
+
+``open_dataset`` recognises the two layouts tfkws reads (a Speech Commands folder, or CSV lists)
+so the trainer and eval never care which one the user has.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfkws.data.audio import is_audio_file
+from tfkws.data.example import Example
+from tfkws.errors import DatasetError
+
+SPLITS = ("training", "validation", "testing")
+BACKGROUND_NOISE_DIR = "_background_noise_"
+DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+MODES = ("12class", "all")
+
+
+@dataclasses.dataclass
+class KwsDataset:
+    """Examples of a dataset grouped by split; ``labels[i]`` is the name of class id ``i``."""
+
+    root: str
+    labels: list[str]
+    splits: dict[str, list[Example]]
+    noise_files: list[str] = dataclasses.field(default_factory=list)
+
+    def split(self, name: str) -> list[Example]:
+        """Examples of split ``name`` (``training``/``validation``/``testing``, or ``all``)."""
+        if name == "all":
+            examples = [e for s in SPLITS for e in self.splits.get(s, [])]
+        elif name in SPLITS:
+            examples = list(self.splits.get(name, []))
+        else:
+            raise DatasetError(
+                f"{self.root}: unknown split {name!r}; choose one of {', '.join(SPLITS)} or all"
+            )
+        if not examples:
+            have = ", ".join(s for s in SPLITS if self.splits.get(s)) or "none"
+            raise DatasetError(f"{self.root}: split {name!r} is empty (non-empty splits: {have})")
+        return examples
+
+    def has_split(self, name: str) -> bool:
+        """True when ``split(name)`` would return examples (``all``: any split has some)."""
+        if name == "all":
+            return any(self.splits.get(s) for s in SPLITS)
+        return bool(self.splits.get(name))
+
+    @property
+    def label_index(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    def class_counts(self, name: str = "all") -> dict[str, int]:
+        """Number of examples per label (every label listed, in class order)."""
+        counts = collections.Counter(e.label for e in self.split(name))
+        return {label: counts.get(label, 0) for label in self.labels}
+
+    def summary(self) -> str:
+        """A short human-readable table: examples per split and per class."""
+        lines = [
+            f"dataset {self.root}: {len(self.labels)} classes, {len(self.noise_files)} noise files"
+        ]
+        for s in SPLITS:
+            if self.splits.get(s):
+                counts = self.class_counts(s)
+                parts = ", ".join(f"{k}={v}" for k, v in counts.items())
+                lines.append(f"  {s}: {len(self.splits[s])} examples ({parts})")
+        return "\n".join(lines)
+
+
+def open_dataset(
+    path: str | os.PathLike,
+    mode: str = "12class",
+    keywords: Sequence[str] = DEFAULT_KEYWORDS,
+    validation_percentage: float = 10,
+    testing_percentage: float = 10,
+    silence_percentage: float = 10,
+    unknown_percentage: float = 10,
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
+    noise_dir: str | os.PathLike | None = None,
+) -> KwsDataset:
+    """Open a dataset in either layout.
+
+    * a ``.csv`` file (columns ``file,class``): one split, named after the file
+      (train/val/test...; any other name is ``training``);
+    * a folder holding ``train.csv`` and ``val.csv``/``validation.csv`` (optional
+      ``test.csv``/``testing.csv``): one split per CSV;
+    * otherwise a Speech Commands folder (a subfolder per word, ``_background_noise_/``,
+      optional ``validation_list.txt``/``testing_list.txt``), see
+      :func:`tfkws.data.speech_commands.open_speech_commands` for ``mode`` and the percentages.
+
+    ``mode``/``keywords``/percentages only apply to the Speech Commands layout; CSV labels are
+    the sorted classes found. With ``labels`` (e.g. a trained model's) the class order is fixed
+    and an example whose label is not in it is a ``DatasetError``. ``noise_dir`` adds a folder
+    (or one file) of background-noise recordings.
+    """
+    from tfkws.data import csv_list, speech_commands
+
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"{root}: dataset not found")
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DatasetError(f"{root}: not a dataset (expected a folder or a .csv list)")
+        ds = csv_list.open_csv_file(root)
+    elif csv_list.find_csv_splits(root):
+        ds = csv_list.open_csv_folder(root)
+    else:
+        if mode not in MODES:
+            raise DatasetError(
+                f"{root}: unknown dataset mode {mode!r}; choose one of {', '.join(MODES)}"
+            )
+        ds = speech_commands.open_speech_commands(
+            root,
+            mode=mode,
+            keywords=keywords,
+            validation_percentage=validation_percentage,
+            testing_percentage=testing_percentage,
+            silence_percentage=silence_percentage,
+            unknown_percentage=unknown_percentage,
+            seed=seed,
+        )
+    if noise_dir is not None:
+        extra = find_noise_files(noise_dir)
+        if not extra:
+            raise DatasetError(f"{noise_dir}: no noise audio files found")
+        ds.noise_files = sorted(set(ds.noise_files) | set(extra))
+    if labels is not None:
+        ds = apply_labels(ds, labels)
+    return ds
+
+
+def find_noise_files(path: str | os.PathLike) -> list[str]:
+    """Audio files of a noise folder (sorted), or ``[path]`` for a single file."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: noise folder not found")
+    if p.is_file():
+        return [str(p)]
+    return sorted(str(f) for f in p.iterdir() if is_audio_file(f))
+
+
+def apply_labels(ds: KwsDataset, labels: Sequence[str]) -> KwsDataset:
+    """Fix the class order to ``labels``; any example with another label is an error."""
+    labels = list(labels)
+    if len(set(labels)) != len(labels):
+        raise DatasetError(f"{ds.root}: duplicate labels in {labels}")
+    wanted = set(labels)
+    absent = sorted({e.label for ex in ds.splits.values() for e in ex} - wanted)
+    if absent:
+        raise DatasetError(
+            f"{ds.root}: labels absent from the model: {', '.join(absent)} "
+            f"(model labels: {', '.join(labels)})"
+        )
+    return dataclasses.replace(ds, labels=labels)

@@ -1,0 +1,201 @@
+"""From examples to batches: load every clip once into memory, then a deterministic tf.data graph.
+
+Clips are held as int16 (half the memory of float32; lossless for 16-bit sources). Evaluation
+features are computed once and cached; training with augmentation re-augments every epoch with
+stateless random ops keyed on (per-epoch random stream, clip index), so the same seed gives the
+same batches in the same order on every run while each epoch sees different augmentation.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio, load_noise
+from tfkws.data.augment import AugmentConfig, NoiseBank, augment_clip, random_segment_np
+from tfkws.data.dataset import KwsDataset
+from tfkws.data.example import Example
+from tfkws.errors import AudioError, DatasetError
+
+INT16_SCALE = 32768.0
+FeatureFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+def to_int16(clip: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> int16 (x * 32768, saturated), the inverse of soundfile's int16 reading."""
+    return np.clip(np.round(clip * INT16_SCALE), -32768, 32767).astype(np.int16)
+
+
+def load_clips(
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    num_samples: int,
+    noise_clips: Sequence[np.ndarray] | None = (),
+    seed: int = 0,
+    *,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    silence_volume: tuple[float, float] = (0.0, 0.1),
+    return_kept: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Load every example once: ``(audio int16 [N, num_samples], label ids int32 [N])``.
+
+    ``labels`` gives the class order (``dataset.labels``). Unreadable files are skipped with a
+    warning naming each, and counted at the end; with ``return_kept`` a third array holds the
+    indices into ``examples`` of the clips returned. Generated silence (``path=None``) is a
+    random noise segment scaled by a volume in ``silence_volume``, seeded by (seed, index) —
+    zeros when there is no noise. No usable clip at all is a ``DatasetError``.
+    """
+    if isinstance(labels, str | int) or not all(isinstance(x, str) for x in labels):
+        raise TypeError("load_clips(examples, labels, num_samples, ...): labels is a list of names")
+    noise_clips = list(noise_clips or ())
+    index = {label: i for i, label in enumerate(labels)}
+    total = len(examples)
+    if total == 0:
+        raise DatasetError("no examples to load")
+    audio = np.zeros((total, num_samples), np.int16)
+    ids = np.zeros(total, np.int32)
+    kept = np.zeros(total, bool)
+    step = max(1, total // 10)
+    skipped = 0
+    for i, ex in enumerate(examples):
+        if ex.label not in index:
+            where = ex.path or "generated silence"
+            raise DatasetError(f"{where}: label {ex.label!r} is not one of {', '.join(labels)}")
+        if ex.path is None:
+            if noise_clips:
+                rng = np.random.default_rng([seed, i])
+                clip = random_segment_np(noise_clips, num_samples, rng)
+                clip = clip * np.float32(rng.uniform(*silence_volume))
+            else:
+                clip = np.zeros(num_samples, np.float32)
+        else:
+            try:
+                clip = load_audio(ex.path, sample_rate, num_samples)
+            except AudioError as e:
+                logging.warning("skipping clip: %s", e)
+                skipped += 1
+                continue
+        audio[i] = to_int16(clip)
+        ids[i] = index[ex.label]
+        kept[i] = True
+        if (i + 1) % step == 0 or i + 1 == total:
+            logging.info("loaded %d/%d clips (%d%%)", i + 1, total, 100 * (i + 1) // total)
+    if skipped:
+        logging.warning("skipped %d unreadable clip(s) of %d", skipped, total)
+    if not kept.any():
+        first = examples[0].path or "generated silence"
+        raise DatasetError(f"no usable clip among {total} (first: {first})")
+    kept_idx = np.flatnonzero(kept)
+    out = (audio[kept_idx], ids[kept_idx])
+    return (*out, kept_idx) if return_kept else out
+
+
+def load_split(
+    dataset: KwsDataset,
+    split: str,
+    num_samples: int = DEFAULT_SAMPLE_RATE,
+    seed: int = 0,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """``(audio, label ids, noise clips)`` of one split of ``dataset``, ready for make_dataset."""
+    noise = load_noise(dataset.noise_files, sample_rate, min_samples=num_samples)
+    audio, ids = load_clips(
+        dataset.split(split), dataset.labels, num_samples, noise, seed, sample_rate=sample_rate
+    )
+    return audio, ids, noise
+
+
+def class_counts(label_ids: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
+    """Clips per class name (every class listed, in class order)."""
+    counts = collections.Counter(int(i) for i in np.asarray(label_ids).reshape(-1))
+    return {name: counts.get(i, 0) for i, name in enumerate(labels)}
+
+
+def _to_float(clip: tf.Tensor) -> tf.Tensor:
+    if clip.dtype == tf.int16:
+        return tf.cast(clip, tf.float32) / INT16_SCALE
+    return tf.cast(clip, tf.float32)
+
+
+def make_dataset(
+    audio: np.ndarray,
+    labels: np.ndarray,
+    feature_fn: FeatureFn,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    augment: AugmentConfig | None = None,
+    noise: Sequence[np.ndarray] | NoiseBank | None = None,
+    epoch: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of ``(features float32 [B, frames, feats], label int32 [B])``.
+
+    ``feature_fn`` maps one float32 clip [samples] to [frames, feats]. Not training: features
+    computed once, cached, in input order. Training: a seeded shuffle, and with ``augment`` clips
+    are time-shifted and mixed with ``noise`` before the features.
+
+    ``epoch=None``: one dataset for the whole run; each pass over it (each Keras epoch) gets a
+    new order and new augmentation, reproducible for ``seed`` (features cached when there is no
+    augmentation). ``epoch=k``: a dataset for epoch ``k`` only, its order and augmentation a pure
+    function of ``(seed, k)`` — so a resumed run sees exactly the batches an uninterrupted one
+    would; build a new one each epoch.
+    """
+    audio = np.asarray(audio)
+    labels = np.asarray(labels, np.int32).reshape(-1)
+    if audio.ndim != 2 or audio.shape[0] == 0:
+        raise DatasetError(f"audio must be a non-empty [clips, samples] array, got {audio.shape}")
+    if labels.shape[0] != audio.shape[0]:
+        raise DatasetError(f"{labels.shape[0]} labels for {audio.shape[0]} clips")
+    if batch_size <= 0:
+        raise DatasetError(f"batch size must be positive, got {batch_size}")
+    if audio.dtype != np.int16:
+        audio = audio.astype(np.float32)
+    n, num_samples = audio.shape
+    options = tf.data.Options()
+    options.deterministic = True
+    autotune = tf.data.AUTOTUNE
+
+    def features(clip: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(feature_fn(_to_float(clip)), tf.float32), label
+
+    if not training or (augment is None and epoch is None):
+        ds = tf.data.Dataset.from_tensor_slices((audio, labels))
+        ds = ds.map(features, num_parallel_calls=autotune, deterministic=True).cache()
+        if training:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(autotune).with_options(options)
+
+    bank = None
+    if augment is not None:
+        bank = noise if isinstance(noise, NoiseBank) else NoiseBank(list(noise or ()), num_samples)
+        if bank.num_samples != num_samples:
+            raise DatasetError(
+                f"noise bank cuts {bank.num_samples} samples, clips have {num_samples}"
+            )
+    if epoch is None:
+        order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    else:
+        if epoch < 0 or seed < 0:
+            raise DatasetError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
+        perm = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64)
+        key = np.random.SeedSequence([seed, epoch]).generate_state(2, np.uint32)
+        key = int(key[0]) << 31 | int(key[1]) >> 1  # a non-negative int64 per (seed, epoch)
+        order = tf.data.Dataset.from_tensor_slices(perm)
+        keys = tf.data.Dataset.from_tensors(tf.constant(key, tf.int64)).repeat()
+    audio_t = tf.constant(audio)
+    labels_t = tf.constant(labels)
+
+    def load(i: tf.Tensor, key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        clip = _to_float(tf.gather(audio_t, i))
+        if augment is not None:
+            clip = augment_clip(clip, tf.stack([key, i]), augment, bank)
+        return features(clip, tf.gather(labels_t, i))
+
+    ds = tf.data.Dataset.zip((order, keys))
+    ds = ds.map(load, num_parallel_calls=autotune, deterministic=True)
+    return ds.batch(batch_size).prefetch(autotune).with_options(options)
