@@ -1,0 +1,78 @@
+"""DS-CNN (Hello Edge): architecture, parameter counts, shapes, serialisation."""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from tfkws.models.ds_cnn import SIZES
+from tfkws.models.registry import build_model
+
+
+def expected_params(channels: int, blocks: int, num_classes: int, kernel=(10, 4)) -> int:
+    """Count from the architecture: bias-free convs, 4 BN params per channel, Dense logits."""
+    bn = 4 * channels
+    first = kernel[0] * kernel[1] * channels + bn
+    block = (9 * channels + bn) + (channels * channels + bn)
+    return first + blocks * block + channels * num_classes + num_classes
+
+
+@pytest.mark.parametrize("size", ["s", "m", "l"])
+def test_param_counts_match_the_presets(size):
+    channels, blocks, _, _ = SIZES[size]
+    model = build_model("ds_cnn", (49, 40), 12, {"size": size}, batch_size=1)
+    assert model.count_params() == expected_params(channels, blocks, 12)
+    assert tuple(model.output_shape) == (1, 12)
+    alias = build_model(f"ds_cnn_{size}", (49, 40), 12, batch_size=1)
+    assert alias.count_params() == model.count_params()
+
+
+def test_preset_sizes_follow_arm_ml_kws():
+    assert SIZES["s"][:2] == (64, 4)
+    assert SIZES["m"][:2] == (172, 4)
+    assert SIZES["l"][:2] == (276, 5)
+
+
+@pytest.mark.parametrize(
+    "size,after_conv,after_ds1", [("s", (25, 20), (25, 20)), ("m", (25, 40), (13, 20))]
+)
+def test_strides(size, after_conv, after_ds1):
+    model = build_model("ds_cnn", (49, 40), 12, {"size": size, "num_blocks": 1})
+    assert tuple(model.get_layer("conv0").output_shape[1:3]) == after_conv
+    assert tuple(model.get_layer("ds1_dw").output_shape[1:3]) == after_ds1
+    assert model.get_layer("conv0").kernel_size == (10, 4)
+
+
+def test_convs_have_no_bias_and_are_followed_by_bn_relu():
+    model = build_model("ds_cnn", (49, 40), 5, {"channels": 8, "num_blocks": 2})
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    convs = [layer for layer in model.layers if isinstance(layer, kinds)]
+    assert len(convs) == 1 + 2 * 2
+    for conv in convs:
+        assert not conv.use_bias
+        bn = conv.outbound_nodes[0].outbound_layer
+        assert isinstance(bn, keras.layers.BatchNormalization)
+        assert isinstance(bn.outbound_nodes[0].outbound_layer, keras.layers.ReLU)
+
+
+def test_outputs_are_logits_for_a_batch():
+    model = build_model("ds_cnn", (49, 40), 6, {"channels": 8, "num_blocks": 1})
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(0).normal(size=(3, 49, 40)).astype(np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (3, 6)
+    assert not np.allclose(y.sum(axis=-1), 1.0)  # no softmax in the model
+    assert isinstance(model.layers[-1], keras.layers.Dense)
+    assert model.layers[-1].activation is keras.activations.linear
+
+
+def test_config_round_trip_rebuilds_the_same_model():
+    model = build_model("ds_cnn", (49, 10), 4, {"channels": 8, "num_blocks": 2, "dropout": 0.1})
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x = np.random.default_rng(2).normal(size=(2, 49, 10)).astype(np.float32)
+    np.testing.assert_allclose(clone(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_dropout_zero_has_no_dropout_layers():
+    model = build_model("ds_cnn", (49, 40), 4, {"channels": 8, "num_blocks": 1, "dropout": 0.0})
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)

@@ -1,0 +1,103 @@
+"""Keras -> .tflite: full-integer int8 (what TFLM runs) and float (for debugging).
+
+Both convert a static-batch-1 graph: with a dynamic batch the converter emits shape arithmetic
+(SHAPE, REDUCE_PROD, ...) that TFLM cannot run.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfkws.conversion.model_info import inspect_tflite, require_int8
+from tfkws.errors import ModelError
+from tfkws.folding.fold import with_batch_size
+from tfkws.quantization.ptq import calibration_set, representative_dataset
+
+
+def static_batch_one(model: keras.Model) -> keras.Model:
+    """``model`` itself if every input has batch 1, else a weight-sharing-free batch-1 copy."""
+    if all(x.shape[0] == 1 for x in model.inputs):
+        return model
+    return with_batch_size(model, 1)
+
+
+def _layers_named(names: list[str]) -> list[str]:
+    """Keras layer names inside TF op/tensor names such as ``model/my_layer/Sin``."""
+    found = []
+    for name in names:
+        parts = name.split(";")[0].split("/")
+        if len(parts) >= 3:
+            found.append(parts[1])
+    return sorted(set(found))
+
+
+def _converter_error(model: keras.Model, err: Exception) -> ModelError:
+    msg = str(err)
+    ops = sorted(set(re.findall(r"'tfl?\.([A-Za-z0-9_]+)' op", msg)))
+    ops += sorted(set(re.findall(r"TF Select ops: ([A-Za-z0-9_, ]+)", msg)) - set(ops))
+    layers = _layers_named(re.findall(r'"([^"@]+)@', msg))
+    what = f"op(s) {', '.join(ops)}" if ops else "an op"
+    if layers:
+        what += f" in layer(s) {', '.join(layers)}"
+    return ModelError(
+        f"model {model.name!r} cannot be converted to int8 TFLite: {what} has no TFLite "
+        "builtin int8 kernel"
+    )
+
+
+def to_int8_tflite(
+    model: keras.Model,
+    representative: np.ndarray,
+    num_calibration: int | None = 200,
+    seed: int = 0,
+) -> bytes:
+    """Full-integer PTQ: int8 weights/activations, int8 input and output, int8 builtin ops only.
+
+    ``representative`` [N, frames, features] float features; ``num_calibration`` clips are
+    drawn from it with ``seed``. Same model + data + seed -> same bytes.
+    """
+    export = static_batch_one(model)
+    clips = calibration_set(representative, num_calibration, seed)
+    expected = tuple(int(d) for d in export.inputs[0].shape[1:])
+    if tuple(clips.shape[1:]) != expected:
+        raise ModelError(
+            f"representative data has clips of shape {tuple(clips.shape[1:])}, "
+            f"model {model.name!r} expects {expected}"
+        )
+    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset(clips)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        data = bytes(converter.convert())
+    except Exception as err:  # ConverterError, or a RuntimeError from the calibrator
+        raise _converter_error(model, err) from err
+    info = inspect_tflite(data)
+    require_int8(info, f"<int8 export of {model.name}>")
+    if info.float_ops:
+        ops = [op for op in info.float_ops if op not in ("QUANTIZE", "DEQUANTIZE")]
+        layers = _layers_named(list(info.float_tensors))
+        raise ModelError(
+            f"model {model.name!r} cannot be fully int8-quantised: op(s) "
+            f"{', '.join(ops or info.float_ops)}"
+            + (f" in layer(s) {', '.join(layers)}" if layers else "")
+            + " have no int8 kernel and stay float"
+        )
+    return data
+
+
+def to_float_tflite(model: keras.Model) -> bytes:
+    """Float32 .tflite of the batch-1 graph (debugging; TFLM targets want ``to_int8_tflite``)."""
+    export = static_batch_one(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return bytes(converter.convert())
+    except Exception as err:
+        raise ModelError(f"model {model.name!r} cannot be converted to TFLite: {err}") from err

@@ -1,0 +1,123 @@
+"""DS-CNN keyword spotter (Zhang et al. 2017, "Hello Edge"), sized as ARM's ML-KWS-for-MCU.
+
+Convolutions carry no bias because a BatchNorm follows each one; ``tfkws.folding`` folds the
+BatchNorms into the kernels before int8 conversion. The model ends in logits (no softmax):
+training uses ``from_logits=True`` and the int8 graph keeps the widest output range.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tf_keras as keras
+
+from tfkws.errors import TfkwsError
+from tfkws.models.registry import register_model
+
+# size -> (channels, DS blocks, first-conv stride, first-DS stride), from ARM's model_size_info:
+# S: 64 ch, conv 10x4 /2x2, 4 DS; M: 172 ch, conv 10x4 /2x1, 4 DS (first /2x2); L: 276 ch, 5 DS.
+SIZES: dict[str, tuple[int, int, tuple[int, int], tuple[int, int]]] = {
+    "s": (64, 4, (2, 2), (1, 1)),
+    "m": (172, 4, (2, 1), (2, 2)),
+    "l": (276, 5, (2, 1), (2, 2)),
+}
+
+
+def _conv_bn_relu(x: Any, layer: keras.layers.Layer, name: str) -> Any:
+    x = layer(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_ds_cnn(
+    input_shape: tuple[int, int],
+    num_classes: int,
+    batch_size: int | None = None,
+    size: str = "s",
+    dropout: float = 0.2,
+    channels: int | None = None,
+    num_blocks: int | None = None,
+    first_kernel: tuple[int, int] = (10, 4),
+) -> keras.Model:
+    """DS-CNN: conv 10x4 + BN/ReLU, depthwise-separable blocks, global average pool, logits.
+
+    ``channels`` / ``num_blocks`` override the size preset (tiny models for tests).
+    """
+    key = str(size).lower()
+    if key not in SIZES:
+        raise TfkwsError(f"ds_cnn size must be one of {', '.join(SIZES)}, got {size!r}")
+    preset_ch, preset_blocks, conv_stride, ds_stride = SIZES[key]
+    ch = int(channels or preset_ch)
+    blocks = int(num_blocks if num_blocks is not None else preset_blocks)
+    if ch <= 0 or blocks < 0 or num_classes <= 0:
+        raise TfkwsError("ds_cnn needs channels > 0, num_blocks >= 0 and num_classes > 0")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise TfkwsError(f"ds_cnn dropout must be in [0, 1), got {dropout}")
+
+    frames, feats = (int(d) for d in input_shape)
+    inputs = keras.Input(shape=(frames, feats), batch_size=batch_size, name="features")
+    x = keras.layers.Reshape((frames, feats, 1), name="reshape")(inputs)
+    x = _conv_bn_relu(
+        x,
+        keras.layers.Conv2D(
+            ch,
+            tuple(first_kernel),
+            strides=conv_stride,
+            padding="same",
+            use_bias=False,
+            name="conv0",
+        ),
+        "conv0",
+    )
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="conv0_dropout")(x)
+    for i in range(1, blocks + 1):
+        stride = ds_stride if i == 1 else (1, 1)
+        x = _conv_bn_relu(
+            x,
+            keras.layers.DepthwiseConv2D(
+                (3, 3), strides=stride, padding="same", use_bias=False, name=f"ds{i}_dw"
+            ),
+            f"ds{i}_dw",
+        )
+        x = _conv_bn_relu(
+            x, keras.layers.Conv2D(ch, 1, use_bias=False, name=f"ds{i}_pw"), f"ds{i}_pw"
+        )
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="pool_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=f"ds_cnn_{key}")
+
+
+_DEFAULTS: dict[str, Any] = {
+    "dropout": 0.2,
+    "channels": None,
+    "num_blocks": None,
+    "first_kernel": (10, 4),
+}
+
+
+@register_model("ds_cnn", size="s", **_DEFAULTS)
+def ds_cnn(
+    input_shape: tuple[int, int], num_classes: int, batch_size: int | None = None, **params: Any
+) -> keras.Model:
+    """DS-CNN (Hello Edge), size s/m/l via ``size``; default s (64 ch, 4 DS blocks)."""
+    return build_ds_cnn(input_shape, num_classes, batch_size, **params)
+
+
+def _alias(size: str) -> None:
+    def builder(
+        input_shape: tuple[int, int],
+        num_classes: int,
+        batch_size: int | None = None,
+        **params: Any,
+    ) -> keras.Model:
+        return build_ds_cnn(input_shape, num_classes, batch_size, size=size, **params)
+
+    builder.__doc__ = f"DS-CNN-{size.upper()} (Hello Edge / ARM ML-KWS-for-MCU preset)."
+    register_model(f"ds_cnn_{size}", **_DEFAULTS)(builder)
+
+
+for _size in SIZES:
+    _alias(_size)
