@@ -23,9 +23,9 @@ SIZES: dict[str, tuple[int, int, tuple[int, int], tuple[int, int]]] = {
 }
 
 
-def _conv_bn_relu(x: Any, layer: keras.layers.Layer, name: str) -> Any:
+def _conv_bn_relu(x: Any, layer: keras.layers.Layer, name: str, momentum: float) -> Any:
     x = layer(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -38,10 +38,12 @@ def build_ds_cnn(
     channels: int | None = None,
     num_blocks: int | None = None,
     first_kernel: tuple[int, int] = (10, 4),
+    bn_momentum: float = 0.9,
 ) -> keras.Model:
     """DS-CNN: conv 10x4 + BN/ReLU, depthwise-separable blocks, global average pool, logits.
 
     ``channels`` / ``num_blocks`` override the size preset (tiny models for tests).
+    ``bn_momentum`` 0.9 (not Keras's 0.99) so BN statistics settle in short runs too.
     """
     key = str(size).lower()
     if key not in SIZES:
@@ -68,6 +70,7 @@ def build_ds_cnn(
             name="conv0",
         ),
         "conv0",
+        bn_momentum,
     )
     if dropout:
         x = keras.layers.Dropout(dropout, name="conv0_dropout")(x)
@@ -79,9 +82,13 @@ def build_ds_cnn(
                 (3, 3), strides=stride, padding="same", use_bias=False, name=f"ds{i}_dw"
             ),
             f"ds{i}_dw",
+            bn_momentum,
         )
         x = _conv_bn_relu(
-            x, keras.layers.Conv2D(ch, 1, use_bias=False, name=f"ds{i}_pw"), f"ds{i}_pw"
+            x,
+            keras.layers.Conv2D(ch, 1, use_bias=False, name=f"ds{i}_pw"),
+            f"ds{i}_pw",
+            bn_momentum,
         )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
@@ -95,6 +102,7 @@ _DEFAULTS: dict[str, Any] = {
     "channels": None,
     "num_blocks": None,
     "first_kernel": (10, 4),
+    "bn_momentum": 0.9,
 }
 
 

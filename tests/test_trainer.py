@@ -1,0 +1,95 @@
+"""Training: learns, is deterministic for a seed, and a killed run resumes to the same weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _train_cmd(data: Path, out: Path, epochs: int, extra: tuple[str, ...] = ()) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tfkws.cli.main",
+        "train",
+        f"--data={data}",
+        "--mode=all",
+        f"--out={out}",
+        f"--epochs={epochs}",
+        "--batch_size=8",
+        "--model=ds_cnn",
+        '--params=size="s",channels=16',
+        "--lr=0.01",
+        "--verbose=0",
+        "--seed=3",
+        *extra,
+    ]
+
+
+def _weights(run: Path) -> list[np.ndarray]:
+    from tfkws.training.trainer import load_trained_model
+
+    model, _ = load_trained_model(run)
+    return model.get_weights()
+
+
+def _env() -> dict[str, str]:
+    env = dict(
+        os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""
+    )
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) -> None:
+    epochs = 4
+    full = tmp_path / "full"
+    subprocess.run(
+        _train_cmd(tone_dataset, full, epochs), check=True, env=_env(), capture_output=True
+    )
+    results = json.loads((full / "results.json").read_text())
+    assert results["epochs"] == epochs
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_cmd(tone_dataset, killed, epochs),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = killed / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    history = json.loads((killed / "history.json").read_text())
+    assert 1 <= len(history["loss"]) < epochs
+    assert not (killed / "results.json").exists()
+
+    # Resuming without --resume is refused; with it, the run finishes.
+    bad = subprocess.run(
+        _train_cmd(tone_dataset, killed, epochs), env=_env(), capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--resume" in bad.stderr
+    subprocess.run(
+        _train_cmd(tone_dataset, killed, epochs, ("--resume",)),
+        check=True,
+        env=_env(),
+        capture_output=True,
+    )
+    assert len(json.loads((killed / "history.json").read_text())["loss"]) == epochs
+    for a, b in zip(_weights(full), _weights(killed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for png in ("learning_curves.png", "confusion_val.png"):
+        assert (full / "plots" / png).stat().st_size > 1000

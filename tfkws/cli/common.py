@@ -1,0 +1,71 @@
+"""Flag helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from absl import flags
+
+from tfkws.errors import TfkwsError
+from tfkws.features.config import KINDS, FeatureConfig
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """``"size=m,dropout=0.2"`` or a JSON object -> dict; values parsed as JSON when they can be."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            return dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise TfkwsError(f"--params is not valid JSON: {e}") from None
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise TfkwsError(f"--params item {item!r} is not key=value")
+        key, value = (s.strip() for s in item.split("=", 1))
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def define_feature_flags(fv: flags.FlagValues) -> None:
+    d = FeatureConfig()
+    flags.DEFINE_enum(
+        "features",
+        d.kind,
+        list(KINDS),
+        "Feature front end (microfrontend = what TFLM computes on the device).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "num_channels", d.num_channels, "Filterbank / mel channels.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "num_mfcc", d.num_mfcc, "MFCC coefficients (features=mfcc).", flag_values=fv
+    )
+    flags.DEFINE_integer("window_ms", d.window_size_ms, "Analysis window.", flag_values=fv)
+    flags.DEFINE_integer("stride_ms", d.window_stride_ms, "Window stride.", flag_values=fv)
+    flags.DEFINE_integer("clip_ms", d.clip_duration_ms, "Clip length.", flag_values=fv)
+
+
+def feature_config_from_flags(fv: flags.FlagValues) -> FeatureConfig:
+    return FeatureConfig(
+        kind=fv.features,
+        num_channels=fv.num_channels,
+        num_mfcc=fv.num_mfcc,
+        window_size_ms=fv.window_ms,
+        window_stride_ms=fv.stride_ms,
+        clip_duration_ms=fv.clip_ms,
+    )
+
+
+def keywords_from_flag(text: str) -> tuple[str, ...]:
+    words = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not words:
+        raise TfkwsError("--keywords is empty")
+    return words

@@ -1,0 +1,45 @@
+"""``tfkws export``: fold, int8 PTQ, .tflite + metadata; optionally firmware C files."""
+
+from __future__ import annotations
+
+from absl import flags
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string(
+        "run", None, "Run folder written by tfkws train.", flag_values=fv, required=True
+    )
+    flags.DEFINE_string(
+        "out", None, "Output .tflite (default RUN/model_int8.tflite).", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "num_calibration", 400, "Representative clips from the training split.", flag_values=fv
+    )
+    flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed for the representative subset.", flag_values=fv)
+    flags.DEFINE_string(
+        "firmware_dir", None, "Also run firmware-gen into this folder.", flag_values=fv
+    )
+    flags.DEFINE_list(
+        "target",
+        None,
+        "firmware-gen targets for --firmware_dir (default: tfkws.firmware.DEFAULT_TARGETS).",
+        flag_values=fv,
+    )
+
+
+def run(fv: flags.FlagValues) -> int:
+    from pathlib import Path
+
+    from tfkws.conversion.export import export_run
+
+    out = fv.out or str(Path(fv.run) / "model_int8.tflite")
+    res = export_run(fv.run, out, num_calibration=fv.num_calibration, seed=fv.seed, data=fv.data)
+    print(f"int8 model: {res.tflite_path} ({res.tflite_bytes} bytes, ops: {', '.join(res.ops)})")
+    print(f"metadata:   {res.metadata_path}")
+    print(f"BN/branch folding max abs diff: {res.fold_max_abs_diff:.3g}")
+    if fv.firmware_dir:
+        from tfkws.firmware import DEFAULT_TARGETS, generate_firmware
+
+        print(generate_firmware(res.tflite_path, fv.firmware_dir, fv.target or DEFAULT_TARGETS))
+    return 0

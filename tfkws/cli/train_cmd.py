@@ -1,0 +1,128 @@
+"""``tfkws train``: train a registered model; checkpoints every epoch, ``--resume`` continues."""
+
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from tfkws.cli import common
+from tfkws.training.run_config import TrainConfig
+
+DEFAULT_KEYWORDS = "yes,no,up,down,left,right,on,off,stop,go"
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    d = TrainConfig()
+    flags.DEFINE_string(
+        "data",
+        None,
+        "Dataset: a Speech Commands folder, a CSV (file,class) or a "
+        "folder with train.csv/val.csv[/test.csv].",
+        flag_values=fv,
+        required=True,
+    )
+    flags.DEFINE_string(
+        "noise_dir", None, "Extra background-noise folder for augmentation.", flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "mode",
+        "12class",
+        ["12class", "all"],
+        "Speech Commands layout: 10 keywords + "
+        "_unknown_ + _silence_, or every word folder a class.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "keywords", DEFAULT_KEYWORDS, "Keywords for --mode=12class.", flag_values=fv
+    )
+    common.define_feature_flags(fv)
+    flags.DEFINE_string("model", d.model, "Registered model (tfkws models).", flag_values=fv)
+    flags.DEFINE_string("params", "", "Model params: key=value,... or JSON.", flag_values=fv)
+    flags.DEFINE_integer("epochs", d.epochs, "Epochs.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.", flag_values=fv)
+    flags.DEFINE_float("lr", d.learning_rate, "Peak learning rate (Adam).", flag_values=fv)
+    flags.DEFINE_enum(
+        "lr_schedule",
+        d.lr_schedule,
+        ["cosine", "constant", "step"],
+        "Schedule after warm-up.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("warmup_epochs", d.warmup_epochs, "Linear warm-up epochs.", flag_values=fv)
+    flags.DEFINE_float("label_smoothing", d.label_smoothing, "Label smoothing.", flag_values=fv)
+    flags.DEFINE_bool("augment", d.augment, "Time shift + background noise.", flag_values=fv)
+    flags.DEFINE_integer("time_shift_ms", d.time_shift_ms, "Max time shift.", flag_values=fv)
+    flags.DEFINE_float("noise_prob", d.noise_prob, "Probability of mixing noise.", flag_values=fv)
+    flags.DEFINE_float("snr_db_min", d.snr_db_min, "Lowest SNR of mixed noise.", flag_values=fv)
+    flags.DEFINE_float("snr_db_max", d.snr_db_max, "Highest SNR of mixed noise.", flag_values=fv)
+    flags.DEFINE_integer("seed", d.seed, "Seed: same data + seed -> same weights.", flag_values=fv)
+    flags.DEFINE_enum(
+        "strategy",
+        d.strategy,
+        ["auto", "cpu", "mirrored", "multiworker"],
+        "tf.distribute strategy.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("out", None, "Run folder.", flag_values=fv, required=True)
+    flags.DEFINE_bool(
+        "resume", False, "Continue the run in --out from its last checkpoint.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "verbose",
+        2,
+        "Keras fit verbosity (0, 1 = progress bar, 2 = a line per epoch).",
+        flag_values=fv,
+    )
+
+
+def run(fv: flags.FlagValues) -> int:
+    from tfkws.data.dataset import open_dataset
+    from tfkws.training.trainer import train
+
+    cfg = TrainConfig(
+        model=fv.model,
+        model_params=common.parse_params(fv.params),
+        epochs=fv.epochs,
+        batch_size=fv.batch_size,
+        learning_rate=fv.lr,
+        lr_schedule=fv.lr_schedule,
+        warmup_epochs=fv.warmup_epochs,
+        label_smoothing=fv.label_smoothing,
+        seed=fv.seed,
+        augment=fv.augment,
+        time_shift_ms=fv.time_shift_ms,
+        noise_prob=fv.noise_prob,
+        snr_db_min=fv.snr_db_min,
+        snr_db_max=fv.snr_db_max,
+        strategy=fv.strategy,
+    )
+    features = common.feature_config_from_flags(fv)
+    from tfkws.models.registry import resolve_params
+
+    resolve_params(cfg.model, cfg.model_params)  # fail fast on a bad model or param
+    ds = open_dataset(
+        fv.data,
+        mode=fv.mode,
+        keywords=common.keywords_from_flag(fv.keywords),
+        seed=fv.seed,
+        noise_dir=fv.noise_dir,
+    )
+    results = train(
+        ds,
+        features,
+        cfg,
+        fv.out,
+        resume=fv.resume,
+        data_path=fv.data,
+        dataset_mode=fv.mode,
+        noise_dir=fv.noise_dir,
+        verbose=fv.verbose,
+    )
+    summary = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
+    for split in ("val", "test"):
+        if split in results:
+            summary[f"{split}_accuracy"] = results[split]["accuracy"]
+    print(json.dumps(summary, indent=2))
+    print(f"run folder: {fv.out} (results.json, plots/, logs/ for TensorBoard, best_weights.h5)")
+    return 0

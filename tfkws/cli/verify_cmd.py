@@ -1,0 +1,44 @@
+"""``tfkws verify``: TFLM vs LiteRT parity and agreement with the float model."""
+
+from __future__ import annotations
+
+from absl import flags
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string(
+        "model", None, "int8 .tflite exported by tfkws.", flag_values=fv, required=True
+    )
+    flags.DEFINE_string(
+        "data",
+        None,
+        "Clips to verify on (default: the source run's validation split).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "split", None, "Split of --data (default validation, else all).", flag_values=fv
+    )
+    flags.DEFINE_integer("max_clips", 200, "Number of clips.", flag_values=fv)
+    flags.DEFINE_float("min_within_1lsb", 0.999, "Fail (exit 1) below this share.", flag_values=fv)
+    flags.DEFINE_string("json", None, "Write the report here.", flag_values=fv)
+
+
+def run(fv: flags.FlagValues) -> int:
+    import json
+
+    from tfkws import atomic
+    from tfkws.verification.verify_model import verify_tflite
+
+    rep = verify_tflite(fv.model, fv.data, fv.split, fv.max_clips)
+    print(json.dumps(rep, indent=2, sort_keys=True))
+    if fv.json:
+        atomic.write_json(fv.json, rep)
+    share = rep["within_1lsb_share"]
+    if share < fv.min_within_1lsb:
+        print(
+            f"tfkws verify: FAIL: {100 * share:.3f} % of outputs within 1 LSB "
+            f"(< {100 * fv.min_within_1lsb:.1f} %)"
+        )
+        return 1
+    print(f"tfkws verify: OK: {100 * share:.3f} % of TFLM outputs within 1 LSB of LiteRT")
+    return 0

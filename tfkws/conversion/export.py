@@ -1,0 +1,165 @@
+"""Export a trained run: fold -> int8 PTQ -> ``.tflite`` + ``.metadata.json`` beside it.
+
+The representative set is drawn (deterministically) from the run's own training split, without
+augmentation, through the run's own feature config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from tfkws import __version__, atomic
+from tfkws.errors import TfkwsError
+
+METADATA_SUFFIX = ".metadata.json"
+
+
+def metadata_path(model_path: str | os.PathLike) -> Path:
+    p = Path(model_path)
+    return p.with_name(p.stem + METADATA_SUFFIX)
+
+
+def load_metadata(model_path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata written beside ``model_path`` by export; a clear error when absent."""
+    import json
+
+    path = metadata_path(model_path)
+    if not path.exists():
+        raise TfkwsError(
+            f"{model_path}: no tfkws metadata beside it ({path.name}); export it with tfkws export"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TfkwsError(f"{path}: not valid JSON ({e})") from None
+    if meta.get("format") != "tfkws-model-metadata":
+        raise TfkwsError(f"{path}: not a tfkws model metadata file")
+    return meta
+
+
+@dataclasses.dataclass
+class ExportResult:
+    tflite_path: Path
+    metadata_path: Path
+    tflite_bytes: int
+    ops: list[str]
+    fold_max_abs_diff: float
+    metadata: dict[str, Any]
+
+
+def clip_features(
+    examples: list, labels: list[str], features: Any, noise: Any = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``examples`` and compute their float features (no augmentation)."""
+    from tfkws.data.pipeline import load_clips
+    from tfkws.features.extract import compute_features
+
+    audio, y = load_clips(examples, labels, features.clip_samples, noise, seed=seed)
+    return compute_features(
+        audio.astype(np.float32) / (32768.0 if audio.dtype == np.int16 else 1.0), features
+    ), y
+
+
+def representative_features(run: Any, num: int, seed: int, data: str | None = None) -> np.ndarray:
+    """Float features of ``num`` training clips of the run, chosen by ``seed``."""
+    from tfkws.data.dataset import open_dataset
+    from tfkws.data.pipeline import load_noise
+
+    ds = open_dataset(
+        data or run.data,
+        mode=run.dataset_mode,
+        labels=run.labels,
+        keywords=tuple(k for k in run.labels if not k.startswith("_")),
+        seed=run.train.seed,
+        noise_dir=run.noise_dir,
+    )
+    split = "training" if ds.has_split("training") else "all"
+    examples = list(ds.split(split))
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(examples), size=min(num, len(examples)), replace=False))
+    noise = load_noise(ds.noise_files, run.features.sample_rate)
+    x, _ = clip_features([examples[i] for i in pick], run.labels, run.features, noise, seed=seed)
+    return x
+
+
+def export_run(
+    run_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    num_calibration: int = 400,
+    seed: int = 0,
+    data: str | None = None,
+) -> ExportResult:
+    """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata."""
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.conversion.tflite_convert import to_int8_tflite
+    from tfkws.folding.fold import fold_model
+    from tfkws.training.trainer import BEST_WEIGHTS, load_trained_model
+
+    out_path = Path(out_path)
+    if out_path.suffix != ".tflite":
+        raise TfkwsError(f"{out_path}: output must end in .tflite")
+    model, run = load_trained_model(run_dir, batch_size=1)
+    logging.info("representative set: %d training clips", num_calibration)
+    rep = representative_features(run, num_calibration, seed, data)
+    folded = fold_model(model)
+    probe = rep[: min(64, len(rep))]
+    ref = np.concatenate(
+        [model(probe[i : i + 1], training=False).numpy() for i in range(len(probe))]
+    )
+    got = np.concatenate(
+        [folded(probe[i : i + 1], training=False).numpy() for i in range(len(probe))]
+    )
+    fold_diff = float(np.max(np.abs(ref - got)))
+    scale = float(np.max(np.abs(ref))) or 1.0
+    logging.info(
+        "folded model: %d -> %d layers, max abs diff %.3g (output scale %.3g)",
+        len(model.layers),
+        len(folded.layers),
+        fold_diff,
+        scale,
+    )
+    if fold_diff > 1e-4 * max(scale, 1.0):
+        raise TfkwsError(
+            f"{run_dir}: folding changed the model's outputs (max abs diff {fold_diff:.3g})"
+        )
+    tflite = to_int8_tflite(folded, rep, seed=seed)
+    info = inspect_tflite(tflite, str(out_path))
+    meta = {
+        "format": "tfkws-model-metadata",
+        "version": 1,
+        "labels": list(run.labels),
+        "feature_config": run.features.to_dict(),
+        "input": {
+            "shape": list(info.input_shape),
+            "dtype": info.input_dtype,
+            "scale": float(info.input_scale),
+            "zero_point": int(info.input_zero_point),
+        },
+        "output": {
+            "shape": list(info.output_shape),
+            "dtype": info.output_dtype,
+            "scale": float(info.output_scale),
+            "zero_point": int(info.output_zero_point),
+        },
+        "model_name": run.train.model,
+        "model_params": run.train.model_params,
+        "params": int(model.count_params()),
+        "ops": list(info.ops),
+        "fold_max_abs_diff": fold_diff,
+        "num_calibration": int(len(rep)),
+        "source_checkpoint": str(Path(run_dir).resolve() / BEST_WEIGHTS),
+        "source_run": str(Path(run_dir).resolve()),
+        "tflite_sha256": hashlib.sha256(tflite).hexdigest(),
+        "tfkws_version": __version__,
+    }
+    atomic.write_bytes(out_path, tflite)
+    mpath = metadata_path(out_path)
+    atomic.write_json(mpath, meta)
+    return ExportResult(out_path, mpath, len(tflite), list(info.ops), fold_diff, meta)

@@ -1,0 +1,94 @@
+"""What a training run is: saved as ``run_config.json`` in the run folder and read back by
+export, verify and eval, so every later stage uses the model's own labels and features."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tfkws import __version__, atomic
+from tfkws.errors import TfkwsError
+from tfkws.features.config import FeatureConfig
+
+RUN_CONFIG = "run_config.json"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyper-parameters of one run (all of them, so a run can be repeated exactly)."""
+
+    model: str = "ds_cnn"
+    model_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 100
+    learning_rate: float = 0.005
+    lr_schedule: str = "cosine"  # cosine | constant | step
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.0
+    seed: int = 0
+    augment: bool = True
+    time_shift_ms: int = 100
+    noise_prob: float = 0.8
+    snr_db_min: float = 5.0
+    snr_db_max: float = 30.0
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("cosine", "constant", "step"):
+            raise TfkwsError(
+                f"unknown lr_schedule {self.lr_schedule!r}; use cosine, constant or step"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise TfkwsError("epochs and batch_size must be >= 1")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything needed to rebuild the trained model and its inputs."""
+
+    train: TrainConfig
+    features: FeatureConfig
+    labels: list[str]
+    data: str
+    dataset_mode: str = "12class"
+    noise_dir: str | None = None
+    tfkws_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train": dataclasses.asdict(self.train),
+            "features": self.features.to_dict(),
+            "labels": list(self.labels),
+            "data": self.data,
+            "dataset_mode": self.dataset_mode,
+            "noise_dir": self.noise_dir,
+            "tfkws_version": self.tfkws_version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(
+            train=TrainConfig(**d["train"]),
+            features=FeatureConfig.from_dict(d["features"]),
+            labels=list(d["labels"]),
+            data=d["data"],
+            dataset_mode=d.get("dataset_mode", "12class"),
+            noise_dir=d.get("noise_dir"),
+            tfkws_version=d.get("tfkws_version", "?"),
+        )
+
+    def save(self, run_dir: str | os.PathLike) -> None:
+        atomic.write_json(Path(run_dir) / RUN_CONFIG, self.to_dict())
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> RunConfig:
+        path = Path(run_dir) / RUN_CONFIG
+        if not path.exists():
+            raise TfkwsError(f"{run_dir}: not a tfkws run folder (no {RUN_CONFIG})")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (KeyError, TypeError, json.JSONDecodeError) as e:
+            raise TfkwsError(f"{path}: unreadable run config ({e})") from None

@@ -1,0 +1,303 @@
+"""Train a registered model on a KWS dataset under a ``tf.distribute`` strategy.
+
+One ``model.fit`` call per epoch with that epoch's own deterministic dataset, then a checkpoint
+(model, optimizer, epoch): a killed run resumes from its last finished epoch and ends with the same
+weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
+
+from tfkws import atomic
+from tfkws.data.augment import AugmentConfig
+from tfkws.data.dataset import KwsDataset
+from tfkws.data.pipeline import load_clips, load_noise, make_dataset
+from tfkws.errors import TfkwsError
+from tfkws.features.config import FeatureConfig
+from tfkws.features.extract import feature_fn_tf
+from tfkws.models.registry import build_model
+from tfkws.training import plots
+from tfkws.training.metrics import accuracy_report
+from tfkws.training.run_config import RUN_CONFIG, RunConfig, TrainConfig
+from tfkws.training.strategy import make_strategy
+
+BEST_WEIGHTS = "best_weights.h5"  # legacy HDF5 weights (by layer name)
+HISTORY = "history.json"
+RESULTS = "results.json"
+
+
+def set_determinism(seed: int) -> None:
+    """Same seed -> same weights: seeded Python/NumPy/TF RNGs and deterministic TF ops."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_lr_schedule(
+    cfg: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
+    return WarmupSchedule(cfg.learning_rate, cfg.lr_schedule, warmup, total)
+
+
+@keras.utils.register_keras_serializable(package="tfkws")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then constant, cosine decay to 0, or x0.1 steps at 50 % and 75 %."""
+
+    def __init__(self, base_lr: float, kind: str, warmup_steps: int, total_steps: int) -> None:
+        self.base_lr = float(base_lr)
+        self.kind = kind
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        step = tf.cast(step, tf.float32)
+        warm = tf.cast(max(self.warmup_steps, 1), tf.float32)
+        total = tf.cast(self.total_steps, tf.float32)
+        progress = tf.clip_by_value(
+            (step - self.warmup_steps) / tf.maximum(total - self.warmup_steps, 1.0), 0.0, 1.0
+        )
+        if self.kind == "cosine":
+            lr = 0.5 * self.base_lr * (1.0 + tf.cos(math.pi * progress))
+        elif self.kind == "step":
+            lr = self.base_lr * tf.where(progress < 0.5, 1.0, tf.where(progress < 0.75, 0.1, 0.01))
+        else:
+            lr = tf.constant(self.base_lr)
+        if self.warmup_steps > 0:
+            lr = tf.where(step < self.warmup_steps, self.base_lr * (step + 1.0) / warm, lr)
+        return lr
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "base_lr": self.base_lr,
+            "kind": self.kind,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
+@dataclasses.dataclass
+class _Splits:
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray] | None
+
+
+def _augment_config(cfg: TrainConfig) -> AugmentConfig | None:
+    if not cfg.augment:
+        return None
+    return AugmentConfig(
+        time_shift_ms=cfg.time_shift_ms,
+        noise_prob=cfg.noise_prob,
+        snr_db=(cfg.snr_db_min, cfg.snr_db_max),
+    )
+
+
+def _check_resume(run_dir: Path, run: RunConfig, resume: bool) -> None:
+    cfg_path = run_dir / RUN_CONFIG
+    if cfg_path.exists():
+        if not resume:
+            raise TfkwsError(
+                f"{run_dir}: already holds a run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        saved = json.loads(cfg_path.read_text())
+        now = run.to_dict()
+        diff = sorted(
+            k for k in ("train", "features", "labels", "data") if saved.get(k) != now.get(k)
+        )
+        if diff:
+            raise TfkwsError(
+                f"{cfg_path}: --resume with different settings ({', '.join(diff)}); "
+                "use the same flags"
+            )
+    elif resume and (run_dir / "checkpoints").exists():
+        raise TfkwsError(f"{run_dir}: cannot resume, {RUN_CONFIG} is missing")
+
+
+def _predict(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    ys, ps = [], []
+    for x, y in ds:
+        ps.append(np.argmax(model(x, training=False).numpy(), axis=-1))
+        ys.append(y.numpy())
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def train(
+    dataset: KwsDataset,
+    features: FeatureConfig,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    data_path: str = "",
+    dataset_mode: str = "12class",
+    noise_dir: str | None = None,
+    test_split: str | None = "testing",
+    verbose: int = 2,
+) -> dict[str, Any]:
+    """Train, checkpoint each epoch, keep the best weights on validation; return the results.
+
+    Writes into ``out_dir``: run_config.json, checkpoints/, best_weights.h5, history.json,
+    logs/ (TensorBoard), plots/*.png, results.json, train.log.
+    """
+    run_dir = Path(out_dir)
+    run = RunConfig(
+        train=cfg,
+        features=features,
+        labels=list(dataset.labels),
+        data=data_path,
+        dataset_mode=dataset_mode,
+        noise_dir=noise_dir,
+    )
+    _check_resume(run_dir, run, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run.save(run_dir)
+    set_determinism(cfg.seed)
+
+    t0 = time.time()
+    n = features.clip_samples
+    noise = load_noise(dataset.noise_files, features.sample_rate)
+    train_xy = load_clips(dataset.split("training"), dataset.labels, n, noise, seed=cfg.seed)
+    val_xy = load_clips(dataset.split("validation"), dataset.labels, n, noise, seed=cfg.seed + 1)
+    test_xy = None
+    if test_split and dataset.has_split(test_split):
+        test_xy = load_clips(dataset.split(test_split), dataset.labels, n, noise, seed=cfg.seed + 2)
+    logging.info(
+        "loaded %d training, %d validation clips in %.1f s",
+        len(train_xy[1]),
+        len(val_xy[1]),
+        time.time() - t0,
+    )
+
+    feature_fn = feature_fn_tf(features)
+    augment = _augment_config(cfg)
+    strategy = make_strategy(cfg.strategy)
+    steps_per_epoch = math.ceil(len(train_xy[1]) / cfg.batch_size)
+    eval_ds = {
+        "val": make_dataset(*val_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
+    }
+    if test_xy is not None:
+        eval_ds["test"] = make_dataset(
+            *test_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
+        )
+
+    with strategy.scope():
+        model = build_model(cfg.model, features.shape, len(dataset.labels), cfg.model_params)
+        schedule = make_lr_schedule(cfg, steps_per_epoch)
+        optimizer = keras.optimizers.Adam(schedule)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
+        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var)
+    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"), max_to_keep=2)
+    history: dict[str, list[float]] = {}
+    if resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        hist_path = run_dir / HISTORY
+        if hist_path.exists():
+            history = json.loads(hist_path.read_text())
+        history = {k: v[: int(epoch_var.numpy())] for k, v in history.items()}
+        logging.info("resuming %s after epoch %d", run_dir, int(epoch_var.numpy()))
+    logging.info("model %s: %d parameters", cfg.model, model.count_params())
+
+    tensorboard = keras.callbacks.TensorBoard(
+        str(run_dir / "logs"), write_graph=False, profile_batch=0
+    )
+    for epoch in range(int(epoch_var.numpy()), cfg.epochs):
+        train_ds = make_dataset(
+            *train_xy,
+            feature_fn,
+            cfg.batch_size,
+            training=True,
+            seed=cfg.seed,
+            epoch=epoch,
+            augment=augment,
+            noise=noise,
+        )
+        if verbose:
+            print(f"epoch {epoch + 1}/{cfg.epochs}", flush=True)
+        h = model.fit(
+            train_ds,
+            validation_data=eval_ds["val"],
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=[tensorboard],
+            verbose=verbose,
+        )
+        for k, v in h.history.items():
+            history.setdefault(k, []).append(float(v[-1]))
+        history.setdefault("lr", []).append(float(schedule(optimizer.iterations - 1)))
+        val_acc = history["val_accuracy"][-1]
+        if val_acc > float(best_var.numpy()):
+            best_var.assign(val_acc)
+            _save_weights(model, run_dir / BEST_WEIGHTS)
+        epoch_var.assign(epoch + 1)
+        # History before checkpoint: a kill between them re-runs the epoch, never skips its record.
+        atomic.write_json(run_dir / HISTORY, history)
+        manager.save(checkpoint_number=epoch + 1)
+        plots.plot_learning_curves(history, run_dir / "plots" / "learning_curves.png")
+
+    model.load_weights(str(run_dir / BEST_WEIGHTS))
+    results: dict[str, Any] = {
+        "model": cfg.model,
+        "model_params": cfg.model_params,
+        "params": int(model.count_params()),
+        "epochs": cfg.epochs,
+        "best_val_accuracy": float(best_var.numpy()),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    for name, ds in eval_ds.items():
+        y, p = _predict(model, ds)
+        rep = accuracy_report(y, p, dataset.labels)
+        results[name] = rep
+        plots.plot_confusion_matrix(
+            np.array(rep["confusion_matrix"]),
+            dataset.labels,
+            run_dir / "plots" / f"confusion_{name}.png",
+            title=f"float {name}",
+        )
+        logging.info("%s accuracy (float): %.2f %%", name, 100 * rep["accuracy"])
+    atomic.write_json(run_dir / RESULTS, results)
+    return results
+
+
+def _save_weights(model: keras.Model, path: Path) -> None:
+    """``save_weights`` to a temp .h5 beside ``path``, then rename (never a half-written file)."""
+    tmp = path.with_name(f".{path.stem}.tmp.h5")
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+
+
+def load_trained_model(
+    run_dir: str | os.PathLike, batch_size: int | None = None
+) -> tuple[keras.Model, RunConfig]:
+    """Rebuild a run's model from its config and load its best weights."""
+    run = RunConfig.load(run_dir)
+    weights = Path(run_dir) / BEST_WEIGHTS
+    if not weights.exists():
+        raise TfkwsError(f"{run_dir}: no {BEST_WEIGHTS} (training did not finish an epoch)")
+    model = build_model(
+        run.train.model,
+        run.features.shape,
+        len(run.labels),
+        run.train.model_params,
+        batch_size=batch_size,
+    )
+    model.load_weights(str(weights))
+    return model, run
