@@ -1,0 +1,150 @@
+"""``firmware-gen MODEL.tflite --out DIR [...]``: the command-line face of :func:`generate`.
+
+Exit codes: 0 done (and, with ``--check``, the model fits every target); 1 ``--check`` and the
+model does not fit (one line says why; the outputs are still written); 2 bad input or options (one
+line ``firmware-gen: error: ...``, no traceback, no output folder); 3 internal error (a bug).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from absl import app, flags
+
+from tfkws.errors import TfkwsError
+
+PROG = "firmware-gen"
+
+flags.DEFINE_string("out", None, "Output folder for the generated sources and report.")
+flags.DEFINE_string(
+    "name",
+    None,
+    "C name of the model (default: the file's stem); any text is "
+    "made a valid, unique C identifier.",
+)
+flags.DEFINE_multi_string(
+    "target",
+    [],
+    "Target part/board key (repeat or comma-separate); "
+    "see firmware_gen/targets.json, e.g. nrf52840, stm32f746.",
+)
+flags.DEFINE_string(
+    "targets-file",
+    None,
+    "JSON file of extra targets (same layout as "
+    "targets.json); with no --target, all of its targets are checked.",
+)
+flags.DEFINE_string("ram", None, "Custom RAM limit in bytes (suffix K/M = KiB/MiB allowed).")
+flags.DEFINE_string("flash", None, "Custom flash limit in bytes (suffix K/M allowed).")
+flags.DEFINE_string("ram-reserve", "0", "RAM kept for the application besides the arena.")
+flags.DEFINE_string("flash-reserve", "0", "Flash kept for the application besides model+TFLM.")
+flags.DEFINE_float(
+    "arena-margin", 20.0, "Margin in percent added to the arena for kTensorArenaSize."
+)
+flags.DEFINE_bool(
+    "check",
+    False,
+    "Exit 1 with a one-line reason when the model does not fit every target/limit (a CI gate).",
+)
+flags.DEFINE_string("json", None, "Also write the JSON report to this path.")
+flags.DEFINE_bool(
+    "compile",
+    False,
+    "Compile the generated sources (host C++, and "
+    "arm-none-eabi-g++ -mcpu=cortex-m4 when installed) and report section sizes.",
+)
+flags.DEFINE_string(
+    "tflm-root",
+    None,
+    "TFLM source tree, to compile the op resolver header with --compile (default: $TFLM_ROOT).",
+)
+flags.DEFINE_string(
+    "metadata",
+    None,
+    "tfkws metadata JSON (default: X.metadata.json beside X.tflite, when present).",
+)
+
+FLAGS = flags.FLAGS
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kKmM]i?[bB]?|[bB])?\s*")
+
+
+def parse_bytes(text: str | None, flag: str) -> int | None:
+    """``"262144"``, ``"256K"``, ``"1M"``, ``"256KiB"`` -> bytes (binary multiples)."""
+    if text is None:
+        return None
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise TfkwsError(f"--{flag}: {text!r} is not a size in bytes (e.g. 262144, 256K, 1M)")
+    unit = (m.group(2) or "").lower()[:1]
+    return int(m.group(1)) * {"k": 1024, "m": 1024 * 1024}.get(unit, 1)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e).splitlines()[0] if str(e) else "bad flags")
+    return []
+
+
+def main(argv: list[str]) -> int:
+    from firmware_gen.pipeline import generate
+
+    args = argv[1:]
+    if len(args) != 1:
+        _fail("give exactly one MODEL.tflite (usage: firmware-gen MODEL.tflite --out DIR ...)")
+    if not FLAGS.out:
+        _fail("--out DIR is required")
+    try:
+        targets = [t for spec in FLAGS.target for t in spec.split(",") if t.strip()]
+        targets_file = FLAGS["targets-file"].value
+        if FLAGS.check and not (targets or targets_file or FLAGS.ram or FLAGS.flash):
+            _fail("--check needs at least one --target, --targets-file or --ram/--flash")
+        result = generate(
+            args[0],
+            FLAGS.out,
+            name=FLAGS.name,
+            targets=targets,
+            targets_file=targets_file,
+            ram=parse_bytes(FLAGS.ram, "ram"),
+            flash=parse_bytes(FLAGS.flash, "flash"),
+            ram_reserve=parse_bytes(FLAGS["ram-reserve"].value, "ram-reserve") or 0,
+            flash_reserve=parse_bytes(FLAGS["flash-reserve"].value, "flash-reserve") or 0,
+            arena_margin=FLAGS["arena-margin"].value,
+            json_path=FLAGS.json,
+            compile=FLAGS.compile,
+            tflm_root=FLAGS["tflm-root"].value,
+            metadata=FLAGS.metadata,
+        )
+    except TfkwsError as e:
+        _fail(str(e).splitlines()[0])
+    except Exception as e:  # a bug, not bad input: still one line, distinct exit code
+        _fail(f"internal error ({type(e).__name__}: {e})".splitlines()[0], code=3)
+    r = result.report
+    print(
+        f"{PROG}: wrote {len(result.files)} files to {result.out_dir}: model "
+        f"{r['model_bytes']:,} bytes, arena min {r['min_arena_bytes']:,} (host), recommended "
+        f"{r['recommended_arena_bytes']:,}, {r['total_macs']:,} MACs"
+    )
+    if FLAGS.check:
+        if not result.fits:
+            print(f"{PROG}: check failed: {r['model']['file']} {result.reason}", file=sys.stderr)
+            return 1
+        print(f"{PROG}: check passed: fits {', '.join(t['key'] for t in r['targets'])}")
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,193 @@
+"""``generate()``: the whole pipeline behind the CLI, as a Python API.
+
+validate the flatbuffer -> check every op exists in TFLM -> measure the arena in a TFLM child
+process -> layer table, runtime estimate, target fit -> write sources and report into a temp folder
+(compiling them there with ``compile=True``) -> rename it into place. Any error leaves no output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+from firmware_gen import __version__
+from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena
+from firmware_gen.codegen import c_identifier, model_data_cc, model_data_h, op_resolver_h
+from firmware_gen.errors import FirmwareGenError
+from firmware_gen.layers import layer_table
+from firmware_gen.model import parse_model, read_model_file
+from firmware_gen.ops import op_table, resolver_ops
+from firmware_gen.report import REPORT_FORMAT, REPORT_VERSION, fit_summary, target_fit, to_markdown
+from firmware_gen.runtime_size import runtime_estimate
+from firmware_gen.targets import resolve_targets
+from tfkws import atomic
+
+METADATA_FORMAT = "tfkws-model-metadata"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What ``generate`` produced: report dict, output folder, file names, fit verdict."""
+
+    report: dict
+    out_dir: Path
+    files: list[str]
+    fits: bool
+    reason: str
+
+
+def metadata_path_for(model_path: Path) -> Path:
+    """``X.tflite`` -> ``X.metadata.json`` (the tfkws export contract)."""
+    return model_path.with_name(model_path.stem + ".metadata.json")
+
+
+def load_metadata(path: Path, model_sha256: str, output_elements: int) -> dict:
+    """Read tfkws metadata; refuse one that describes another model or another label count."""
+    try:
+        meta = json.loads(path.read_text())
+    except OSError as e:
+        raise FirmwareGenError(f"{path}: cannot read metadata ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FirmwareGenError(f"{path}: metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
+        raise FirmwareGenError(f"{path}: not tfkws model metadata (format != {METADATA_FORMAT!r})")
+    sha = meta.get("tflite_sha256")
+    if sha and sha != model_sha256:
+        raise FirmwareGenError(f"{path}: metadata describes another model (tflite_sha256 differs)")
+    labels = meta.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise FirmwareGenError(f"{path}: metadata labels must be a list of strings")
+        if labels and len(labels) != output_elements:
+            raise FirmwareGenError(
+                f"{path}: {len(labels)} labels but the model has {output_elements} outputs"
+            )
+    fc = meta.get("feature_config")
+    if fc is not None and not isinstance(fc, dict):
+        raise FirmwareGenError(f"{path}: metadata feature_config must be an object")
+    return meta
+
+
+def _io(tensors) -> list[dict]:
+    return [
+        {
+            "name": t.name,
+            "shape": list(t.shape),
+            "dtype": t.dtype.lower(),
+            "scale": t.scale[0] if t.scale else 0.0,
+            "zero_point": t.zero_point[0] if t.zero_point else 0,
+        }
+        for t in tensors
+    ]
+
+
+def generate(
+    model: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    name: str | None = None,
+    targets: list[str] | tuple[str, ...] = (),
+    targets_file: str | os.PathLike | None = None,
+    ram: int | None = None,
+    flash: int | None = None,
+    ram_reserve: int = 0,
+    flash_reserve: int = 0,
+    arena_margin: float = DEFAULT_MARGIN_PCT,
+    json_path: str | os.PathLike | None = None,
+    compile: bool = False,
+    tflm_root: str | os.PathLike | None = None,
+    metadata: str | os.PathLike | None = None,
+) -> Result:
+    """Generate ``NAME_model_data.{h,cc}``, ``NAME_op_resolver.h`` and ``NAME_report.{json,md}``.
+
+    ``metadata`` defaults to ``X.metadata.json`` beside ``X.tflite`` when that file exists.
+    Raises :class:`FirmwareGenError` (one line) for any bad input; never leaves partial output.
+    Whether the model fits is in ``Result.fits`` / ``Result.reason`` (``--check`` exits 1 on it).
+    """
+    model_path = Path(model)
+    source = str(model_path)
+    if ram_reserve < 0 or flash_reserve < 0:
+        raise FirmwareGenError("reserves must be >= 0 bytes")
+    for label, v in (("--ram", ram), ("--flash", flash)):
+        if v is not None and v <= 0:
+            raise FirmwareGenError(f"{label} must be a positive number of bytes")
+    data = read_model_file(model_path)
+    info = parse_model(data, source)
+    ops = resolver_ops(info, source)
+    out_shape = info.output_tensors[0].shape
+    out_elements = math.prod(out_shape[1:] if len(out_shape) > 1 else out_shape)
+    meta_path = Path(metadata) if metadata is not None else metadata_path_for(model_path)
+    meta = None
+    if metadata is not None or meta_path.exists():
+        meta = load_metadata(meta_path, info.sha256, out_elements)
+    target_list = resolve_targets(list(targets), targets_file, ram, flash)
+    ident = c_identifier(name if name is not None else model_path.stem)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FirmwareGenError(f"{out_dir}: output path exists and is not a folder")
+
+    arena = measure_arena(info.data, arena_margin, source).to_dict()
+    layers = layer_table(info)
+    runtime = runtime_estimate([o["op"] for o in ops])
+    ram_needed = arena["recommended_bytes"] + ram_reserve
+    flash_needed = len(info.data) + runtime["bytes"] + flash_reserve
+    report = {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "tool_version": __version__,
+        "model": {
+            "file": model_path.name,
+            "sha256": info.sha256,
+            "c_name": ident,
+            "metadata": meta_path.name if meta else None,
+            "labels": (meta or {}).get("labels"),
+        },
+        "model_bytes": len(info.data),
+        "min_arena_bytes": arena["host_min_bytes"],
+        "arena_32bit_estimate_bytes": arena["estimate_32bit_bytes"],
+        "recommended_arena_bytes": arena["recommended_bytes"],
+        "arena": arena,
+        "inputs": _io(info.input_tensors),
+        "outputs": _io(info.output_tensors),
+        "ops": ops,
+        "op_table_source": op_table()["source"],
+        "layers": layers,
+        "total_macs": sum(row["macs"] for row in layers),
+        "runtime_code_estimate": runtime,
+        "flash_estimate_bytes": len(info.data) + runtime["bytes"],
+        "reserve": {"ram_bytes": ram_reserve, "flash_bytes": flash_reserve},
+        "targets": [target_fit(t, ram_needed, flash_needed) for t in target_list],
+    }
+    fits, reason = fit_summary(report)
+    report["fits"] = fits
+    files = {
+        f"{ident}_model_data.h": model_data_h(
+            info, ident, model_path.name, __version__, arena, meta
+        ),
+        f"{ident}_model_data.cc": model_data_cc(info, ident, model_path.name, __version__, meta),
+        f"{ident}_op_resolver.h": op_resolver_h(info, ident, model_path.name, __version__, ops),
+    }
+    report["files"] = sorted([*files, f"{ident}_report.json", f"{ident}_report.md"])
+    try:
+        with atomic.output_dir(out_dir) as tmp:
+            for fname, text in files.items():
+                (tmp / fname).write_text(text, encoding="utf-8")
+            if compile:
+                from firmware_gen.compile_check import compile_sources
+
+                report["compile"] = compile_sources(
+                    tmp, ident, tflm_root or os.environ.get("TFLM_ROOT")
+                )
+            (tmp / f"{ident}_report.json").write_text(
+                json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            )
+            (tmp / f"{ident}_report.md").write_text(to_markdown(report), encoding="utf-8")
+        if json_path is not None:
+            atomic.write_json(json_path, report)
+    except OSError as e:
+        where = e.filename or out_dir
+        raise FirmwareGenError(f"{where}: cannot write output ({e.strerror or e})") from None
+    return Result(report, out_dir, report["files"], fits, reason)

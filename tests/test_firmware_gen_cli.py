@@ -1,0 +1,106 @@
+"""firmware-gen CLI: exit codes 0/1/2, one-line errors, no partial output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware_gen.testing import tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "firmware_gen.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    good = tiny_model("dense")
+    paths = {
+        "good": good,
+        "truncated": good[: len(good) * 2 // 3],
+        "float": tiny_model("dense", int8=False),
+        "text": b"definitely not a model\n",
+    }
+    for name, data in paths.items():
+        (d / f"{name}.tflite").write_bytes(data)
+    return d
+
+
+def test_check_passes_and_writes_files(models, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli(
+        models / "good.tflite",
+        "--out",
+        out,
+        "--target",
+        "nrf52840,stm32f746",
+        "--check",
+        "--json",
+        tmp_path / "r.json",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "check passed" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"good_{s}"
+        for s in ("model_data.h", "model_data.cc", "op_resolver.h", "report.json", "report.md")
+    )
+    assert (tmp_path / "r.json").read_text() == (out / "good_report.json").read_text()
+
+
+def test_check_fails_with_one_line_reason(models, tmp_path):
+    r = run_cli(
+        models / "good.tflite", "--out", tmp_path / "out", "--ram", "1K", "--flash", "1M", "--check"
+    )
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not fit custom" in lines[0] and "RAM needs" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "model,extra,match",
+    [
+        ("text", [], "not a TFLite flatbuffer"),
+        ("truncated", [], "truncated.tflite: "),
+        ("float", [], "float model"),
+        ("good", ["--target", "no_such_board"], "unknown target 'no_such_board'"),
+        ("missing", [], "cannot read model"),
+        ("good", ["--check"], "--check needs"),
+        ("good", ["--ram", "12 parsecs", "--flash", "1M"], "not a size in bytes"),
+    ],
+)
+def test_bad_input_exit_2_one_line_no_output(models, tmp_path, model, extra, match):
+    out = tmp_path / "out"
+    r = run_cli(models / f"{model}.tflite", "--out", out, *extra)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("firmware-gen: error: "), r.stderr
+    assert match in lines[0]
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temp leftovers
+
+
+def test_unwritable_output_dir(models, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    r = run_cli(models / "good.tflite", "--out", blocker / "out")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write output" in lines[0]
+
+
+def test_unknown_flag_is_exit_2(models, tmp_path):
+    r = run_cli(models / "good.tflite", "--out", tmp_path / "o", "--bogus-flag")
+    assert r.returncode == 2 and r.stderr.startswith("firmware-gen: error: ")
