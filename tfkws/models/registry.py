@@ -24,7 +24,9 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, **defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_model(
+    name: str, **defaults: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``builder(input_shape, num_classes, **params)`` under ``name``."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
