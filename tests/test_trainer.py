@@ -93,3 +93,21 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
         np.testing.assert_array_equal(a, b)
     for png in ("learning_curves.png", "confusion_val.png"):
         assert (full / "plots" / png).stat().st_size > 1000
+
+
+def test_label_smoothing_reaches_the_loss() -> None:
+    import tensorflow as tf
+
+    from tfkws.training.trainer import make_loss
+
+    logits = tf.constant([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    y = tf.constant([0, 2])
+    plain = float(make_loss(3)(y, logits))
+    assert plain == pytest.approx(
+        float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))), 1e-6
+    )
+    eps = 0.1
+    target = tf.one_hot(y, 3) * (1 - eps) + eps / 3
+    want = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits)))
+    assert float(make_loss(3, eps)(y, logits)) == pytest.approx(want, 1e-6)
+    assert want != pytest.approx(plain, 1e-3)

@@ -7,7 +7,6 @@ weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -88,11 +87,22 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-@dataclasses.dataclass
-class _Splits:
-    train: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray] | None
+def make_loss(num_classes: int, label_smoothing: float = 0.0) -> Any:
+    """Cross-entropy on logits for integer labels, with optional label smoothing.
+
+    Keras's sparse loss has no smoothing, so smoothed runs one-hot the labels first.
+    """
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if not 0.0 < label_smoothing < 1.0:
+        raise TfkwsError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    cce = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+
+    def smoothed_cross_entropy(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        return cce(tf.one_hot(labels, num_classes), logits)
+
+    return smoothed_cross_entropy
 
 
 def _augment_config(cfg: TrainConfig) -> AugmentConfig | None:
@@ -199,7 +209,7 @@ def train(
         optimizer = keras.optimizers.Adam(schedule)
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=make_loss(len(dataset.labels), cfg.label_smoothing),
             metrics=["accuracy"],
         )
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

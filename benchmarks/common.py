@@ -1,0 +1,186 @@
+"""What every benchmark does: train a registered model, export it, measure it as deployed.
+
+Train (``tfkws.training.train``), export (fold -> int8 -> .tflite + metadata), then measure what
+the device would see: accuracy of the int8 model in the TFLM interpreter, parameters (trained and
+deployed), MACs, minimum TFLM arena (bisected), flash (flatbuffer bytes), TFLM host latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from tfkws.data.dataset import KwsDataset  # noqa: E402
+from tfkws.features.config import FeatureConfig  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "arabic_speech_commands"
+DEFAULT_NOISE = REPO.parent / "shared" / "data" / "speech_commands_noise"
+RESULTS = REPO / "benchmarks" / "results"
+WORK = REPO / "benchmarks" / "runs"  # run folders (git-ignored)
+
+
+def command_line() -> str:
+    """The command that produced a result, as a user would type it from the repo root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return " ".join(["python", shlex.quote(str(script)), *map(shlex.quote, sys.argv[1:])])
+
+
+def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    noise = DEFAULT_NOISE if DEFAULT_NOISE.exists() else None
+    p.add_argument("--noise_dir", type=Path, default=noise)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--work_dir", type=Path, default=None, help="run folders (benchmarks/runs/..)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--learning_rate", type=float, default=0.005)
+    p.add_argument("--num_calibration", type=int, default=400)
+    p.add_argument("--max_clips", type=int, default=0, help="subsample each split (smoke runs)")
+    p.add_argument("--latency_runs", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--verbose", type=int, default=2)
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "data": str(args.data),
+        "noise_dir": str(args.noise_dir) if args.noise_dir else None,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "num_calibration": args.num_calibration,
+        "max_clips": args.max_clips,
+        "latency_runs": args.latency_runs,
+        "seed": args.seed,
+        "features": FeatureConfig().to_dict(),
+    }
+
+
+def subsample(ds: KwsDataset, max_clips: int | None, seed: int) -> KwsDataset:
+    """At most ``max_clips`` examples per split, chosen by ``seed`` (for smoke runs)."""
+    if not max_clips:
+        return ds
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, examples in ds.splits.items():
+        if len(examples) > max_clips:
+            pick = sorted(rng.choice(len(examples), max_clips, replace=False))
+            examples = [examples[i] for i in pick]
+        splits[name] = examples
+    return dataclasses.replace(ds, splits=splits)
+
+
+def tflm_latency_ms(tflite: bytes, runs: int, seed: int) -> dict[str, float]:
+    """Median / min wall time of one ``invoke`` in the TFLM Python interpreter (host CPU)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(tflite)
+    shape = interp.get_input_details(0)["shape"]
+    x = np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+    interp.set_input(x, 0)
+    for _ in range(3):  # warm-up
+        interp.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interp.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": runs}
+
+
+def deployed_cost(tflite: bytes, latency_runs: int, seed: int) -> dict[str, Any]:
+    from firmware_gen.arena import measure_arena
+    from firmware_gen.layers import layer_table
+    from firmware_gen.model import parse_model
+
+    info = parse_model(tflite)
+    rows = layer_table(info)
+    arena = measure_arena(tflite)
+    return {
+        "macs": int(sum(r["macs"] for r in rows)),
+        "weight_bytes": int(sum(r["weight_bytes"] for r in rows)),
+        "flash_bytes": len(tflite),
+        "arena_bytes": int(arena.min_bytes),
+        "latency": tflm_latency_ms(tflite, latency_runs, seed),
+        "operators": len(rows),
+    }
+
+
+def bench_one(
+    row: str, model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
+) -> dict[str, Any]:
+    from tfkws.conversion.export import export_run
+    from tfkws.folding.fold import fold_model
+    from tfkws.training.run_config import TrainConfig
+    from tfkws.training.trainer import load_trained_model, train
+    from tfkws.verification.evaluate import evaluate_tflite
+
+    tag = model + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
+    run_dir = Path(args.work_dir) / tag
+    cfg = TrainConfig(
+        model=model,
+        model_params=params,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    t0 = time.time()
+    trained = train(
+        ds,
+        FeatureConfig(),
+        cfg,
+        run_dir,
+        resume=args.resume,
+        data_path=str(args.data),
+        noise_dir=str(args.noise_dir) if args.noise_dir else None,
+        test_split=None,
+        verbose=args.verbose,
+    )
+    keras_model, _ = load_trained_model(run_dir)
+    trainable = int(sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights))
+    deployed_params = int(fold_model(keras_model).count_params())
+    tflite_path = run_dir / f"{tag}.tflite"
+    exported = export_run(
+        run_dir, tflite_path, num_calibration=args.num_calibration, seed=args.seed
+    )
+    tflite = tflite_path.read_bytes()
+    evaluation = evaluate_tflite(
+        tflite_path, str(args.data), split="validation", max_clips=args.max_clips, seed=args.seed
+    )
+    return {
+        "row": row,
+        "model": model,
+        "model_params": params,
+        "trained_params": trainable,
+        "deployed_params": deployed_params,
+        "float_val_accuracy": trained["val"]["accuracy"],
+        "int8_tflm_val_accuracy": evaluation["accuracy"],
+        "val_clips": int(evaluation["num_clips"]),
+        "fold_max_abs_diff": exported.fold_max_abs_diff,
+        "ops": exported.ops,
+        **deployed_cost(tflite, args.latency_runs, args.seed),
+        "train_seconds": trained["train_seconds"],
+        "tflite": str(tflite_path),
+        "seconds": round(time.time() - t0, 1),
+    }
