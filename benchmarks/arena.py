@@ -1,7 +1,8 @@
 """Arena per model: firmware_gen's recommendation vs the searched minimum vs TFLM's recording.
 
 For DS-CNN S/M/L and the other registered models (random weights, int8 with random representative
-data: arena sizes depend on shapes, not on weight values), converted with a static batch of 1:
+data: arena sizes depend on shapes, not on weight values), folded as ``tfkws export`` folds them
+and converted with a static batch of 1:
 
 - searched minimum: smallest arena (16-byte steps) where TFLM allocates and invokes, found by
   bisection in a child process and checked (min works, min - 16 fails);
@@ -31,15 +32,17 @@ from firmware_gen.model import parse_model  # noqa: E402
 from firmware_gen.testing import convert  # noqa: E402
 from tfkws import atomic  # noqa: E402
 
-DEFAULT_MODELS = ["ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "bc_resnet", "repcnn"]
+DEFAULT_MODELS = ["ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "bc_resnet", "repcnn", "repcnn_unibranch"]
 INPUT_SHAPE = (49, 40)
 NUM_CLASSES = 12
 
 
 def measure(name: str) -> dict:
+    from tfkws.folding.fold import fold_model
     from tfkws.models.registry import build_model
 
-    model = build_model(name, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1)
+    # What tfkws export deploys: BatchNorm and multi-branch blocks folded.
+    model = fold_model(build_model(name, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1))
     data = convert(model, INPUT_SHAPE, samples=4)
     info = parse_model(data, name)
     arena = measure_arena(data, DEFAULT_MARGIN_PCT, name)
