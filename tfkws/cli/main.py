@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": "Accuracy of an int8 .tflite run in TFLM on any dataset.",
     "demo": "synth -> train -> export -> verify -> firmware, with no data and no network.",
     "models": "List registered models and their default parameters.",
+    "slim": "Slimmable supernets: slim extract cuts one width out as an int8 .tflite.",
 }
 
 
@@ -54,13 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(fv.get_help())
         return 0
     try:
-        fv([f"tfkws {name}", *rest])
+        positional = fv([f"tfkws {name}", *rest])[1:]
     except flags.Error as e:
         print(f"tfkws {name}: error: {e}", file=sys.stderr)
         return 2
     _setup_logging()
     try:
-        return int(module.run(fv) or 0)
+        run_args = getattr(module, "run_with_args", None)  # commands with an action word
+        return int((run_args(fv, positional) if run_args else module.run(fv)) or 0)
     except TfkwsError as e:
         print(f"tfkws {name}: error: {e}", file=sys.stderr)
         return e.exit_code
