@@ -18,6 +18,7 @@ from tfkws.errors import TfkwsError
 COMMANDS = {
     "synth": "Synthesise the embedded default keyword dataset with espeak-ng (offline).",
     "train": "Train a registered model on a dataset (Speech Commands folder or CSV lists).",
+    "qat": "Quantization-aware fine-tuning (tfmot, int8 fake-quant) of a trained float run.",
     "export": "Fold, quantize to int8 and write .tflite + metadata (and firmware C files).",
     "verify": "Run a .tflite in TFLM and LiteRT on real clips; report parity and agreement.",
     "eval": "Accuracy of an int8 .tflite run in TFLM on any dataset.",

@@ -64,6 +64,22 @@ def define_flags(fv: flags.FlagValues) -> None:
         "tf.distribute strategy.",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "qat",
+        False,
+        "Quantization-aware training: the last --qat_epochs epochs fine-tune the folded model "
+        "with int8 fake-quant (export then uses the learnt ranges).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "qat_epochs",
+        None,
+        "QAT epochs with --qat (default: a quarter of --epochs).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "qat_lr", None, "QAT peak learning rate (default: --lr / 10).", flag_values=fv
+    )
     flags.DEFINE_string("out", None, "Run folder.", flag_values=fv, required=True)
     flags.DEFINE_bool(
         "resume", False, "Continue the run in --out from its last checkpoint.", flag_values=fv
@@ -74,6 +90,18 @@ def define_flags(fv: flags.FlagValues) -> None:
         "Keras fit verbosity (0, 1 = progress bar, 2 = a line per epoch).",
         flag_values=fv,
     )
+
+
+def qat_settings(fv: flags.FlagValues) -> dict:
+    """TrainConfig QAT fields from --qat/--qat_epochs/--qat_lr (QAT flags without --qat: error)."""
+    from tfkws.errors import TfkwsError
+
+    if not fv.qat:
+        if fv.qat_epochs is not None or fv.qat_lr is not None:
+            raise TfkwsError("--qat_epochs and --qat_lr need --qat")
+        return {}
+    epochs = fv.qat_epochs if fv.qat_epochs is not None else max(1, round(fv.epochs / 4))
+    return {"qat": True, "qat_epochs": epochs, "qat_learning_rate": fv.qat_lr}
 
 
 def run(fv: flags.FlagValues) -> int:
@@ -96,6 +124,7 @@ def run(fv: flags.FlagValues) -> int:
         snr_db_min=fv.snr_db_min,
         snr_db_max=fv.snr_db_max,
         strategy=fv.strategy,
+        **qat_settings(fv),
     )
     features = common.feature_config_from_flags(fv)
     from tfkws.models.registry import resolve_params

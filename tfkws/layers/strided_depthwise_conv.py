@@ -8,7 +8,8 @@ convolution, so its outputs equal a real strided depthwise conv exactly (same we
 config, same output shape). With equal strides it is the plain Keras layer.
 
 The price is paid only where the strides differ: the stride-1 conv computes s_h * s_w times the
-outputs it keeps, and TFLite sees DEPTHWISE_CONV_2D + STRIDED_SLICE (both TFLM int8 builtins).
+outputs it keeps, and TFLite sees DEPTHWISE_CONV_2D (bias fused) + STRIDED_SLICE (both TFLM int8
+builtins).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class StridedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
+        # Bias before the slice (same values): TFLite fuses it into DEPTHWISE_CONV_2D, so no
+        # separate ADD needs an int8 range of its own (QAT has none for it).
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         r0 = strided_offset(rows, kh, sh, dh, self.padding)
         c0 = strided_offset(cols, kw, sw, dw, self.padding)
@@ -61,8 +66,6 @@ class StridedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         outputs = outputs[
             :, r0 : r0 + (out_rows - 1) * sh + 1 : sh, c0 : c0 + (out_cols - 1) * sw + 1 : sw, :
         ]
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

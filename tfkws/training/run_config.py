@@ -35,6 +35,12 @@ class TrainConfig:
     snr_db_min: float = 5.0
     snr_db_max: float = 30.0
     strategy: str = "auto"
+    # Quantization-aware training: the last ``qat_epochs`` epochs fine-tune the folded model
+    # with tfmot fake-quant (``qat_source``: a trained float run to start from instead).
+    qat: bool = False
+    qat_epochs: int = 0
+    qat_learning_rate: float | None = None  # None: learning_rate / 10
+    qat_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("cosine", "constant", "step"):
@@ -43,6 +49,22 @@ class TrainConfig:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise TfkwsError("epochs and batch_size must be >= 1")
+        if not self.qat and (self.qat_epochs or self.qat_source):
+            raise TfkwsError("qat_epochs / qat_source need qat=True")
+        if self.qat and not 1 <= self.qat_epochs <= self.epochs:
+            raise TfkwsError(
+                f"qat_epochs must be between 1 and epochs ({self.epochs}), got {self.qat_epochs}"
+            )
+        if self.qat and self.qat_epochs == self.epochs and not self.qat_source:
+            raise TfkwsError(
+                "QAT needs a trained float model: qat_epochs must be < epochs "
+                "(float warm-up first), or fine-tune a float run with tfkws qat"
+            )
+
+    @property
+    def float_epochs(self) -> int:
+        """Epochs trained in float before the QAT phase (all of them without QAT)."""
+        return self.epochs - (self.qat_epochs if self.qat else 0)
 
 
 @dataclasses.dataclass

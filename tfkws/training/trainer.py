@@ -30,9 +30,13 @@ from tfkws.models.registry import build_model
 from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
 from tfkws.training.run_config import RUN_CONFIG, RunConfig, TrainConfig
+from tfkws.training.sandwich import wrap_slimmable
 from tfkws.training.strategy import make_strategy
 
-BEST_WEIGHTS = "best_weights.h5"  # legacy HDF5 weights (by layer name)
+BEST_WEIGHTS = "best_weights.h5"  # legacy HDF5 weights (by layer name); QAT graph in QAT runs
+FLOAT_BEST_WEIGHTS = "float_best_weights.h5"  # QAT runs: best float weights QAT starts from
+CHECKPOINTS = "checkpoints"
+QAT_CHECKPOINTS = "checkpoints_qat"  # the QAT graph has other variables: its own checkpoints
 HISTORY = "history.json"
 RESULTS = "results.json"
 
@@ -203,48 +207,170 @@ def train(
             *test_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
         )
 
-    with strategy.scope():
-        model = build_model(cfg.model, features.shape, len(dataset.labels), cfg.model_params)
-        schedule = make_lr_schedule(cfg, steps_per_epoch)
-        optimizer = keras.optimizers.Adam(schedule)
-        model.compile(
-            optimizer=optimizer,
-            loss=make_loss(len(dataset.labels), cfg.label_smoothing),
-            metrics=["accuracy"],
-        )
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
-        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var)
-    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"), max_to_keep=2)
-    history: dict[str, list[float]] = {}
-    if resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        hist_path = run_dir / HISTORY
-        if hist_path.exists():
-            history = json.loads(hist_path.read_text())
-        history = {k: v[: int(epoch_var.numpy())] for k, v in history.items()}
-        logging.info("resuming %s after epoch %d", run_dir, int(epoch_var.numpy()))
-    logging.info("model %s: %d parameters", cfg.model, model.count_params())
-
     tensorboard = keras.callbacks.TensorBoard(
         str(run_dir / "logs"), write_graph=False, profile_batch=0
     )
-    for epoch in range(int(epoch_var.numpy()), cfg.epochs):
-        train_ds = make_dataset(
-            *train_xy,
-            feature_fn,
-            cfg.batch_size,
-            training=True,
-            seed=cfg.seed,
-            epoch=epoch,
-            augment=augment,
-            noise=noise,
+    history: dict[str, list[float]] = {}
+    hist_path = run_dir / HISTORY
+    if resume and hist_path.exists():
+        history = json.loads(hist_path.read_text())
+    phases = [False, True] if cfg.qat else [False]
+    if cfg.qat and (cfg.float_epochs == 0 or _latest(run_dir / QAT_CHECKPOINTS)):
+        phases = [True]  # float phase done (or done elsewhere: tfkws qat)
+    for qat_phase in phases:
+        model, best_var = _train_phase(
+            qat_phase,
+            cfg,
+            run_dir,
+            strategy,
+            features,
+            dataset.labels,
+            steps_per_epoch,
+            history,
+            resume,
+            lambda epoch: make_dataset(
+                *train_xy,
+                feature_fn,
+                cfg.batch_size,
+                training=True,
+                seed=cfg.seed,
+                epoch=epoch,
+                augment=augment,
+                noise=noise,
+            ),
+            eval_ds["val"],
+            tensorboard,
+            verbose,
         )
+
+    model.load_weights(str(run_dir / BEST_WEIGHTS))
+    results: dict[str, Any] = {
+        "model": cfg.model,
+        "model_params": cfg.model_params,
+        "params": int(model.count_params()),
+        "epochs": cfg.epochs,
+        "qat": cfg.qat,
+        "best_val_accuracy": float(best_var.numpy()),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    if hasattr(model, "cost_report"):  # sandwich training: cost in full-width steps
+        results["sandwich_cost"] = model.cost_report()
+    for name, ds in eval_ds.items():
+        y, p = _predict(model, ds)
+        rep = accuracy_report(y, p, dataset.labels)
+        results[name] = rep
+        plots.plot_confusion_matrix(
+            np.array(rep["confusion_matrix"]),
+            dataset.labels,
+            run_dir / "plots" / f"confusion_{name}.png",
+            title=f"{'QAT' if cfg.qat else 'float'} {name}",
+        )
+        logging.info(
+            "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
+        )
+    atomic.write_json(run_dir / RESULTS, results)
+    return results
+
+
+def _latest(ckpt_dir: Path) -> str | None:
+    return tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+
+
+def _build_qat_from_float(
+    cfg: TrainConfig,
+    input_shape: Any,
+    num_classes: int,
+    weights: Path | None,
+    calibration: tf.data.Dataset | None = None,
+) -> keras.Model:
+    """Float model (``weights`` loaded if given), folded and wrapped for QAT.
+
+    ``calibration`` batches start the int8 ranges at the float model's (see ``qat_model``).
+    """
+    from tfkws.quantization.qat import qat_model
+
+    model = build_model(cfg.model, input_shape, num_classes, cfg.model_params)
+    if weights is not None:
+        if not weights.exists():
+            raise TfkwsError(f"{weights}: missing; QAT starts from the best float weights")
+        model.load_weights(str(weights))
+    x = None
+    if calibration is not None:
+        x = np.concatenate([xb.numpy() for xb, _ in calibration.take(4)])
+    return qat_model(model, calibration=x)
+
+
+def _train_phase(
+    qat_phase: bool,
+    cfg: TrainConfig,
+    run_dir: Path,
+    strategy: tf.distribute.Strategy,
+    features: FeatureConfig,
+    labels: list[str],
+    steps_per_epoch: int,
+    history: dict[str, list[float]],
+    resume: bool,
+    train_ds_for: Any,
+    val_ds: tf.data.Dataset,
+    tensorboard: keras.callbacks.Callback,
+    verbose: int,
+) -> tuple[keras.Model, tf.Variable]:
+    """Epochs ``[0, float_epochs)`` in float, or ``[float_epochs, epochs)`` as QAT.
+
+    Each phase has its own model graph, optimizer, LR schedule and checkpoint folder; a QAT
+    phase starts from the float phase's best weights, folded. Returns (model, best accuracy).
+    """
+    first, last = (cfg.float_epochs, cfg.epochs) if qat_phase else (0, cfg.float_epochs)
+    ckpt_dir = run_dir / (QAT_CHECKPOINTS if qat_phase else CHECKPOINTS)
+    best_path = run_dir / (FLOAT_BEST_WEIGHTS if cfg.qat and not qat_phase else BEST_WEIGHTS)
+    latest = _latest(ckpt_dir) if resume else None
+    if qat_phase:
+        keras.utils.set_random_seed(cfg.seed + 1)  # same start whether resumed or not
+    with strategy.scope():
+        if qat_phase:
+            fresh = not latest  # else the checkpoint overwrites weights and ranges
+            model = _build_qat_from_float(
+                cfg,
+                features.shape,
+                len(labels),
+                run_dir / FLOAT_BEST_WEIGHTS if fresh else None,
+                train_ds_for(first) if fresh else None,
+            )
+            lr = cfg.qat_learning_rate or cfg.learning_rate / 10
+            schedule: Any = WarmupSchedule(
+                lr, cfg.lr_schedule, 0, max((last - first) * steps_per_epoch, 1)
+            )
+        else:
+            model = wrap_slimmable(
+                build_model(cfg.model, features.shape, len(labels), cfg.model_params),
+                seed=cfg.seed,
+            )
+            schedule = make_lr_schedule(cfg, steps_per_epoch)
+        optimizer = keras.optimizers.Adam(schedule)
+        model.compile(
+            optimizer=optimizer,
+            loss=make_loss(len(labels), cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
+        epoch_var = tf.Variable(first, dtype=tf.int64, trainable=False, name="epoch")
+        best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
+        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var)
+    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+        logging.info("resuming %s after epoch %d", run_dir, int(epoch_var.numpy()))
+    done = int(epoch_var.numpy())
+    for k in list(history):
+        history[k] = history[k][:done]
+    logging.info(
+        "model %s%s: %d parameters", cfg.model, " (QAT)" if qat_phase else "", model.count_params()
+    )
+    for epoch in range(done, last):
         if verbose:
-            print(f"epoch {epoch + 1}/{cfg.epochs}", flush=True)
+            print(f"epoch {epoch + 1}/{cfg.epochs}{' (QAT)' if qat_phase else ''}", flush=True)
         h = model.fit(
-            train_ds,
-            validation_data=eval_ds["val"],
+            train_ds_for(epoch),
+            validation_data=val_ds,
             epochs=epoch + 1,
             initial_epoch=epoch,
             callbacks=[tensorboard],
@@ -256,35 +382,13 @@ def train(
         val_acc = history["val_accuracy"][-1]
         if val_acc > float(best_var.numpy()):
             best_var.assign(val_acc)
-            _save_weights(model, run_dir / BEST_WEIGHTS)
+            _save_weights(model, best_path)
         epoch_var.assign(epoch + 1)
         # History before checkpoint: a kill between them re-runs the epoch, never skips its record.
         atomic.write_json(run_dir / HISTORY, history)
         manager.save(checkpoint_number=epoch + 1)
         plots.plot_learning_curves(history, run_dir / "plots" / "learning_curves.png")
-
-    model.load_weights(str(run_dir / BEST_WEIGHTS))
-    results: dict[str, Any] = {
-        "model": cfg.model,
-        "model_params": cfg.model_params,
-        "params": int(model.count_params()),
-        "epochs": cfg.epochs,
-        "best_val_accuracy": float(best_var.numpy()),
-        "train_seconds": round(time.time() - t0, 1),
-    }
-    for name, ds in eval_ds.items():
-        y, p = _predict(model, ds)
-        rep = accuracy_report(y, p, dataset.labels)
-        results[name] = rep
-        plots.plot_confusion_matrix(
-            np.array(rep["confusion_matrix"]),
-            dataset.labels,
-            run_dir / "plots" / f"confusion_{name}.png",
-            title=f"float {name}",
-        )
-        logging.info("%s accuracy (float): %.2f %%", name, 100 * rep["accuracy"])
-    atomic.write_json(run_dir / RESULTS, results)
-    return results
+    return model, best_var
 
 
 def _save_weights(model: keras.Model, path: Path) -> None:
@@ -297,7 +401,10 @@ def _save_weights(model: keras.Model, path: Path) -> None:
 def load_trained_model(
     run_dir: str | os.PathLike, batch_size: int | None = None
 ) -> tuple[keras.Model, RunConfig]:
-    """Rebuild a run's model from its config and load its best weights."""
+    """Rebuild a run's model from its config and load its best weights.
+
+    A QAT run (``train.qat``) gives its QAT model: folded graph wrapped with fake-quant.
+    """
     run = RunConfig.load(run_dir)
     weights = Path(run_dir) / BEST_WEIGHTS
     if not weights.exists():
@@ -309,5 +416,9 @@ def load_trained_model(
         run.train.model_params,
         batch_size=batch_size,
     )
+    if run.train.qat:  # best weights are those of the folded, fake-quantised graph
+        from tfkws.quantization.qat import qat_model
+
+        model = qat_model(model)
     model.load_weights(str(weights))
     return model, run
