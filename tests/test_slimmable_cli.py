@@ -65,6 +65,8 @@ def test_train_supernet_then_extract_a_width(
     x = np.zeros((1, *meta["input"]["shape"][1:]), np.int8)
     assert run_tflm(out_path.read_bytes(), x).shape == (1, len(meta["labels"]))
 
+    code, _, err = _run(capsys, "export", f"--run={run}")  # a supernet is not one model
+    assert code == 2 and "slim extract" in err and not (run / "model_int8.tflite").exists()
     code, _, err = _run(capsys, "slim", "extract", f"--run={run}", "--width=0.5")
     assert code == 2 and "not one of" in err
     code, _, err = _run(capsys, "slim", "select", f"--run={run}")

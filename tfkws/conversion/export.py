@@ -1,4 +1,4 @@
-"""Export a trained run: fold -> int8 PTQ -> ``.tflite`` + ``.metadata.json`` beside it.
+"""Export a trained run: fold -> int8 PTQ (or QAT ranges) -> ``.tflite`` + ``.metadata.json``.
 
 The representative set is drawn (deterministically) from the run's own training split, without
 augmentation, through the run's own feature config.
@@ -96,16 +96,31 @@ def export_run(
     seed: int = 0,
     data: str | None = None,
 ) -> ExportResult:
-    """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata."""
-    from tfkws.conversion.model_info import inspect_tflite
+    """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
+
+    A QAT run (``train.qat``) is converted with its own learnt ranges (no representative set).
+    """
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
-    from tfkws.training.trainer import BEST_WEIGHTS, load_trained_model
+    from tfkws.training.trainer import load_trained_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".tflite":
         raise TfkwsError(f"{out_path}: output must end in .tflite")
     model, run = load_trained_model(run_dir, batch_size=1)
+    from tfkws.layers.slimmable_base import slimmable_layers
+
+    if slimmable_layers(model):  # a supernet is many models: one width is cut out at a time
+        raise TfkwsError(
+            f"{run_dir}: a slimmable supernet; export one width with "
+            f"tfkws slim extract --run {run_dir} --width W --out M.tflite"
+        )
+    if run.train.qat:  # folded before QAT, ranges learnt: convert as it is
+        from tfkws.quantization.qat import deployed_params, qat_to_int8_tflite
+
+        tflite = qat_to_int8_tflite(model)
+        params = deployed_params(model)
+        return write_export(run_dir, run, out_path, tflite, params, 0.0, 0, "qat")
     logging.info("representative set: %d training clips", num_calibration)
     rep = representative_features(run, num_calibration, seed, data)
     folded = fold_model(model)
@@ -130,6 +145,29 @@ def export_run(
             f"{run_dir}: folding changed the model's outputs (max abs diff {fold_diff:.3g})"
         )
     tflite = to_int8_tflite(folded, rep, seed=seed)
+    return write_export(
+        run_dir, run, out_path, tflite, int(model.count_params()), fold_diff, int(len(rep)), "ptq"
+    )
+
+
+def write_export(
+    run_dir: str | os.PathLike,
+    run: Any,
+    out_path: Path,
+    tflite: bytes,
+    params: int,
+    fold_diff: float,
+    num_calibration: int,
+    quantization: str,
+    extra: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Write ``tflite`` and its metadata JSON (shared by PTQ, QAT and slimmable-width export).
+
+    ``extra`` adds keys (e.g. ``slim``: the width a sub-network was cut at).
+    """
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.training.trainer import BEST_WEIGHTS
+
     info = inspect_tflite(tflite, str(out_path))
     meta = {
         "format": "tfkws-model-metadata",
@@ -150,14 +188,16 @@ def export_run(
         },
         "model_name": run.train.model,
         "model_params": run.train.model_params,
-        "params": int(model.count_params()),
+        "params": params,
         "ops": list(info.ops),
+        "quantization": quantization,  # "ptq" (calibrated) or "qat" (fake-quant ranges)
         "fold_max_abs_diff": fold_diff,
-        "num_calibration": int(len(rep)),
+        "num_calibration": num_calibration,
         "source_checkpoint": str(Path(run_dir).resolve() / BEST_WEIGHTS),
         "source_run": str(Path(run_dir).resolve()),
         "tflite_sha256": hashlib.sha256(tflite).hexdigest(),
         "tfkws_version": __version__,
+        **(extra or {}),
     }
     atomic.write_bytes(out_path, tflite)
     mpath = metadata_path(out_path)

@@ -11,7 +11,6 @@ equal the supernet's at that width.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import numpy as np
 import tf_keras as keras
 from absl import logging
 
-from tfkws import __version__, atomic
 from tfkws.conversion.export import ExportResult
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import _KEEP, _rebuild
@@ -79,11 +77,10 @@ def export_width(
 
     The folded sub-network is checked against the supernet run at ``width`` before conversion.
     """
-    from tfkws.conversion.export import metadata_path, representative_features
-    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.conversion.export import representative_features, write_export
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
-    from tfkws.training.trainer import BEST_WEIGHTS, load_trained_model
+    from tfkws.training.trainer import load_trained_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".tflite":
@@ -106,45 +103,23 @@ def export_width(
             f"{diff:.3g})"
         )
     tflite = to_int8_tflite(folded, rep, seed=seed)
-    info = inspect_tflite(tflite, str(out_path))
     costs = relative_costs(supernet)
-    meta = {
-        "format": "tfkws-model-metadata",
-        "version": 1,
-        "labels": list(run.labels),
-        "feature_config": run.features.to_dict(),
-        "input": {
-            "shape": list(info.input_shape),
-            "dtype": info.input_dtype,
-            "scale": float(info.input_scale),
-            "zero_point": int(info.input_zero_point),
-        },
-        "output": {
-            "shape": list(info.output_shape),
-            "dtype": info.output_dtype,
-            "scale": float(info.output_scale),
-            "zero_point": int(info.output_zero_point),
-        },
-        "model_name": run.train.model,
-        "model_params": run.train.model_params,
-        "params": int(folded.count_params()),
-        "slim": {
-            "width": float(widths[index]),
-            "width_index": index,
-            "widths": list(widths),
-            "supernet_params": int(supernet.count_params()),
-            "macs": model_macs(supernet, index),
-            "relative_macs": float(costs[index]),
-        },
-        "ops": list(info.ops),
-        "fold_max_abs_diff": diff,
-        "num_calibration": int(len(rep)),
-        "source_checkpoint": str(Path(run_dir).resolve() / BEST_WEIGHTS),
-        "source_run": str(Path(run_dir).resolve()),
-        "tflite_sha256": hashlib.sha256(tflite).hexdigest(),
-        "tfkws_version": __version__,
+    slim = {
+        "width": float(widths[index]),
+        "width_index": index,
+        "widths": list(widths),
+        "supernet_params": int(supernet.count_params()),
+        "macs": model_macs(supernet, index),
+        "relative_macs": float(costs[index]),
     }
-    atomic.write_bytes(out_path, tflite)
-    mpath = metadata_path(out_path)
-    atomic.write_json(mpath, meta)
-    return ExportResult(out_path, mpath, len(tflite), list(info.ops), diff, meta)
+    return write_export(
+        run_dir,
+        run,
+        out_path,
+        tflite,
+        int(folded.count_params()),
+        diff,
+        int(len(rep)),
+        "ptq",
+        extra={"slim": slim},
+    )
