@@ -32,7 +32,19 @@ from firmware_gen.model import parse_model  # noqa: E402
 from firmware_gen.testing import convert  # noqa: E402
 from tfkws import atomic  # noqa: E402
 
-DEFAULT_MODELS = ["ds_cnn_s", "ds_cnn_m", "ds_cnn_l", "bc_resnet", "repcnn", "repcnn_unibranch"]
+# NAME@W: width W cut out of a slimmable supernet (what tfkws slim extract deploys).
+DEFAULT_MODELS = [
+    "ds_cnn_s",
+    "ds_cnn_m",
+    "ds_cnn_l",
+    "bc_resnet",
+    "repcnn",
+    "repcnn_unibranch",
+    "slimmable_ds_cnn@0.25",
+    "slimmable_ds_cnn@1.0",
+    "slimmable_kwt@0.25",
+    "slimmable_kwt@1.0",
+]
 INPUT_SHAPE = (49, 40)
 NUM_CLASSES = 12
 
@@ -42,7 +54,13 @@ def measure(name: str) -> dict:
     from tfkws.models.registry import build_model
 
     # What tfkws export deploys: BatchNorm and multi-branch blocks folded.
-    model = fold_model(build_model(name, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1))
+    registered, _, width = name.partition("@")
+    model = build_model(registered, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1)
+    if width:
+        from tfkws.models.slim_extract import extract_width
+
+        model = extract_width(model, float(width), batch_size=1)
+    model = fold_model(model)
     data = convert(model, INPUT_SHAPE, samples=4)
     info = parse_model(data, name)
     arena = measure_arena(data, DEFAULT_MARGIN_PCT, name)

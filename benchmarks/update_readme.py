@@ -1,0 +1,37 @@
+"""Refresh the README's result blocks from ``benchmarks/results/*.md``.
+
+A block is ``<!-- X.md -->`` ... ``<!-- /X.md -->``; it gets X.md's table and its command, so
+the README shows exactly what the benchmark wrote.
+
+    python benchmarks/update_readme.py
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def block(md: str) -> str:
+    text = (RESULTS / md).read_text()
+    table = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+    cmd = re.search(r"Produced by `([^`]+)`", text)
+    head = f"`{cmd.group(1)}` → `benchmarks/results/{md}`:\n\n" if cmd else ""
+    return f"<!-- {md} -->\n{head}{table}\n<!-- /{md} -->"
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for md in sorted(set(re.findall(r"<!-- ([\w.-]+\.md) -->", text))):
+        if (RESULTS / md).exists():
+            pattern = rf"<!-- {re.escape(md)} -->.*?<!-- /{re.escape(md)} -->"
+            text = re.sub(pattern, lambda _m, md=md: block(md), text, flags=re.S)
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
