@@ -32,6 +32,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "arabic_speech_commands"
 DEFAULT_NOISE = REPO.parent / "shared" / "data" / "speech_commands_noise"
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / "benchmarks" / "runs"  # run folders (git-ignored)
+SPEC_FIELDS = ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")
 
 
 def command_line() -> str:
@@ -57,6 +58,11 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--max_clips", type=int, default=0, help="subsample each split (smoke runs)")
     p.add_argument("--latency_runs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--spec_augment",
+        default="0,0,0,0",
+        help="SpecAugment: time masks, max frames, freq masks, max bins",
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--verbose", type=int, default=2)
 
@@ -72,6 +78,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_clips": args.max_clips,
         "latency_runs": args.latency_runs,
         "seed": args.seed,
+        "spec_augment": dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
         "features": FeatureConfig().to_dict(),
     }
 
@@ -144,6 +151,7 @@ def bench_one(
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        **dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
     )
     t0 = time.time()
     trained = train(

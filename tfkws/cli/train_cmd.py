@@ -56,6 +56,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float("noise_prob", d.noise_prob, "Probability of mixing noise.", flag_values=fv)
     flags.DEFINE_float("snr_db_min", d.snr_db_min, "Lowest SNR of mixed noise.", flag_values=fv)
     flags.DEFINE_float("snr_db_max", d.snr_db_max, "Highest SNR of mixed noise.", flag_values=fv)
+    flags.DEFINE_integer("time_masks", 0, "SpecAugment: time stripes per clip.", flag_values=fv)
+    flags.DEFINE_integer("time_mask_frames", 0, "SpecAugment: widest time stripe.", flag_values=fv)
+    flags.DEFINE_integer("freq_masks", 0, "SpecAugment: channel bands per clip.", flag_values=fv)
+    flags.DEFINE_integer("freq_mask_bins", 0, "SpecAugment: widest band.", flag_values=fv)
     flags.DEFINE_integer("seed", d.seed, "Seed: same data + seed -> same weights.", flag_values=fv)
     flags.DEFINE_enum(
         "strategy",
@@ -123,6 +127,10 @@ def run(fv: flags.FlagValues) -> int:
         noise_prob=fv.noise_prob,
         snr_db_min=fv.snr_db_min,
         snr_db_max=fv.snr_db_max,
+        time_masks=fv.time_masks,
+        time_mask_frames=fv.time_mask_frames,
+        freq_masks=fv.freq_masks,
+        freq_mask_bins=fv.freq_mask_bins,
         strategy=fv.strategy,
         **qat_settings(fv),
     )

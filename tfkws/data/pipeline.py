@@ -19,6 +19,7 @@ from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio, load_noise
 from tfkws.data.augment import AugmentConfig, NoiseBank, augment_clip, random_segment_np
 from tfkws.data.dataset import KwsDataset
 from tfkws.data.example import Example
+from tfkws.data.spec_augment import SpecAugmentConfig, spec_augment
 from tfkws.errors import AudioError, DatasetError
 
 INT16_SCALE = 32768.0
@@ -131,6 +132,7 @@ def make_dataset(
     augment: AugmentConfig | None = None,
     noise: Sequence[np.ndarray] | NoiseBank | None = None,
     epoch: int | None = None,
+    spec: SpecAugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(features float32 [B, frames, feats], label int32 [B])``.
 
@@ -142,7 +144,7 @@ def make_dataset(
     new order and new augmentation, reproducible for ``seed`` (features cached when there is no
     augmentation). ``epoch=k``: a dataset for epoch ``k`` only, its order and augmentation a pure
     function of ``(seed, k)`` — so a resumed run sees exactly the batches an uninterrupted one
-    would; build a new one each epoch.
+    would; build a new one each epoch. ``spec`` (training only) masks the features afterwards.
     """
     audio = np.asarray(audio)
     labels = np.asarray(labels, np.int32).reshape(-1)
@@ -162,7 +164,8 @@ def make_dataset(
     def features(clip: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.cast(feature_fn(_to_float(clip)), tf.float32), label
 
-    if not training or (augment is None and epoch is None):
+    spec = spec if training and spec is not None and spec.enabled else None
+    if not training or (augment is None and spec is None and epoch is None):
         ds = tf.data.Dataset.from_tensor_slices((audio, labels))
         ds = ds.map(features, num_parallel_calls=autotune, deterministic=True).cache()
         if training:
@@ -194,7 +197,10 @@ def make_dataset(
         clip = _to_float(tf.gather(audio_t, i))
         if augment is not None:
             clip = augment_clip(clip, tf.stack([key, i]), augment, bank)
-        return features(clip, tf.gather(labels_t, i))
+        feats, label = features(clip, tf.gather(labels_t, i))
+        if spec is not None:  # its own stream: (key, i) with the high bit of i set
+            feats = spec_augment(feats, tf.stack([key, i + (1 << 40)]), spec)
+        return feats, label
 
     ds = tf.data.Dataset.zip((order, keys))
     ds = ds.map(load, num_parallel_calls=autotune, deterministic=True)

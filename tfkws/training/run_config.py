@@ -34,6 +34,11 @@ class TrainConfig:
     noise_prob: float = 0.8
     snr_db_min: float = 5.0
     snr_db_max: float = 30.0
+    # SpecAugment on the features (0 = off): stripes of frames and bands of channels zeroed.
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_bins: int = 0
     strategy: str = "auto"
     # Quantization-aware training: the last ``qat_epochs`` epochs fine-tune the folded model
     # with tfmot fake-quant (``qat_source``: a trained float run to start from instead).

@@ -23,6 +23,7 @@ from tfkws import atomic
 from tfkws.data.augment import AugmentConfig
 from tfkws.data.dataset import KwsDataset
 from tfkws.data.pipeline import load_clips, load_noise, make_dataset
+from tfkws.data.spec_augment import SpecAugmentConfig
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
 from tfkws.features.extract import feature_fn_tf
@@ -237,6 +238,9 @@ def train(
                 epoch=epoch,
                 augment=augment,
                 noise=noise,
+                spec=SpecAugmentConfig(
+                    cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
+                ),
             ),
             eval_ds["val"],
             tensorboard,
