@@ -3,6 +3,10 @@
 ``tfkws slim extract --run RUN --width W --out M.tflite`` cuts width W out of the supernet as a
 plain model, folds its BatchNorms, quantises it to int8 and writes .tflite + metadata (as
 ``tfkws export`` does for an ordinary run).
+
+``tfkws slim select --run RUN (--target T[,T...] | --max_arena B --max_flash B) --out_dir DIR``
+exports every width, measures its TFLM accuracy, arena, flash and MACs, and copies the most
+accurate width that fits the budget to DIR/selected.tflite (exit 1 when none fits).
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from absl import flags
 
 from tfkws.errors import TfkwsError
 
-ACTIONS = ("extract",)
-USAGE = "usage: tfkws slim extract --run RUN --width W [--out M.tflite]"
+ACTIONS = ("extract", "select")
+USAGE = (
+    "usage: tfkws slim extract --run RUN --width W [--out M.tflite] | tfkws slim select --run RUN "
+    "(--target T[,T...] | --max_arena BYTES --max_flash BYTES) --out_dir DIR"
+)
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -26,6 +33,28 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Seed for the representative subset.", flag_values=fv)
+    flags.DEFINE_multi_string(
+        "target",
+        [],
+        "select: firmware_gen target(s) every width must fit (comma list).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "max_arena", None, "select: RAM limit for the recommended arena (bytes).", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "max_flash", None, "select: flash limit for model + TFLM runtime (bytes).", flag_values=fv
+    )
+    flags.DEFINE_string("out_dir", None, "select: output folder.", flag_values=fv)
+    flags.DEFINE_string(
+        "split",
+        None,
+        "select: split to measure accuracy on (default validation, else all).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "max_clips", 0, "select: evaluate a seeded random subset (0 = every clip).", flag_values=fv
+    )
 
 
 def run(fv: flags.FlagValues) -> int:
@@ -36,6 +65,8 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
     if len(args) != 1 or args[0] not in ACTIONS:
         got = " ".join(args) or "no action"
         raise TfkwsError(f"expected one action ({', '.join(ACTIONS)}), got {got}; {USAGE}")
+    if args[0] == "select":
+        return _select(fv)
     if not fv.run or fv.width is None:
         raise TfkwsError(f"slim extract needs --run and --width; {USAGE}")
     from pathlib import Path
@@ -54,4 +85,34 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
     print(f"int8 model: {res.tflite_path} ({res.tflite_bytes} bytes, ops: {', '.join(res.ops)})")
     print(f"metadata:   {res.metadata_path}")
     print(f"sub-network vs supernet max abs diff: {res.fold_max_abs_diff:.3g}")
+    return 0
+
+
+def _select(fv: flags.FlagValues) -> int:
+    from tfkws.models.slim_select import budget_targets, select_width
+
+    budget_targets(fv.target, fv.max_arena, fv.max_flash)  # argument errors before any work
+    if not fv.run or not fv.out_dir:
+        raise TfkwsError(f"slim select needs --run and --out_dir; {USAGE}")
+    doc = select_width(
+        fv.run,
+        fv.out_dir,
+        targets=fv.target,
+        max_arena=fv.max_arena,
+        max_flash=fv.max_flash,
+        data=fv.data,
+        split=fv.split,
+        max_clips=fv.max_clips,
+        seed=fv.seed,
+        num_calibration=fv.num_calibration,
+    )
+    for r in doc["widths"]:
+        print(
+            f"width {r['width']:<5g} accuracy {100 * r['accuracy']:6.2f} %  arena "
+            f"{r['arena_recommended_bytes']:>8,} B  flash {r['flash_bytes']:>8,} B  "
+            f"{r['macs']:>10,} MACs  {'fits' if r['fits'] else 'does not fit'}"
+            f"{'  <- selected' if r['chosen'] else ''}"
+        )
+    print(f"selected: width {doc['selected']['width']:g} -> {fv.out_dir}/selected.tflite")
+    print(f"table: {fv.out_dir}/widths.md, plot: {fv.out_dir}/pareto.png")
     return 0
