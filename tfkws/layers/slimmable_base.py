@@ -41,6 +41,22 @@ def active_units(total: int, width: float, divisor: int = 1) -> int:
     return min(int(total), max(int(divisor), n))
 
 
+def conv_output_hw(
+    shape: tf.TensorShape, kernel_size: Sequence[int], strides: Sequence[int], padding: str
+) -> list[int | None]:
+    """Output rows and columns of a 2-D convolution over ``shape`` [batch, rows, cols, ch]."""
+    out: list[int | None] = []
+    for axis in range(2):
+        n, k, s = shape[1 + axis], kernel_size[axis], strides[axis]
+        if n is None:
+            out.append(None)
+        elif padding == "same":
+            out.append(-(-n // s))
+        else:
+            out.append((n - k) // s + 1)
+    return out
+
+
 def check_widths(widths: Sequence[float]) -> tuple[float, ...]:
     """Validated widths: strictly increasing, in (0, 1], the last one 1.0 (the full network)."""
     ws = tuple(float(w) for w in widths)

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfkws.errors import ModelError
-from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, PlainApply, SlimmableLayer
+from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, PlainApply, SlimmableLayer, conv_output_hw
 
 
 def pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -98,15 +98,7 @@ class SlimmableConv2D(SlimmableLayer):
 
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         shape = tf.TensorShape(input_shape)
-        out = []
-        for axis in range(2):
-            n, k, s = shape[1 + axis], self.kernel_size[axis], self.strides[axis]
-            if n is None:
-                out.append(None)
-            elif self.padding == "same":
-                out.append(-(-n // s))
-            else:
-                out.append((n - k) // s + 1)
+        out = conv_output_hw(shape, self.kernel_size, self.strides, self.padding)
         return tf.TensorShape([shape[0], *out, self.filters])
 
     def live_io(self, index: int) -> tuple[int, int]:

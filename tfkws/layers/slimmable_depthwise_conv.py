@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfkws.errors import ModelError
-from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, PlainApply, SlimmableLayer
+from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, PlainApply, SlimmableLayer, conv_output_hw
 from tfkws.layers.slimmable_conv import pair
 
 
@@ -84,15 +84,7 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
 
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         shape = tf.TensorShape(input_shape)
-        out = []
-        for axis in range(2):
-            n, k, s = shape[1 + axis], self.kernel_size[axis], self.strides[axis]
-            if n is None:
-                out.append(None)
-            elif self.padding == "same":
-                out.append(-(-n // s))
-            else:
-                out.append((n - k) // s + 1)
+        out = conv_output_hw(shape, self.kernel_size, self.strides, self.padding)
         return tf.TensorShape([shape[0], *out, shape[-1]])
 
     def live_channels(self, index: int) -> int:
