@@ -136,6 +136,19 @@ class Prober:
             return False, "crashed"
         return answer == "ok", answer.removeprefix("fail ").strip()
 
+    def run_file(self, size: int, inputs: Path, outputs: Path) -> int:
+        """Invoke once per input record of ``inputs`` (see ``firmware_gen.probe``); count."""
+        for p in (inputs, outputs):
+            if " " in str(p):
+                raise FirmwareGenError(f"{p}: probe file paths may not contain spaces")
+        try:
+            answer = self.request(f"run {size} {inputs} {outputs}")
+        except _Crashed:
+            raise FirmwareGenError("the TFLM Python interpreter crashed on the inputs") from None
+        if not answer.startswith("ok "):
+            raise FirmwareGenError(f"the TFLM Python interpreter failed on the inputs: {answer}")
+        return int(answer[3:])
+
     def record(self, size: int) -> list[str]:
         answer = self.request(f"record {size}")
         if not answer.startswith("record "):

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from firmware_gen.errors import FirmwareGenError
+from firmware_gen.tflm_lib import DEFINES, INCLUDES
 
 HOST_FLAGS = ["-std=c++17", "-Os", "-Wall", "-Wextra", "-Werror", "-fno-exceptions", "-fno-rtti"]
 ARM_FLAGS = [
@@ -29,14 +30,8 @@ ARM_FLAGS = [
     "-ffunction-sections",
     "-fdata-sections",
 ]
-TFLM_INCLUDES = [
-    ".",
-    "third_party/gemmlowp",
-    "third_party/flatbuffers/include",
-    "third_party/kissfft",
-    "third_party/ruy",
-]
-TFLM_DEFINES = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON"]
+TFLM_INCLUDES = list(INCLUDES)
+TFLM_DEFINES = list(DEFINES)
 
 
 def host_compiler() -> str | None:

@@ -10,6 +10,9 @@ firmware_gen.probe MODEL`` and sends requests on stdin:
 - ``record N``: as ``try`` and then ``print_allocations()``; answer ``record <json>`` with the
   RecordingMicroAllocator lines (they go to the C-level stderr, file descriptor 2, which the
   worker points at a temporary file).
+- ``run N IN OUT``: with an N-byte arena, ``Invoke()`` once per record of the file IN (every input
+  tensor's bytes in order), writing every output tensor's bytes to OUT, resetting the interpreter
+  between records (the on-target harness does the same); answer ``ok <records>``.
 
 A process that dies mid-request answers nothing; the parent sees end of file and knows it crashed.
 """
@@ -39,6 +42,42 @@ def _run(model: bytes, arena: int):
     return interp
 
 
+def _run_file(model: bytes, arena: int, inp: str, out: str) -> int:
+    import numpy as np
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+    details = []
+    while True:
+        try:
+            details.append(interp.get_input_details(len(details)))
+        except Exception:
+            break
+    sizes = [int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize for d in details]
+    data = open(inp, "rb").read()
+    record = sum(sizes)
+    if record == 0 or len(data) % record:
+        raise ValueError(f"input file of {len(data)} bytes is not records of {record} bytes")
+    with open(out, "wb") as f:
+        for start in range(0, len(data), record):
+            pos = start
+            for i, (d, size) in enumerate(zip(details, sizes, strict=True)):
+                x = np.frombuffer(data[pos : pos + size], dtype=d["dtype"]).reshape(d["shape"])
+                interp.set_input(x, i)
+                pos += size
+            interp.invoke()
+            j = 0
+            while True:
+                try:
+                    y = interp.get_output(j)
+                except Exception:
+                    break
+                f.write(np.ascontiguousarray(y).tobytes())
+                j += 1
+            interp.reset()
+    return len(data) // record
+
+
 def _last_log_line(log) -> str:
     log.flush()
     log.seek(0)
@@ -54,6 +93,17 @@ def main(argv: list[str]) -> int:
     out = sys.stdout
     for line in sys.stdin:
         parts = line.split()
+        if len(parts) == 4 and parts[0] == "run":
+            log.seek(0)
+            log.truncate()
+            try:
+                n = _run_file(model, int(parts[1]), parts[2], parts[3])
+                out.write(f"ok {n}\n")
+            except Exception as e:
+                reason = _last_log_line(log) or f"{type(e).__name__}: {e}"
+                out.write("fail " + reason.replace("\n", " ")[:300] + "\n")
+            out.flush()
+            continue
         if len(parts) != 2 or parts[0] not in ("try", "record"):
             out.write("fail bad request\n")
             out.flush()

@@ -10,8 +10,11 @@ reference-kernel library is compiled once with ``arm-none-eabi-g++ -Os``; a mini
 once per op with only that op added; the per-op figure is the growth of ``.text + .data`` over the
 base.
 
+The library comes from ``firmware_gen.tflm_lib`` (built with ``-Os`` here, cached like the
+on-target libraries, so an interrupted run resumes where it stopped).
+
     python -m firmware_gen.refresh_tables ops --tflm ../shared/tflm
-    python -m firmware_gen.refresh_tables codesize --tflm ../shared/tflm --build /tmp/tflm-cm4
+    python -m firmware_gen.refresh_tables codesize --tflm ../shared/tflm
 """
 
 from __future__ import annotations
@@ -20,33 +23,17 @@ import argparse
 import concurrent.futures
 import json
 import re
-import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+from firmware_gen.cpus import CPUS
+from firmware_gen.tflm_lib import build_library, compile_flags
+from firmware_gen.toolchain import find_toolchain
 
 HERE = Path(__file__).resolve().parent
 RESOLVER_H = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-CM4_FLAGS = [
-    "-mcpu=cortex-m4",
-    "-mthumb",
-    "-mfloat-abi=hard",
-    "-mfpu=fpv4-sp-d16",
-    "-Os",
-    "-ffunction-sections",
-    "-fdata-sections",
-    "-fno-unwind-tables",
-    "-DTF_LITE_STATIC_MEMORY",
-    "-DTF_LITE_DISABLE_X86_NEON",
-    "-DTF_LITE_MCU_DEBUG_LOG",
-]
-CXX_FLAGS = ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"]
-INCLUDES = [
-    ".",
-    "third_party/gemmlowp",
-    "third_party/flatbuffers/include",
-    "third_party/kissfft",
-    "third_party/ruy",
-]
+CODESIZE_OPT = "-Os"
 
 
 def parse_resolver(tflm: Path) -> dict:
@@ -95,24 +82,6 @@ int main() {
 """
 
 
-def _compile(args: tuple[str, Path, Path, Path]) -> Path:
-    cxx, tflm, src, obj = args
-    if not obj.exists():
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        flags = CM4_FLAGS + (CXX_FLAGS if src.suffix == ".cc" else [])
-        cmd = [
-            cxx if src.suffix == ".cc" else cxx.replace("g++", "gcc"),
-            *flags,
-            *[f"-I{tflm / i}" for i in INCLUDES],
-            "-c",
-            str(src),
-            "-o",
-            str(obj),
-        ]
-        subprocess.run(cmd, check=True)
-    return obj
-
-
 def _text_data(elf: Path) -> int:
     out = (
         subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True, text=True)
@@ -122,67 +91,17 @@ def _text_data(elf: Path) -> int:
     return int(out[0]) + int(out[1])
 
 
-PRIORITY_KERNELS = (
-    "/conv",
-    "/depthwise_conv",
-    "/fully_connected",
-    "/pooling",
-    "/reduce",
-    "/softmax",
-    "/add",
-    "/mul",
-    "/reshape",
-    "/quantize",
-    "/dequantize",
-    "/activations",
-    "/logistic",
-    "/tanh",
-    "/concatenation",
-    "/pad",
-    "/squeeze",
-    "/strided_slice",
-    "/sub",
-    "/squared_difference",
-    "/elementwise",
-    "/transpose",
-    "/hard_swish",
-    "/leaky_relu",
-    "/kernel_util",
-    "/expand_dims",
-    "/micro_tensor_utils",
-    "/prelu",
-    "/maximum_minimum",
-    "/svdf",
-    "/split",
-    "/shape",
-)
+def write_codesize(tflm: Path, jobs: int) -> None:
+    lib = build_library(tflm, CPUS["m4"], "reference", opt=CODESIZE_OPT, jobs=jobs, progress=print)
+    cxx = find_toolchain(need_qemu=False).gxx
+    _, cxx_flags = compile_flags(tflm, CPUS["m4"], "reference", CODESIZE_OPT)
+    with tempfile.TemporaryDirectory(prefix="firmware_gen_codesize_") as tmp:
+        _measure_codesize(tflm, Path(tmp), lib.archive, cxx, cxx_flags, jobs)
 
 
-def write_codesize(tflm: Path, build: Path, jobs: int, link_only: bool = False) -> None:
-    cxx = "arm-none-eabi-g++"
-    if shutil.which(cxx) is None:
-        raise SystemExit("arm-none-eabi-g++ not found (Debian package gcc-arm-none-eabi)")
-    srcs = (tflm / "lists" / "srcs_ref.txt").read_text().split()
-    # Runtime first, then the kernels of common ops, then the rest: --link-only can then measure
-    # from a partial build (ops whose kernels are missing fail to link and are left out).
-    srcs.sort(
-        key=lambda s: (
-            s.startswith("signal/"),
-            "/micro/kernels/" in s,
-            not any(k in s for k in PRIORITY_KERNELS),
-            s,
-        )
-    )
-    tasks = [(cxx, tflm, tflm / s, build / "obj" / (s + ".o")) for s in srcs]
-    if link_only:
-        objs = [t[3] for t in tasks if t[3].exists()]
-    else:
-        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            objs = list(pool.map(_compile, tasks))
-    lib = build / "libtflm.a"
-    lib.unlink(missing_ok=True)
-    subprocess.run(["arm-none-eabi-ar", "rcs", str(lib), *map(str, objs)], check=True)
-    complete = len(objs) == len(tasks)
+def _measure_codesize(
+    tflm: Path, build: Path, lib: Path, cxx: str, cxx_flags: list[str], jobs: int
+) -> None:
     model = build / "model.cc"
     model.write_text('extern "C" alignas(16) const unsigned char g_model[16] = {0};\n')
 
@@ -193,9 +112,7 @@ def write_codesize(tflm: Path, build: Path, jobs: int, link_only: bool = False) 
         res = subprocess.run(
             [
                 cxx,
-                *CM4_FLAGS,
-                *CXX_FLAGS,
-                *[f"-I{tflm / i}" for i in INCLUDES],
+                *cxx_flags,
                 str(src),
                 str(model),
                 str(lib),
@@ -227,19 +144,13 @@ def write_codesize(tflm: Path, build: Path, jobs: int, link_only: bool = False) 
             "Measured by linking (arm-none-eabi-g++ "
             + gcc_version.strip()
             + ", "
-            + " ".join(CM4_FLAGS)
+            + " ".join(f for f in cxx_flags if not f.startswith("-isystem"))
             + ", --specs=nosys.specs -Wl,--gc-sections) TFLM "
             + _tflm_commit(tflm)
             + " reference kernels: base = MicroInterpreter with an empty "
             "MicroMutableOpResolver (includes newlib's crt0 and small libc pieces, no logging "
             "backend); per op = growth of .text+.data when only that op is added. Ops share "
             "helpers, so a sum over several ops overestimates slightly; CMSIS-NN kernels differ."
-            + (
-                ""
-                if complete
-                else " Partial build: ops whose kernels were not compiled are "
-                "missing from per_op_bytes."
-            )
         ),
         "target": "cortex-m4 (thumb, fpv4-sp-d16 hard float), reference kernels, -Os",
         "base_bytes": base,
@@ -252,18 +163,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["ops", "codesize"])
     p.add_argument("--tflm", type=Path, required=True)
-    p.add_argument("--build", type=Path, default=Path("/tmp/tflm-cm4-os"))
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument(
-        "--link-only",
-        action="store_true",
-        help="measure from the objects compiled so far (skips compiling)",
-    )
     a = p.parse_args()
     if a.what == "ops":
         write_ops(a.tflm.resolve())
     else:
-        write_codesize(a.tflm.resolve(), a.build.resolve(), a.jobs, a.link_only)
+        write_codesize(a.tflm.resolve(), a.jobs)
 
 
 if __name__ == "__main__":
