@@ -63,6 +63,9 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
         default="0,0,0,0",
         help="SpecAugment: time masks, max frames, freq masks, max bins",
     )
+    p.add_argument(
+        "--speed_perturb", type=float, default=0.0, help="resample factor range 1 +/- this"
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--verbose", type=int, default=2)
 
@@ -78,6 +81,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_clips": args.max_clips,
         "latency_runs": args.latency_runs,
         "seed": args.seed,
+        "speed_perturb": args.speed_perturb,
         "spec_augment": dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
         "features": FeatureConfig().to_dict(),
     }
@@ -151,6 +155,7 @@ def bench_one(
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        speed_perturb=args.speed_perturb,
         **dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
     )
     t0 = time.time()

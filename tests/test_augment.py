@@ -1,4 +1,4 @@
-"""Augmentation: time shift and SNR mixing (numpy and TF agree), seeded augment_clip."""
+"""Augmentation: speed perturbation, time shift, SNR mixing (numpy and TF agree), seeded."""
 
 import numpy as np
 import pytest
@@ -12,6 +12,8 @@ from tfkws.data.augment import (
     mix_at_snr_np,
     random_segment_np,
     rms_np,
+    speed_perturb,
+    speed_perturb_np,
     time_shift,
     time_shift_np,
 )
@@ -135,8 +137,54 @@ def test_silent_clip_gets_noise_at_silence_volume():
         assert 0 < np.abs(out).max() <= 0.1 * peak_noise + 1e-6
 
 
+@pytest.mark.parametrize("factor", [0.8, 0.9, 1.0, 1.1, 1.25])
+def test_speed_perturb_numpy_and_tf_agree(factor):
+    factor = float(np.float32(factor))  # the TF factor is a float32 draw
+    x = speech(3)
+    np.testing.assert_allclose(
+        speed_perturb(tf.constant(x), factor).numpy(), speed_perturb_np(x, factor), atol=1e-5
+    )
+
+
+def test_speed_perturb_scales_pitch_about_the_centre():
+    n = 16000
+    t = np.arange(n) / 16000
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    for factor in (0.9, 1.0, 1.2):
+        y = speed_perturb(tf.constant(tone), factor).numpy()
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(n)))
+        assert abs(np.argmax(spectrum) - 1000 * factor) <= 2  # 1 Hz bins
+        # centre fixed: the middle sample is read from the middle of the input
+        assert (
+            abs(
+                y[n // 2]
+                - np.interp((n // 2 - (n - 1) / 2) * factor + (n - 1) / 2, np.arange(n), tone)
+            )
+            < 1e-5
+        )
+    faster = speed_perturb_np(tone, 1.2)  # reads past the ends -> zeros there, same length
+    assert faster.shape == (n,) and np.all(faster[:1000] == 0) and np.all(faster[-1000:] == 0)
+    np.testing.assert_array_equal(speed_perturb_np(tone, 1.0), tone)
+
+
+def test_augment_clip_speed_is_seeded_and_off_by_default():
+    x = tf.constant(speech())
+    plain = AugmentConfig(time_shift_ms=0)
+    np.testing.assert_array_equal(augment_clip(x, tf.constant([4, 5]), plain).numpy(), x.numpy())
+    cfg = AugmentConfig(time_shift_ms=0, speed=(0.85, 1.15))
+    outs = [augment_clip(x, tf.constant([4, i]), cfg).numpy() for i in range(6)]
+    np.testing.assert_array_equal(outs[0], augment_clip(x, tf.constant([4, 0]), cfg).numpy())
+    assert len({o.tobytes() for o in outs}) == 6  # a new factor per seed
+    for o in outs:  # each is x resampled by some factor within the range
+        errs = [
+            np.abs(o - speed_perturb_np(x.numpy(), f)).max() for f in np.linspace(0.85, 1.15, 601)
+        ]
+        assert min(errs) < 0.01
+
+
 def test_config_validation_and_round_trip():
-    cfg = AugmentConfig(snr_db=[0, 12], time_shift_ms=50)
+    cfg = AugmentConfig(snr_db=[0, 12], time_shift_ms=50, speed=[0.9, 1.1])
+    assert cfg.speed == (0.9, 1.1)
     assert cfg.snr_db == (0.0, 12.0) and cfg.max_shift_samples == 800
     assert AugmentConfig.from_dict(cfg.to_dict()) == cfg
     for bad in (
@@ -144,6 +192,8 @@ def test_config_validation_and_round_trip():
         {"snr_db": (20, 5)},
         {"time_shift_ms": -1},
         {"silence_volume": (-0.1, 0.1)},
+        {"speed": (0.0, 1.1)},
+        {"speed": (1.1, 0.9)},
     ):
         with pytest.raises(TfkwsError):
             AugmentConfig(**bad)

@@ -111,3 +111,15 @@ def test_label_smoothing_reaches_the_loss() -> None:
     want = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits)))
     assert float(make_loss(3, eps)(y, logits)) == pytest.approx(want, 1e-6)
     assert want != pytest.approx(plain, 1e-3)
+
+
+def test_speed_perturb_reaches_the_augmentation_and_is_validated() -> None:
+    from tfkws.errors import TfkwsError
+    from tfkws.training.run_config import TrainConfig
+    from tfkws.training.trainer import _augment_config
+
+    assert _augment_config(TrainConfig(speed_perturb=0.1)).speed == (0.9, 1.1)
+    assert _augment_config(TrainConfig()).speed == (1.0, 1.0)
+    assert _augment_config(TrainConfig(speed_perturb=0.1, augment=False)) is None
+    with pytest.raises(TfkwsError, match="speed_perturb"):
+        TrainConfig(speed_perturb=0.5)

@@ -56,6 +56,12 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float("noise_prob", d.noise_prob, "Probability of mixing noise.", flag_values=fv)
     flags.DEFINE_float("snr_db_min", d.snr_db_min, "Lowest SNR of mixed noise.", flag_values=fv)
     flags.DEFINE_float("snr_db_max", d.snr_db_max, "Highest SNR of mixed noise.", flag_values=fv)
+    flags.DEFINE_float(
+        "speed_perturb",
+        d.speed_perturb,
+        "Resample each training clip by a random factor in 1 +/- this (tempo and pitch; 0 = off).",
+        flag_values=fv,
+    )
     flags.DEFINE_integer("time_masks", 0, "SpecAugment: time stripes per clip.", flag_values=fv)
     flags.DEFINE_integer("time_mask_frames", 0, "SpecAugment: widest time stripe.", flag_values=fv)
     flags.DEFINE_integer("freq_masks", 0, "SpecAugment: channel bands per clip.", flag_values=fv)
@@ -127,6 +133,7 @@ def run(fv: flags.FlagValues) -> int:
         noise_prob=fv.noise_prob,
         snr_db_min=fv.snr_db_min,
         snr_db_max=fv.snr_db_max,
+        speed_perturb=fv.speed_perturb,
         time_masks=fv.time_masks,
         time_mask_frames=fv.time_mask_frames,
         freq_masks=fv.freq_masks,

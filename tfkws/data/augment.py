@@ -1,4 +1,4 @@
-"""Training-time augmentation: random time shift and background noise mixed at a random SNR.
+"""Training-time augmentation: speed perturbation, random time shift, background noise at an SNR.
 
 Noise level is set by signal-to-noise ratio rather than by the canonical fixed
 ``background_volume``: the same SNR range then means the same difficulty whatever the loudness
@@ -33,6 +33,10 @@ class AugmentConfig:
     snr_db: uniform range of the signal-to-noise ratio of that noise.
     silence_volume: uniform range of the gain applied to a raw noise segment added to a silent
         clip (always, when noise files exist); 0.1 is canonical ``background_volume``.
+    speed: uniform range of a resampling factor applied about the clip's centre (tempo and
+        pitch together, as Kaldi's speed perturbation or kws_streaming's ``resample``): a new
+        voice and speaking rate for every pass, which is what a speaker-disjoint test needs.
+        (1, 1) is off.
     """
 
     time_shift_ms: float = 100.0
@@ -40,20 +44,24 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (5.0, 30.0)
     silence_volume: tuple[float, float] = (0.0, 0.1)
     sample_rate: int = 16000
+    speed: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "snr_db", tuple(float(x) for x in self.snr_db))
         object.__setattr__(self, "silence_volume", tuple(float(x) for x in self.silence_volume))
+        object.__setattr__(self, "speed", tuple(float(x) for x in self.speed))
         if self.time_shift_ms < 0:
             raise TfkwsError(f"time_shift_ms must be >= 0, got {self.time_shift_ms}")
         if not 0.0 <= self.noise_prob <= 1.0:
             raise TfkwsError(f"noise_prob must be in [0, 1], got {self.noise_prob}")
-        for name in ("snr_db", "silence_volume"):
+        for name in ("snr_db", "silence_volume", "speed"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 raise TfkwsError(f"{name} must be a (low, high) range, got {lo_hi}")
         if self.silence_volume[0] < 0:
             raise TfkwsError(f"silence_volume must be >= 0, got {self.silence_volume}")
+        if self.speed[0] <= 0:
+            raise TfkwsError(f"speed factors must be > 0, got {self.speed}")
 
     @property
     def max_shift_samples(self) -> int:
@@ -62,6 +70,7 @@ class AugmentConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["snr_db"], d["silence_volume"] = list(self.snr_db), list(self.silence_volume)
+        d["speed"] = list(self.speed)
         return d
 
     @classmethod
@@ -85,6 +94,22 @@ def time_shift_np(clip: np.ndarray, shift: int) -> np.ndarray:
     else:
         out[: max(n + shift, 0)] = clip[-shift:]
     return out
+
+
+def _centred_positions(n: int, factor: float) -> np.ndarray:
+    centre = (n - 1) / 2.0
+    return (np.arange(n, dtype=np.float64) - centre) * factor + centre
+
+
+def speed_perturb_np(clip: np.ndarray, factor: float) -> np.ndarray:
+    """Resample ``clip`` by ``factor`` about its centre (> 1: faster and higher), same length.
+
+    Linear interpolation, zeros outside the clip. No anti-alias filter: at the factors used
+    (<= 1.2) only content above ~6.7 kHz folds, where speech has little energy.
+    """
+    n = clip.shape[0]
+    out = np.interp(_centred_positions(n, factor), np.arange(n), clip, left=0.0, right=0.0)
+    return out.astype(np.float32)
 
 
 def rms_np(x: np.ndarray) -> float:
@@ -130,6 +155,23 @@ def time_shift(clip: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
     return padded[pad_back : pad_back + n]
 
 
+def speed_perturb(clip: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """TF twin of :func:`speed_perturb_np` for a 1-D float clip and a scalar factor."""
+    n = tf.shape(clip)[0]
+    centre = (tf.cast(n, tf.float64) - 1.0) / 2.0
+    pos = (tf.range(n, dtype=tf.float64) - centre) * tf.cast(factor, tf.float64) + centre
+    lo = tf.floor(pos)
+    frac = tf.cast(pos - lo, tf.float32)
+    i0 = tf.cast(lo, tf.int32)
+
+    def at(i: tf.Tensor) -> tf.Tensor:
+        inside = (i >= 0) & (i < n)
+        return tf.where(inside, tf.gather(clip, tf.clip_by_value(i, 0, n - 1)), 0.0)
+
+    out = at(i0) * (1.0 - frac) + at(i0 + 1) * frac
+    return tf.where((pos < 0.0) | (pos > tf.cast(n - 1, tf.float64)), 0.0, out)
+
+
 def _rms(x: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.reduce_mean(tf.square(x)))
 
@@ -173,12 +215,15 @@ class NoiseBank:
 def augment_clip(
     clip: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, noise: NoiseBank | None = None
 ) -> tf.Tensor:
-    """Time-shift ``clip`` and (with ``noise``) mix in background noise; ``seed`` is shape [2].
+    """Speed-perturb and time-shift ``clip``, (with ``noise``) mix in noise; ``seed``: shape [2].
 
     The same clip and seed always give the same result, different seeds different ones.
     """
     clip = tf.convert_to_tensor(clip, tf.float32)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+    if config.speed != (1.0, 1.0):  # its own stream: the others are as without it
+        speed_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 7919)
+        clip = speed_perturb(clip, tf.random.stateless_uniform([], speed_seed, *config.speed))
     max_shift = config.max_shift_samples
     if max_shift > 0:
         shift = tf.random.stateless_uniform([], seeds[0], -max_shift, max_shift + 1, tf.int32)

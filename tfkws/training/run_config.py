@@ -34,6 +34,8 @@ class TrainConfig:
     noise_prob: float = 0.8
     snr_db_min: float = 5.0
     snr_db_max: float = 30.0
+    # Speed perturbation: resample every training clip by a factor in 1 +/- speed_perturb.
+    speed_perturb: float = 0.0
     # SpecAugment on the features (0 = off): stripes of frames and bands of channels zeroed.
     time_masks: int = 0
     time_mask_frames: int = 0
@@ -54,6 +56,8 @@ class TrainConfig:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise TfkwsError("epochs and batch_size must be >= 1")
+        if not 0.0 <= self.speed_perturb < 0.5:
+            raise TfkwsError(f"speed_perturb must be in [0, 0.5), got {self.speed_perturb}")
         if not self.qat and (self.qat_epochs or self.qat_source):
             raise TfkwsError("qat_epochs / qat_source need qat=True")
         if self.qat and not 1 <= self.qat_epochs <= self.epochs:

@@ -117,6 +117,7 @@ def _augment_config(cfg: TrainConfig) -> AugmentConfig | None:
         time_shift_ms=cfg.time_shift_ms,
         noise_prob=cfg.noise_prob,
         snr_db=(cfg.snr_db_min, cfg.snr_db_max),
+        speed=(1.0 - cfg.speed_perturb, 1.0 + cfg.speed_perturb),
     )
 
 
