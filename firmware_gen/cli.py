@@ -57,7 +57,31 @@ flags.DEFINE_bool(
 flags.DEFINE_string(
     "tflm-root",
     None,
-    "TFLM source tree, to compile the op resolver header with --compile (default: $TFLM_ROOT).",
+    "TFLM source tree: compiles the op resolver header with --compile (default: $TFLM_ROOT) "
+    "and builds TFLM for --on-target (default: $TFLM_ROOT, else ../shared/tflm).",
+)
+flags.DEFINE_string(
+    "on-target",
+    None,
+    "Measure on these CPUs in QEMU with TFLM C++ (m4 = Cortex-M4 on mps2-an386, m55 = "
+    "Cortex-M55 on mps3-an547): minimum arena, instructions per Invoke, flash, output parity. "
+    "Needs arm-none-eabi-gcc, newlib, libstdc++ and qemu-system-arm (README).",
+)
+flags.DEFINE_string(
+    "kernels", "reference,cmsis-nn", "Kernel sets for --on-target: reference, cmsis-nn."
+)
+flags.DEFINE_string(
+    "inputs",
+    None,
+    "Inputs for the --on-target parity check: .npy of records [N, ...] in the model's input "
+    "dtype (default: 3 seeded random records).",
+)
+flags.DEFINE_enum(
+    "tflm-library",
+    "full",
+    ["full", "model"],
+    "TFLM for --on-target: the full cached library per CPU/kernel set, or only the sources this "
+    "model's ops need (faster first build).",
 )
 flags.DEFINE_string(
     "metadata",
@@ -122,6 +146,11 @@ def main(argv: list[str]) -> int:
             compile=FLAGS.compile,
             tflm_root=FLAGS["tflm-root"].value,
             metadata=FLAGS.metadata,
+            on_target=[FLAGS["on-target"].value] if FLAGS["on-target"].value else [],
+            kernels=[FLAGS.kernels],
+            inputs=FLAGS.inputs,
+            tflm_library=FLAGS["tflm-library"].value,
+            progress=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr, flush=True),
         )
     except TfkwsError as e:
         _fail(str(e).splitlines()[0])
@@ -133,12 +162,35 @@ def main(argv: list[str]) -> int:
         f"{r['model_bytes']:,} bytes, arena min {r['min_arena_bytes']:,} (host), recommended "
         f"{r['recommended_arena_bytes']:,}, {r['total_macs']:,} MACs"
     )
+    for line in on_target_lines(r):
+        print(f"{PROG}: {line}")
     if FLAGS.check:
         if not result.fits:
             print(f"{PROG}: check failed: {r['model']['file']} {result.reason}", file=sys.stderr)
             return 1
         print(f"{PROG}: check passed: fits {', '.join(t['key'] for t in r['targets'])}")
     return 0
+
+
+def on_target_lines(r: dict) -> list[str]:
+    """One summary line per on-target variant (also used by tfkws demo)."""
+    out = []
+    for v in (r.get("on_target") or {}).get("variants", []):
+        p = v["parity"]
+        parity = (
+            "outputs bit-exact"
+            if p["bit_exact"]
+            else f"{p['differing_elements']}/{p['elements']} outputs differ "
+            f"({p['elements_beyond_1_lsb']} by more than 1 LSB)"
+        )
+        fl = v["flash"]["flash_bytes"]
+        out.append(
+            f"on target {v['cpu']}/{v['kernels']}: arena min {v['arena']['min_bytes']:,} B "
+            f"(host {r['min_arena_bytes']:,}), {v['instructions']['per_invoke']:,} "
+            f"instructions/Invoke, flash TFLM {fl['tflm']:,} + model {fl['model']:,} B, "
+            f"{parity} vs TFLM Python ({p['records']} records)"
+        )
+    return out
 
 
 def run() -> None:

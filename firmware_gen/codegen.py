@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from firmware_gen.arena import round_up
 from firmware_gen.model import ModelInfo
 
 BYTES_PER_LINE = 12
@@ -125,8 +126,13 @@ def model_data_h(
     tool_version: str,
     arena: dict,
     metadata: dict | None,
+    on_target: dict | None = None,
 ) -> str:
-    """``NAME_model_data.h``: declarations, arena size, I/O quantisation, labels, features."""
+    """``NAME_model_data.h``: declarations, arena size, I/O quantisation, labels, features.
+
+    With ``on_target`` (firmware_gen's QEMU measurements) kTensorArenaSize is the largest
+    on-target minimum plus the margin, and each measured minimum gets its own constant.
+    """
     guard = f"FIRMWARE_GEN_{ident}_MODEL_DATA_H_"
     lines = [
         _header_comment(info, source_name, tool_version).rstrip("\n"),
@@ -141,15 +147,33 @@ def model_data_h(
         "",
         f"constexpr unsigned int kModelDataSize = {len(info.data)};",
         "",
-        "// Tensor arena. kTensorArenaSize is the recommended size: the larger of the measured",
-        "// minimum (TFLM on a 64-bit host) and the 32-bit estimate, plus "
-        f"{arena['margin_pct']:g} % margin.",
+    ]
+    variants = (on_target or {}).get("variants") or []
+    if variants:
+        minima = [v["arena"]["min_bytes"] for v in variants]
+        recommended = round_up(max(minima) * (1 + arena["margin_pct"] / 100))
+        lines += [
+            "// Tensor arena. kTensorArenaSize is the recommended size: the largest minimum",
+            "// measured on target (TFLM C++ in QEMU, kTensorArenaMin<CPU><kernels> below) plus "
+            f"{arena['margin_pct']:g} % margin.",
+        ]
+    else:
+        recommended = arena["recommended_bytes"]
+        lines += [
+            "// Tensor arena. kTensorArenaSize is the recommended size: the larger of the measured",
+            "// minimum (TFLM on a 64-bit host) and the 32-bit estimate, plus "
+            f"{arena['margin_pct']:g} % margin.",
+        ]
+    lines += [
         "// Declare it as: alignas(16) static uint8_t tensor_arena[kTensorArenaSize];",
-        f"constexpr unsigned int kTensorArenaSize = {arena['recommended_bytes']};",
+        f"constexpr unsigned int kTensorArenaSize = {recommended};",
         f"constexpr unsigned int kTensorArenaMinHost = {arena['host_min_bytes']};",
         f"constexpr unsigned int kTensorArena32BitEstimate = {arena['estimate_32bit_bytes']};",
-        "",
     ]
+    for v in variants:
+        name = "kTensorArenaMin" + _camel(v["cpu"]) + _camel(v["kernels"])
+        lines.append(f"constexpr unsigned int {name} = {v['arena']['min_bytes']};  // measured")
+    lines.append("")
     lines += _io_constants("Input", info.input_tensors) + [""]
     lines += _io_constants("Output", info.output_tensors) + [""]
     if metadata:

@@ -2,7 +2,9 @@
 
 validate the flatbuffer -> check every op exists in TFLM -> measure the arena in a TFLM child
 process -> layer table, runtime estimate, target fit -> write sources and report into a temp folder
-(compiling them there with ``compile=True``) -> rename it into place. Any error leaves no output.
+(compiling them there with ``compile=True``; with ``on_target=["m4", ...]`` building them with TFLM
+C++ for those CPUs and measuring them in QEMU, see ``firmware_gen.on_target``) -> rename it into
+place. Any error leaves no output.
 """
 
 from __future__ import annotations
@@ -11,16 +13,25 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from firmware_gen import __version__
-from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena
+from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena, round_up
 from firmware_gen.codegen import c_identifier, model_data_cc, model_data_h, op_resolver_h
 from firmware_gen.errors import FirmwareGenError
 from firmware_gen.layers import layer_table
 from firmware_gen.model import parse_model, read_model_file
 from firmware_gen.ops import op_table, resolver_ops
-from firmware_gen.report import REPORT_FORMAT, REPORT_VERSION, fit_summary, target_fit, to_markdown
+from firmware_gen.report import (
+    REPORT_FORMAT,
+    REPORT_VERSION,
+    fit_summary,
+    fit_targets,
+    to_markdown,
+)
 from firmware_gen.runtime_size import runtime_estimate
 from firmware_gen.targets import resolve_targets
 from tfkws import atomic
@@ -100,12 +111,23 @@ def generate(
     compile: bool = False,
     tflm_root: str | os.PathLike | None = None,
     metadata: str | os.PathLike | None = None,
+    on_target: list[str] | tuple[str, ...] = (),
+    kernels: list[str] | tuple[str, ...] = ("reference", "cmsis-nn"),
+    inputs: np.ndarray | str | os.PathLike | None = None,
+    tflm_library: str = "full",
+    progress: Callable[[str], None] | None = None,
 ) -> Result:
     """Generate ``NAME_model_data.{h,cc}``, ``NAME_op_resolver.h`` and ``NAME_report.{json,md}``.
 
     ``metadata`` defaults to ``X.metadata.json`` beside ``X.tflite`` when that file exists.
     Raises :class:`FirmwareGenError` (one line) for any bad input; never leaves partial output.
     Whether the model fits is in ``Result.fits`` / ``Result.reason`` (``--check`` exits 1 on it).
+
+    ``on_target``: CPUs (``m4``, ``m55``) to measure on in QEMU with each of ``kernels``; their
+    arena and flash then decide the fit of targets with that core. ``inputs``: int8 records
+    ``[N, ...]`` (array or ``.npy``) for the output-parity check (default: seeded random).
+    ``tflm_library``: ``full`` (the cached per-CPU library) or ``model`` (only the sources this
+    model's ops need: a faster first build).
     """
     model_path = Path(model)
     source = str(model_path)
@@ -124,6 +146,19 @@ def generate(
     if metadata is not None or meta_path.exists():
         meta = load_metadata(meta_path, info.sha256, out_elements)
     target_list = resolve_targets(list(targets), targets_file, ram, flash)
+    cpus = list(on_target)
+    if cpus:
+        from firmware_gen.cpus import CPUS, KERNEL_SETS, parse_list
+        from firmware_gen.toolchain import find_toolchain
+        from firmware_gen.toolchain import tflm_root as find_tflm_root
+
+        cpus = parse_list(",".join(cpus), list(CPUS), "--on-target")
+        kernel_sets = parse_list(",".join(kernels), KERNEL_SETS, "--kernels")
+        if tflm_library not in ("full", "model"):
+            raise FirmwareGenError(f"tflm_library must be 'full' or 'model', not {tflm_library!r}")
+        find_toolchain()  # fail before any work when a tool is missing
+        root = find_tflm_root(tflm_root)
+        input_array = _load_inputs(inputs)
     ident = c_identifier(name if name is not None else model_path.stem)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -132,8 +167,6 @@ def generate(
     arena = measure_arena(info.data, arena_margin, source).to_dict()
     layers = layer_table(info)
     runtime = runtime_estimate([o["op"] for o in ops])
-    ram_needed = arena["recommended_bytes"] + ram_reserve
-    flash_needed = len(info.data) + runtime["bytes"] + flash_reserve
     report = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -149,6 +182,7 @@ def generate(
         "min_arena_bytes": arena["host_min_bytes"],
         "arena_32bit_estimate_bytes": arena["estimate_32bit_bytes"],
         "recommended_arena_bytes": arena["recommended_bytes"],
+        "recommended_arena_basis": "host",
         "arena": arena,
         "inputs": _io(info.input_tensors),
         "outputs": _io(info.output_tensors),
@@ -159,10 +193,8 @@ def generate(
         "runtime_code_estimate": runtime,
         "flash_estimate_bytes": len(info.data) + runtime["bytes"],
         "reserve": {"ram_bytes": ram_reserve, "flash_bytes": flash_reserve},
-        "targets": [target_fit(t, ram_needed, flash_needed) for t in target_list],
     }
-    fits, reason = fit_summary(report)
-    report["fits"] = fits
+    report["targets"] = fit_targets(report, target_list)
     files = {
         f"{ident}_model_data.h": model_data_h(
             info, ident, model_path.name, __version__, arena, meta
@@ -181,6 +213,33 @@ def generate(
                 report["compile"] = compile_sources(
                     tmp, ident, tflm_root or os.environ.get("TFLM_ROOT")
                 )
+            if cpus:
+                from firmware_gen.on_target import measure
+
+                report["on_target"] = measure(
+                    tmp,
+                    ident,
+                    info,
+                    cpus,
+                    kernel_sets,
+                    methods=[o["method"] for o in ops],
+                    tflm_root=root,
+                    host_arena=arena["host_min_bytes"],
+                    inputs=input_array,
+                    library=tflm_library,
+                    source=source,
+                    progress=progress,
+                )
+                _apply_on_target(report, target_list)
+                header = f"{ident}_model_data.h"
+                (tmp / header).write_text(
+                    model_data_h(
+                        info, ident, model_path.name, __version__, arena, meta, report["on_target"]
+                    ),
+                    encoding="utf-8",
+                )
+            fits, reason = fit_summary(report)
+            report["fits"] = fits
             (tmp / f"{ident}_report.json").write_text(
                 json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8"
             )
@@ -191,3 +250,24 @@ def generate(
         where = e.filename or out_dir
         raise FirmwareGenError(f"{where}: cannot write output ({e.strerror or e})") from None
     return Result(report, out_dir, report["files"], fits, reason)
+
+
+def _load_inputs(inputs: np.ndarray | str | os.PathLike | None) -> np.ndarray | None:
+    if inputs is None or isinstance(inputs, np.ndarray):
+        return inputs
+    try:
+        return np.load(inputs, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise FirmwareGenError(f"{inputs}: cannot read inputs as a .npy array ({e})") from None
+
+
+def _apply_on_target(report: dict, target_list: list[dict]) -> None:
+    """Recommended arena and target fits from the on-target minima (see ``report``)."""
+    variants = report["on_target"]["variants"]
+    worst = max(variants, key=lambda v: v["arena"]["min_bytes"])
+    margin = report["arena"]["margin_pct"]
+    report["recommended_arena_bytes"] = round_up(worst["arena"]["min_bytes"] * (1 + margin / 100))
+    report["recommended_arena_basis"] = (
+        f"on-target: largest minimum measured ({worst['cpu']}/{worst['kernels']}) + {margin:g} %"
+    )
+    report["targets"] = fit_targets(report, target_list)

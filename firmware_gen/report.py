@@ -3,15 +3,52 @@
 RAM needed on a target = recommended arena + the user's RAM reserve (stack, buffers, app);
 flash needed = model bytes + runtime code estimate + the user's flash reserve. Headroom = limit -
 needed; the model fits when both headrooms are >= 0.
+
+When the model was measured on the target's CPU in QEMU (``--on-target``), that target uses the
+measured figures instead: the largest on-target minimum arena over the kernel sets measured (plus
+the same margin) and the TFLM flash taken from the linked ELF; its latency is estimated from the
+instructions per Invoke at the target's clock (an estimate: one instruction per cycle assumed,
+QEMU counts instructions, not cycles).
 """
 
 from __future__ import annotations
+
+from firmware_gen.arena import round_up
 
 REPORT_FORMAT = "firmware-gen-report"
 REPORT_VERSION = 1
 
 
-def target_fit(target: dict, ram_needed: int, flash_needed: int) -> dict:
+def on_target_for(target: dict, report: dict) -> dict | None:
+    """The on-target figures that stand for ``target`` (same core), or None."""
+    from firmware_gen.cpus import CPUS
+
+    variants = [
+        v
+        for v in (report.get("on_target") or {}).get("variants", [])
+        if target.get("core", "").lower() in CPUS[v["cpu_key"]].cores
+    ]
+    if not variants:
+        return None
+    worst = max(variants, key=lambda v: (v["arena"]["min_bytes"], v["kernels"]))
+    margin = report["arena"]["margin_pct"]
+    latency = {}
+    if target.get("clock_hz"):
+        latency = {
+            v["kernels"]: round(1e3 * v["instructions"]["per_invoke"] / target["clock_hz"], 3)
+            for v in variants
+        }
+    return {
+        "cpu": worst["cpu"],
+        "arena_min_bytes": worst["arena"]["min_bytes"],
+        "arena_from": f"{worst['cpu']}/{worst['kernels']}",
+        "recommended_arena_bytes": round_up(worst["arena"]["min_bytes"] * (1 + margin / 100)),
+        "tflm_flash_bytes": max(v["flash"]["flash_bytes"]["tflm"] for v in variants),
+        "latency_estimate_ms": latency,
+    }
+
+
+def target_fit(target: dict, ram_needed: int, flash_needed: int, basis: str = "host") -> dict:
     ram_head = target["sram_bytes"] - ram_needed
     flash_head = target["flash_bytes"] - flash_needed
     reasons = []
@@ -27,15 +64,46 @@ def target_fit(target: dict, ram_needed: int, flash_needed: int) -> dict:
         "flash_headroom_bytes": flash_head,
         "fits": not reasons,
         "reason": "; ".join(reasons),
+        "basis": basis,
     }
+
+
+def fit_targets(report: dict, targets: list[dict]) -> list[dict]:
+    """Fit verdict per target: on-target figures where measured for its core, else host ones."""
+    reserve = report["reserve"]
+    out = []
+    for t in targets:
+        t = {k: v for k, v in t.items() if k not in ("on_target",)}
+        ot = on_target_for(t, report)
+        if ot is None:
+            ram = report["arena"]["recommended_bytes"] + reserve["ram_bytes"]
+            flash = report["flash_estimate_bytes"] + reserve["flash_bytes"]
+            out.append(target_fit(t, ram, flash))
+            continue
+        ram = ot["recommended_arena_bytes"] + reserve["ram_bytes"]
+        flash = report["model_bytes"] + ot["tflm_flash_bytes"] + reserve["flash_bytes"]
+        fit = target_fit(t, ram, flash, basis=f"on-target {ot['arena_from']} (QEMU)")
+        fit["on_target"] = ot
+        out.append(fit)
+    return out
 
 
 def fit_summary(report: dict) -> tuple[bool, str]:
     """(fits every target, one-line reason when not) for ``--check``."""
     bad = [t for t in report["targets"] if not t["fits"]]
-    if not bad:
-        return True, ""
-    return False, "does not fit " + "; ".join(f"{t['key']} ({t['reason']})" for t in bad)
+    wrong = [
+        f"{v['cpu']}/{v['kernels']}"
+        for v in (report.get("on_target") or {}).get("variants", [])
+        if not v["parity"]["ok"]
+    ]
+    reasons = []
+    if bad:
+        reasons.append("does not fit " + "; ".join(f"{t['key']} ({t['reason']})" for t in bad))
+    if wrong:
+        reasons.append(
+            f"on-target outputs differ from the TFLM Python interpreter ({', '.join(wrong)})"
+        )
+    return not reasons, "; ".join(reasons)
 
 
 def _kb(n: int) -> str:
@@ -62,7 +130,11 @@ def to_markdown(r: dict) -> str:
         f"- arena estimate for a 32-bit MCU: {r['arena_32bit_estimate_bytes']:,} bytes "
         "(host minimum minus pointer-size savings of the persistent structures)",
         f"- recommended `kTensorArenaSize`: **{r['recommended_arena_bytes']:,} bytes** "
-        f"(+{a['margin_pct']:g} % margin)",
+        + (
+            f"(+{a['margin_pct']:g} % margin)"
+            if r.get("recommended_arena_basis", "host") == "host"
+            else f"({r['recommended_arena_basis']})"
+        ),
         f"- RecordingMicroAllocator: total {a['recording']['total_bytes']:,}, head "
         f"{a['recording']['head_bytes']:,} (activations, scratch), tail "
         f"{a['recording']['tail_bytes']:,} (persistent) bytes",
@@ -85,9 +157,10 @@ def to_markdown(r: dict) -> str:
                     "flash needed",
                     "flash",
                     "flash headroom",
+                    "basis",
                 ]
             ),
-            _row(["---"] * 9),
+            _row(["---"] * 10),
         ]
         for t in r["targets"]:
             lines.append(
@@ -102,6 +175,7 @@ def to_markdown(r: dict) -> str:
                         f"{t['flash_needed_bytes']:,}",
                         f"{t['flash_bytes']:,}",
                         f"{t['flash_headroom_bytes']:,}",
+                        t.get("basis", "host"),
                     ]
                 )
             )
@@ -109,11 +183,14 @@ def to_markdown(r: dict) -> str:
             "",
             f"RAM needed = recommended arena + reserve ({r['reserve']['ram_bytes']:,} "
             f"bytes); flash needed = model + runtime estimate + reserve "
-            f"({r['reserve']['flash_bytes']:,} bytes).",
+            f'({r["reserve"]["flash_bytes"]:,} bytes). Basis "on-target": arena minimum '
+            "measured on that core in QEMU (+ the same margin) and TFLM flash from the linked ELF.",
             "",
         ]
     else:
         lines += ["No targets given (--target, --ram/--flash).", ""]
+    if r.get("on_target"):
+        lines += on_target_markdown(r)
     lines += [
         "## Ops (op resolver)",
         "",
@@ -164,3 +241,77 @@ def to_markdown(r: dict) -> str:
                 lines.append(f"- {r['compile'][key]}")
         lines.append("")
     return "\n".join(lines)
+
+
+def on_target_markdown(r: dict) -> list[str]:
+    """The "On target (QEMU)" section: one row per (CPU, kernel set)."""
+    ot = r["on_target"]
+    lines = [
+        "## On target (TFLM C++ in QEMU)",
+        "",
+        f"TFLM from `{ot['tflm_root']}`; inputs: {ot['inputs']}. Arena: smallest that allocates "
+        "(16-byte steps, bisected in QEMU; min - 16 checked to fail). Instructions per Invoke "
+        "counted by a QEMU TCG plugin (instructions, not cycles). Flash from the ELF's sections.",
+        "",
+        _row(
+            [
+                "CPU / kernels",
+                "arena min (host)",
+                "arena min (target)",
+                "min-16 fails",
+                "instructions / Invoke",
+                "flash: model",
+                "flash: TFLM",
+                "flash: ELF total",
+                "parity vs Python TFLM",
+            ]
+        ),
+        _row(["---"] * 9),
+    ]
+    for v in ot["variants"]:
+        p = v["parity"]
+        parity = (
+            f"bit-exact ({p['records']} records)"
+            if p["bit_exact"]
+            else f"{p['differing_elements']}/{p['elements']} differ, "
+            f"{p['elements_beyond_1_lsb']} beyond 1 LSB (max {p['max_abs_diff']})"
+        )
+        if not p["ok"]:
+            parity = "**" + parity + "** (expected bit-exact)"
+        fl = v["flash"]["flash_bytes"]
+        lines.append(
+            _row(
+                [
+                    f"{v['cpu']} / {v['kernels']}",
+                    f"{r['min_arena_bytes']:,}",
+                    f"**{v['arena']['min_bytes']:,}**",
+                    "yes" if v["arena"]["min_minus_16_fails"] else "NO",
+                    f"{v['instructions']['per_invoke']:,}",
+                    f"{fl['model']:,}",
+                    f"{fl['tflm']:,}",
+                    f"{fl['total']:,}",
+                    parity,
+                ]
+            )
+        )
+    est = [
+        f"{t['key']} ({t['clock_hz'] / 1e6:g} MHz): "
+        + ", ".join(f"{k} {ms:,.2f} ms" for k, ms in t["on_target"]["latency_estimate_ms"].items())
+        for t in r["targets"]
+        if t.get("on_target") and t["on_target"]["latency_estimate_ms"]
+    ]
+    lines.append("")
+    if est:
+        lines += [
+            "Latency **estimate** at each target's clock (instructions / clock, i.e. one "
+            "instruction per cycle; real cores differ with wait states and dual issue): "
+            + "; ".join(est)
+            + ".",
+            "",
+        ]
+    lines += [
+        "Flash: TFLM = the library code and data the model's ops pull in (plus the op resolver);"
+        " the ELF total adds the harness and the C library with semihosting printf.",
+        "",
+    ]
+    return lines

@@ -130,3 +130,76 @@ def test_op_missing_from_the_resolver_fails_clearly(tiny, tmp_path):
 def test_source_globs_reproduce_the_tflm_lists():
     # A plain tflite-micro checkout has no lists/: the globs must give the same library.
     assert sorted(_glob(TFLM, REF_GLOBS)) == source_list(TFLM, "reference")
+
+
+def _run_cli(*args, env=None):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "firmware_gen.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+    )
+
+
+@needs_target
+def test_cli_check_uses_the_on_target_arena(tiny, measured, tmp_path):
+    """A Cortex-M4 board with RAM between the on-target and the host recommendation: it fails
+    the host-based check and passes once the model was measured on a Cortex-M4."""
+    import json
+
+    gen, _, data, report = tiny
+    model = tmp_path / "tiny.tflite"
+    model.write_bytes(data)
+    margin = 1 + report["arena"]["margin_pct"] / 100
+    on_target_rec = -(-int(measured["arena"]["min_bytes"] * margin) // 16) * 16 + 16
+    assert on_target_rec < report["recommended_arena_bytes"]
+    ram = (on_target_rec + report["recommended_arena_bytes"]) // 2
+    targets = tmp_path / "t.json"
+    board = {
+        "core": "cortex-m4f",
+        "sram_bytes": ram,
+        "flash_bytes": 1 << 20,
+        "clock_hz": 64_000_000,
+    }
+    targets.write_text(json.dumps({"targets": {"tiny_m4_board": board}}))
+    host = _run_cli(model, "--out", tmp_path / "host", "--targets-file", targets, "--check")
+    assert host.returncode == 1 and "RAM needs" in host.stderr, host.stderr
+    out = tmp_path / "qemu"
+    common = ["--on-target", "m4", "--kernels", "reference", "--tflm-library", "model"]
+    r = _run_cli(model, "--out", out, "--targets-file", targets, "--check", *common)
+    assert r.returncode == 0, r.stderr
+    assert "on target cortex-m4/reference" in r.stdout and "bit-exact" in r.stdout
+    rep = json.loads((out / "tiny_report.json").read_text())
+    (variant,) = rep["on_target"]["variants"]
+    assert variant["arena"]["min_bytes"] == measured["arena"]["min_bytes"]  # deterministic
+    (t,) = rep["targets"]
+    assert t["basis"].startswith("on-target cortex-m4/reference") and t["fits"]
+    assert t["on_target"]["latency_estimate_ms"]["reference"] > 0
+    header = (out / "tiny_model_data.h").read_text()
+    assert f"kTensorArenaMinCortexM4Reference = {variant['arena']['min_bytes']};" in header
+    assert "On target (TFLM C++ in QEMU)" in (out / "tiny_report.md").read_text()
+
+
+def test_cli_says_what_to_install_when_tools_are_missing(tmp_path):
+    import os
+    import sys
+
+    from firmware_gen.testing import tiny_model
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tiny_model("dense"))
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    r = _run_cli(model, "--out", tmp_path / "o", "--on-target", "m4", env=env)
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("firmware-gen: error: on-target measurement needs arm-none-eabi-gcc")
+    assert "apt-get install" in line and "qemu-system-arm" in line
+    assert not (tmp_path / "o").exists()
