@@ -193,11 +193,13 @@ def compile_flags(root: Path, cpu: Cpu, kernels: str, opt: str = DEFAULT_OPT) ->
     return base + inc_flags, base + list(CXX_FLAGS) + inc_flags
 
 
-def _cache_dir(root: Path, cpu: Cpu, kernels: str, opt: str, version: str) -> Path:
+def _cache_dir(
+    root: Path, cpu: Cpu, kernels: str, opt: str, version: str, extra: tuple[Path, ...] = ()
+) -> Path:
     c_flags, cxx_flags = compile_flags(Path("/ROOT"), cpu, kernels, opt)
-    key = hashlib.sha256(
-        json.dumps([tree_digest(root), c_flags, cxx_flags, version, kernels]).encode()
-    ).hexdigest()
+    trees = [tree_digest(root), *(tree_digest(e) for e in extra)]
+    key = hashlib.sha256(json.dumps([trees, c_flags, cxx_flags, version, kernels]).encode())
+    key = key.hexdigest()
     return cache_root() / f"tflm-{cpu.key}-{kernels}{opt.replace('-', '')}-{key[:16]}"
 
 
@@ -228,6 +230,8 @@ def build_library(
     kernels: str,
     *,
     ops_methods: list[str] | None = None,
+    sources: list[str] | None = None,
+    extra_includes: tuple[Path, ...] = (),
     opt: str = DEFAULT_OPT,
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
@@ -235,14 +239,24 @@ def build_library(
     """Compile (what is not cached yet) and archive TFLM for ``cpu``/``kernels``.
 
     ``ops_methods``: resolver methods (``AddConv2D`` ...) to build only what they need; ``None``
-    builds the whole library.
+    builds the whole library. ``sources``: an explicit source list instead (e.g. the micro
+    frontend), compiled with the same flags into the same cache. ``extra_includes``: folders
+    searched before the tree's own include paths (their contents are part of the cache key).
     """
     tc = find_toolchain(need_qemu=False)
     t0 = time.time()
     c_flags, cxx_flags = compile_flags(root, cpu, kernels, opt)
-    cache = _cache_dir(root, cpu, kernels, opt, tc.version)
+    if extra_includes:
+        first = [f"-I{e}" for e in extra_includes]
+        c_flags, cxx_flags = first + c_flags, first + cxx_flags
+    cache = _cache_dir(root, cpu, kernels, opt, tc.version, tuple(extra_includes))
     full = source_list(root, kernels)
-    srcs = full if ops_methods is None else subset_for_ops(root, kernels, ops_methods)
+    if sources is not None:
+        srcs = sorted(sources)
+    elif ops_methods is not None:
+        srcs = subset_for_ops(root, kernels, ops_methods)
+    else:
+        srcs = full
     name = (
         "libtflm.a"
         if srcs == full

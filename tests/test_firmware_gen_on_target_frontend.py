@@ -1,0 +1,55 @@
+"""Feature parity on the device: TFLM's micro frontend for Cortex-M4 in QEMU vs tfkws features.
+
+Needs the arm toolchain, QEMU, a TFLM tree and kissfft's implementation files (kiss_fft.c,
+_kiss_fft_guts.h, tools/kiss_fftr.c) in the tree's third_party/kissfft or $KISSFFT_ROOT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware_gen import FirmwareGenError
+from firmware_gen.frontend import KISSFFT_FILES, kissfft_root
+from firmware_gen.toolchain import available, default_tflm_root
+
+TFLM = default_tflm_root()
+
+
+def _kissfft_problem() -> str | None:
+    if TFLM is None:
+        return "no TFLM source tree (set TFLM_ROOT or provide ../shared/tflm)"
+    try:
+        kissfft_root(TFLM)
+    except FirmwareGenError as e:
+        return str(e)
+    return None
+
+
+REASON = available() or _kissfft_problem()
+
+
+def test_missing_kissfft_sources_are_named(tmp_path):
+    (tmp_path / "kiss_fft.h").write_text("/* headers only */\n")
+    with pytest.raises(FirmwareGenError) as e:
+        kissfft_root(tmp_path, tmp_path)
+    msg = str(e.value)
+    assert all(f in msg for f in KISSFFT_FILES) and "KISSFFT_ROOT" in msg
+
+
+@pytest.mark.skipif(REASON is not None, reason=REASON or "")
+def test_device_features_equal_the_training_features(shared_data: Path):
+    from tfkws.verification.frontend_parity import frontend_parity
+
+    sc = shared_data / "speech_commands_test_dev"
+    clips = [
+        sorted((sc / "yes").glob("*.flac"))[0],
+        sorted((sc / "left").glob("*.flac"))[1],
+        sorted((sc / "_silence_").glob("*.flac"))[0],
+        sorted((shared_data / "arabic_speech_commands").rglob("*.flac"))[0],
+    ]
+    r = frontend_parity(clips, TFLM)
+    assert r["clips"] == 4 and r["shape"] == [49, 40]
+    assert r["identical"], r["per_clip"]
+    assert r["instructions_per_clip"]["min"] > 100_000
