@@ -4,41 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from random_weights import randomize
 
 from tfkws.errors import ModelError
 from tfkws.folding.batchnorm import fold_bn_weights
 from tfkws.folding.fold import count_layers, fold_model, with_batch_size
 from tfkws.models.registry import build_model
-
-
-def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
-    """Random weights everywhere and non-trivial BN statistics (mean, var, gamma, beta)."""
-    rng = np.random.default_rng(seed)
-    for layer in _all_layers(model):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            values = {
-                "gamma": rng.uniform(0.3, 2.0, c),
-                "beta": rng.normal(0, 1, c),
-                "moving_mean": rng.normal(0, 1, c),
-                "moving_variance": rng.uniform(0.1, 3.0, c),
-            }
-            for w in layer.weights:
-                key = w.name.split("/")[-1].split(":")[0]
-                w.assign(values[key].astype(np.float32))
-        else:
-            for w in layer.weights:
-                w.assign(rng.normal(0, 0.5, w.shape).astype(np.float32))
-    return model
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer
-            yield from getattr(layer, "_flatten_layers", lambda **_: [])(include_self=False)
 
 
 def assert_equivalent(original, folded, shape, seed=0, n=4):

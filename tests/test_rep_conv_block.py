@@ -8,28 +8,11 @@ import tensorflow as tf
 import tf_keras as keras
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_weights import randomize
 
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.layers.rep_conv_block import RepConvBlock
 from tfkws.layers.strided_depthwise_conv import StridedDepthwiseConv2D
-
-
-def randomize(layer: keras.layers.Layer, seed: int) -> None:
-    """Random kernels and clearly non-trivial BN statistics (mean != 0, var != 1, gamma != 1)."""
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        name, shape = w.name, tuple(w.shape)
-        if "moving_variance" in name:
-            value = rng.uniform(0.2, 3.0, shape)
-        elif "moving_mean" in name:
-            value = rng.normal(0.0, 2.0, shape)
-        elif "gamma" in name:
-            value = rng.uniform(0.3, 2.0, shape)
-        elif "beta" in name:
-            value = rng.normal(0.0, 1.0, shape)
-        else:
-            value = rng.normal(0.0, 0.5, shape)
-        w.assign(value.astype(np.float32))
 
 
 def check_fold(block: RepConvBlock, input_shape: tuple[int, ...], seed: int = 0) -> RepConvBlock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import random_weights
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tflite_micro.python.tflite_micro import runtime
@@ -32,25 +33,9 @@ CONV_KEYS = (
 )
 
 
-def randomize(model: keras.Model, seed: int) -> None:
-    """Random weights and non-trivial BN statistics everywhere (including inside blocks)."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        name, shape = w.name, tuple(w.shape)
-        if "moving_variance" in name:
-            value = rng.uniform(0.5, 2.0, shape)
-        elif "moving_mean" in name:
-            value = rng.normal(0.0, 0.3, shape)
-        elif "gamma" in name:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "beta" in name or "bias" in name:
-            value = rng.normal(0.0, 0.2, shape)
-        else:  # kernels: keep activations O(1) through the stack
-            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-            if "depthwise" in name:
-                fan_in = int(np.prod(shape[:2]))
-            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-        w.assign(value.astype(np.float32))
+def randomize(model: keras.Model, seed: int):
+    """Whole-network random weights (see ``random_weights``)."""
+    return random_weights.randomize(model, seed, "network")
 
 
 def features(n: int, seed: int = 0) -> np.ndarray:

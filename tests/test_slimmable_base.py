@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from random_weights import randomize
 
 from tfkws.errors import ModelError
 from tfkws.layers.slimmable_base import (
@@ -26,22 +27,6 @@ from tfkws.layers.slimmable_base import (
 from tfkws.layers.slimmable_dense import SlimmableDense
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
-
-
-def randomize(layer: keras.layers.Layer, seed: int) -> None:
-    """Random weights and clearly non-trivial BN statistics, different in every width row."""
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        name, shape = w.name, tuple(w.shape)
-        if "moving_variance" in name:
-            value = rng.uniform(0.2, 3.0, shape)
-        elif "moving_mean" in name:
-            value = rng.normal(0.0, 2.0, shape)
-        elif "gamma" in name:
-            value = rng.uniform(0.3, 2.0, shape)
-        else:
-            value = rng.normal(0.0, 0.5, shape)
-        w.assign(value.astype(np.float32))
 
 
 def masked(x: np.ndarray, live: int) -> np.ndarray:
