@@ -1,7 +1,9 @@
 """``tfkws qat``: quantization-aware fine-tuning of a trained float run into a new run folder.
 
 The new run folder is a complete run (``run_config.json`` with ``qat: true``, checkpoints each
-epoch, ``--resume``), so ``tfkws export --run`` converts it with its learnt int8 ranges.
+epoch, ``--resume``), so ``tfkws export --run`` converts it with its learnt int8 ranges. The
+work is ``tfkws.training.qat_finetune.qat_finetune``; one width of a slimmable supernet is
+fine-tuned with ``tfkws slim qat``.
 """
 
 from __future__ import annotations
@@ -31,71 +33,18 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def run(fv: flags.FlagValues) -> int:
-    import dataclasses
-    import shutil
-    from pathlib import Path
+    from tfkws.training.qat_finetune import qat_finetune, summary
 
-    from tfkws.data.dataset import open_dataset
-    from tfkws.errors import TfkwsError
-    from tfkws.training.run_config import RUN_CONFIG, RunConfig
-    from tfkws.training.trainer import BEST_WEIGHTS, FLOAT_BEST_WEIGHTS, train
-
-    src_dir, out = Path(fv.run), Path(fv.out)
-    src = RunConfig.load(src_dir)
-    if src.train.qat:
-        raise TfkwsError(f"{src_dir}: already a QAT run; pass its float source run")
-    weights = src_dir / BEST_WEIGHTS
-    if not weights.exists():
-        raise TfkwsError(f"{src_dir}: no {BEST_WEIGHTS} (training did not finish an epoch)")
-    if src_dir.resolve() == out.resolve():
-        raise TfkwsError(f"{out}: --out must be a new folder, not the float run")
-    if (out / RUN_CONFIG).exists() and not fv.resume:
-        raise TfkwsError(f"{out}: already holds a run; pass --resume to continue it")
-    if fv.epochs < 1:
-        raise TfkwsError(f"--epochs must be >= 1, got {fv.epochs}")
-    cfg = dataclasses.replace(
-        src.train,
+    results = qat_finetune(
+        fv.run,
+        fv.out,
         epochs=fv.epochs,
-        batch_size=fv.batch_size or src.train.batch_size,
-        qat=True,
-        qat_epochs=fv.epochs,
-        qat_learning_rate=fv.lr,
-        qat_source=str(src_dir.resolve()),
-    )
-    data = fv.data or src.data
-    ds = open_dataset(
-        data,
-        mode=src.dataset_mode,
-        labels=src.labels,
-        keywords=tuple(k for k in src.labels if not k.startswith("_")),
-        seed=src.train.seed,
-        noise_dir=src.noise_dir,
-    )
-    if list(ds.labels) != list(src.labels):
-        raise TfkwsError(
-            f"{data}: labels {list(ds.labels)} differ from the float run's {list(src.labels)}"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    start = out / FLOAT_BEST_WEIGHTS
-    if not start.exists():  # the QAT run keeps its own copy of what it started from
-        tmp = out / f".{FLOAT_BEST_WEIGHTS}.tmp"
-        shutil.copyfile(weights, tmp)
-        tmp.replace(start)
-    results = train(
-        ds,
-        src.features,
-        cfg,
-        out,
+        lr=fv.lr,
+        batch_size=fv.batch_size,
+        data=fv.data,
         resume=fv.resume,
-        data_path=data,
-        dataset_mode=src.dataset_mode,
-        noise_dir=src.noise_dir,
         verbose=fv.verbose,
     )
-    summary = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
-    for split in ("val", "test"):
-        if split in results:
-            summary[f"{split}_accuracy"] = results[split]["accuracy"]
-    print(json.dumps(summary, indent=2))
-    print(f"QAT run folder: {out} (tfkws export --run {out} writes the int8 model)")
+    print(json.dumps(summary(results), indent=2))
+    print(f"QAT run folder: {fv.out} (tfkws export --run {fv.out} writes the int8 model)")
     return 0

@@ -7,6 +7,10 @@ plain model, folds its BatchNorms, quantises it to int8 and writes .tflite + met
 ``tfkws slim select --run RUN (--target T[,T...] | --max_arena B --max_flash B) --out_dir DIR``
 exports every width, measures its TFLM accuracy, arena, flash and MACs, and copies the most
 accurate width that fits the budget to DIR/selected.tflite (exit 1 when none fits).
+
+``tfkws slim qat --run RUN --width W --out NEW_RUN [--epochs N --lr LR]`` fine-tunes width W's
+sub-network with int8 fake-quant (as ``tfkws qat`` does a float run) into a new run folder
+that ``tfkws export --run NEW_RUN`` converts.
 """
 
 from __future__ import annotations
@@ -15,18 +19,22 @@ from absl import flags
 
 from tfkws.errors import TfkwsError
 
-ACTIONS = ("extract", "select")
+ACTIONS = ("extract", "select", "qat")
 USAGE = (
     "usage: tfkws slim extract --run RUN --width W [--out M.tflite] | tfkws slim select --run RUN "
-    "(--target T[,T...] | --max_arena BYTES --max_flash BYTES) --out_dir DIR"
+    "(--target T[,T...] | --max_arena BYTES --max_flash BYTES) --out_dir DIR | "
+    "tfkws slim qat --run RUN --width W --out NEW_RUN [--epochs N]"
 )
 
 
 def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("run", None, "Run folder of a trained slimmable supernet.", flag_values=fv)
-    flags.DEFINE_float("width", None, "Width to extract (one of the supernet's).", flag_values=fv)
+    flags.DEFINE_float("width", None, "extract/qat: width (one of the supernet's).", flag_values=fv)
     flags.DEFINE_string(
-        "out", None, "Output .tflite (default RUN/model_w<W>_int8.tflite).", flag_values=fv
+        "out",
+        None,
+        "extract: output .tflite (default RUN/model_w<W>_int8.tflite); qat: new run folder.",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "num_calibration", 400, "Representative clips from the training split.", flag_values=fv
@@ -55,6 +63,20 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "max_clips", 0, "select: evaluate a seeded random subset (0 = every clip).", flag_values=fv
     )
+    flags.DEFINE_integer("epochs", 3, "qat: QAT epochs.", flag_values=fv)
+    flags.DEFINE_float(
+        "lr",
+        None,
+        "qat: peak learning rate (default: the supernet run's --lr / 10).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "batch_size", None, "qat: batch size (default: the supernet run's).", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "resume", False, "qat: continue the run in --out from its last checkpoint.", flag_values=fv
+    )
+    flags.DEFINE_integer("verbose", 2, "qat: Keras fit verbosity (0, 1, 2).", flag_values=fv)
 
 
 def run(fv: flags.FlagValues) -> int:
@@ -67,6 +89,8 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
         raise TfkwsError(f"expected one action ({', '.join(ACTIONS)}), got {got}; {USAGE}")
     if args[0] == "select":
         return _select(fv)
+    if args[0] == "qat":
+        return _qat(fv)
     if not fv.run or fv.width is None:
         raise TfkwsError(f"slim extract needs --run and --width; {USAGE}")
     from pathlib import Path
@@ -115,4 +139,27 @@ def _select(fv: flags.FlagValues) -> int:
         )
     print(f"selected: width {doc['selected']['width']:g} -> {fv.out_dir}/selected.tflite")
     print(f"table: {fv.out_dir}/widths.md, plot: {fv.out_dir}/pareto.png")
+    return 0
+
+
+def _qat(fv: flags.FlagValues) -> int:
+    import json
+
+    from tfkws.training.qat_finetune import qat_finetune, summary
+
+    if not fv.run or fv.width is None or not fv.out:
+        raise TfkwsError(f"slim qat needs --run, --width and --out; {USAGE}")
+    results = qat_finetune(
+        fv.run,
+        fv.out,
+        epochs=fv.epochs,
+        lr=fv.lr,
+        batch_size=fv.batch_size,
+        data=fv.data,
+        resume=fv.resume,
+        verbose=fv.verbose,
+        width=fv.width,
+    )
+    print(json.dumps({"width": results["slim_width"], **summary(results)}, indent=2))
+    print(f"QAT run folder: {fv.out} (tfkws export --run {fv.out} writes the int8 model)")
     return 0

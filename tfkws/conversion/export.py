@@ -120,7 +120,17 @@ def export_run(
 
         tflite = qat_to_int8_tflite(model)
         params = deployed_params(model)
-        return write_export(run_dir, run, out_path, tflite, params, 0.0, 0, "qat")
+        extra = None
+        if run.train.slim_width is not None:  # one width of a supernet, fine-tuned
+            from tfkws.models.registry import build_model
+            from tfkws.models.slim_extract import width_metadata
+
+            supernet = build_model(
+                run.train.model, run.features.shape, len(run.labels), run.train.model_params, 1
+            )
+            slim = width_metadata(supernet, run.train.slim_width)
+            extra = {"slim": {**slim, "supernet_run": run.train.qat_source}}
+        return write_export(run_dir, run, out_path, tflite, params, 0.0, 0, "qat", extra)
     logging.info("representative set: %d training clips", num_calibration)
     rep = representative_features(run, num_calibration, seed, data)
     folded = fold_model(model)

@@ -88,8 +88,7 @@ def export_width(
     supernet, run = load_trained_model(run_dir, batch_size=1)
     if not slimmable_layers(supernet):
         raise TfkwsError(f"{run_dir}: model {run.train.model!r} is not a slimmable supernet")
-    widths = model_widths(supernet)
-    index = set_width(supernet, width)
+    set_width(supernet, width)
     folded = fold_model(extract_width(supernet, width, batch_size=1))
     logging.info("width %s: representative set of %d training clips", width, num_calibration)
     rep = representative_features(run, num_calibration, seed, data)
@@ -103,15 +102,6 @@ def export_width(
             f"{diff:.3g})"
         )
     tflite = to_int8_tflite(folded, rep, seed=seed)
-    costs = relative_costs(supernet)
-    slim = {
-        "width": float(widths[index]),
-        "width_index": index,
-        "widths": list(widths),
-        "supernet_params": int(supernet.count_params()),
-        "macs": model_macs(supernet, index),
-        "relative_macs": float(costs[index]),
-    }
     return write_export(
         run_dir,
         run,
@@ -121,5 +111,19 @@ def export_width(
         diff,
         int(len(rep)),
         "ptq",
-        extra={"slim": slim},
+        extra={"slim": width_metadata(supernet, width)},
     )
+
+
+def width_metadata(supernet: keras.Model, width: float) -> dict[str, Any]:
+    """The ``slim`` block of an exported width's metadata: which width of which supernet."""
+    widths = model_widths(supernet)
+    index = width_index(widths, width)
+    return {
+        "width": float(widths[index]),
+        "width_index": index,
+        "widths": list(widths),
+        "supernet_params": int(supernet.count_params()),
+        "macs": model_macs(supernet, index),
+        "relative_macs": float(relative_costs(supernet)[index]),
+    }

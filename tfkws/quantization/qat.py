@@ -4,6 +4,10 @@
 conv, Dropout dropped, SubSpectralNorm into a per-(freq, channel) affine), then wraps every layer
 with tfmot fake-quant. The fake-quant ranges therefore sit on exactly the tensors the int8
 TFLite graph has, and the converter takes them as they are (no representative set).
+LayerNorm, self-attention and the keyword transformer's class token convert to chains of int8
+ops; ``tfkws.quantization.decompose`` rewrites them into one layer per op first, so each tensor
+of those chains gets its own fake-quant range too (an extracted slimmable width is an ordinary
+model of such layers).
 
 tfmot 0.8's default layout transform marks a ``Conv2D/DepthwiseConv2D/Dense`` followed by a
 separate ``ReLU`` layer as "do not quantize" -- weights included -- so a folded Conv -> ReLU
@@ -41,10 +45,21 @@ from tfkws.errors import ModelError
 from tfkws.folding.fold import _rebuild, fold_model, with_batch_size
 from tfkws.layers.strided_depthwise_conv import StridedDepthwiseConv2D
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
+from tfkws.quantization.decompose import decompose_for_qat
+from tfkws.quantization.int8_layers import (
+    BatchMatMul,
+    ChannelAffine,
+    ChannelMean,
+    ClassTokenPositionQAT,
+    InverseSqrt,
+    MeanSquare,
+)
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
     DepthwiseConvQuantizeConfig,
+    InnerOutputQuantizeConfig,
     OutputQuantizeConfig,
+    SoftmaxQuantizeConfig,
     SpectralAffine,
     SpectralAffineQuantizeConfig,
 )
@@ -53,13 +68,22 @@ LayerPattern = transforms.LayerPattern
 _LINEAR = "Conv2D|DepthwiseConv2D|StridedDepthwiseConv2D|Dense"
 
 # Layer classes tfmot's default registry lacks (matched by exact class) -> their config.
-_CUSTOM: dict[type, type] = {
+_CUSTOM: dict[type, Any] = {
     StridedDepthwiseConv2D: DepthwiseConvQuantizeConfig,
     keras.layers.DepthwiseConv2D: DepthwiseConvQuantizeConfig,  # per channel, as TFLite does
     keras.layers.Multiply: OutputQuantizeConfig,
+    keras.layers.Subtract: OutputQuantizeConfig,
     # TFLite AVERAGE_POOL_2D must keep its input's scale: no range of its own.
     keras.layers.AveragePooling2D: default_8bit_quantize_configs.NoOpQuantizeConfig,
+    keras.layers.Softmax: SoftmaxQuantizeConfig,
     SpectralAffine: SpectralAffineQuantizeConfig,
+    # Decomposed LayerNorm / attention / class token (tfkws.quantization.decompose).
+    ChannelMean: lambda: InnerOutputQuantizeConfig(inner=False),
+    MeanSquare: InnerOutputQuantizeConfig,
+    InverseSqrt: lambda: InnerOutputQuantizeConfig(reciprocal=True),
+    ChannelAffine: lambda: InnerOutputQuantizeConfig(("scale", "offset")),
+    BatchMatMul: OutputQuantizeConfig,
+    ClassTokenPositionQAT: lambda: InnerOutputQuantizeConfig(("pos",)),
 }
 
 
@@ -200,10 +224,9 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
     step on ``x`` then sets the weight ranges (last-value quantizers).
     """
     named = [layer for layer in folded.layers if not isinstance(layer, keras.layers.InputLayer)]
-    affine = [layer for layer in named if isinstance(layer, SpectralAffine)]
-    probe = keras.Model(
-        folded.inputs, [layer.output for layer in named] + [a.input for a in affine]
-    )
+    # Layers with an int8 tensor inside (SpectralAffine, int8_layers): its value from its input.
+    inner = [layer for layer in named if hasattr(layer, "qat_intermediate")]
+    probe = keras.Model(folded.inputs, [layer.output for layer in named] + [a.input for a in inner])
     lo: dict[str, float] = {"<input>": 0.0}
     hi: dict[str, float] = {"<input>": 0.0}
 
@@ -218,14 +241,15 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
         update("<input>", xb)
         for layer, out in zip(named, outs[: len(named)], strict=True):
             update(layer.name, out)
-        for a, inp in zip(affine, outs[len(named) :], strict=True):
-            update(f"{a.name}/product", inp * a.scale.numpy())
+        for a, inp in zip(inner, outs[len(named) :], strict=True):
+            update(f"{a.name}/inner", np.asarray(a.qat_intermediate(tf.constant(inp))))
+    inner_names = {a.name for a in inner}
 
     def key_for(layer_name: str, var: str) -> str | None:
         if var.startswith("quantize_layer_"):
             return "<input>"
-        if var.startswith("post_activation_") and layer_name in {a.name for a in affine}:
-            return f"{layer_name}/product"
+        if var.startswith("post_activation_") and layer_name in inner_names:
+            return f"{layer_name}/inner"
         if var.startswith(("output_", "post_activation_")):
             return layer_name
         return None
@@ -249,7 +273,7 @@ def qat_model(model: keras.Model, calibration: np.ndarray | None = None) -> kera
     before its first step; without it tfmot's [-6, 6] start values are kept (fine when the
     weights are loaded from a QAT checkpoint anyway).
     """
-    folded = _ssn_to_affine(fold_model(model))
+    folded = decompose_for_qat(_ssn_to_affine(fold_model(model)))
     annotated = _annotate(folded)
     with quantize_scope():
         q = tfmot.quantization.keras.quantize_apply(annotated, TfkwsQuantizeScheme())
@@ -295,6 +319,19 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
 
     if not is_qat_model(model):
         raise ModelError(f"model {model.name!r} is not a QAT model (build it with qat_model)")
+    bad = sorted(  # the converter crashes on NaN ranges instead of reporting them
+        {
+            layer.name
+            for layer in model.layers
+            for w in layer.weights
+            if w.dtype.is_floating and not np.all(np.isfinite(w.numpy()))
+        }
+    )
+    if bad:
+        raise ModelError(
+            f"QAT model {model.name!r} has non-finite weights or int8 ranges in layer(s) "
+            f"{', '.join(bad)} (training diverged: lower the learning rate)"
+        )
     export = qat_batch_one(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(export)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -12,6 +12,11 @@ QAT are the ones the converter writes:
   int8 MUL between the two ops needs its own range. QAT therefore replaces it with
   ``SpectralAffine`` (``tfkws.quantization.qat``), whose config quantises ``s``, ``o``, the
   product and the output: MUL + ADD with every tensor quantised as in the deployed graph.
+* The op-level layers of ``tfkws.quantization.int8_layers`` (LayerNorm, attention and class
+  token decomposed for QAT): ``InnerOutputQuantizeConfig`` quantises the constants they name,
+  their ``inner_activation`` (the int8 tensor between their two ops) and their output.
+* ``Softmax``: its output on TFLite's fixed int8 softmax grid (scale 1/256, zero point -128);
+  tfmot's default leaves it float, so the Keras model would not see that rounding.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from tensorflow_model_optimization.python.core.keras.utils import smart_cond
 
 from tfkws.errors import ModelError
 
@@ -149,6 +155,80 @@ class SpectralAffineQuantizeConfig(QuantizeConfig):
         return {}
 
 
+def _constant_quantizer() -> Any:
+    """Per-tensor asymmetric int8 for a constant operand of MUL / ADD (as TFLite stores it)."""
+    return _quantizers.LastValueQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+    )
+
+
+class ReciprocalOutputQuantizer(_quantizers.MovingAverageQuantizer):
+    """Activation quantizer for ``InverseSqrt``: in training, +inf (RSQRT of an int8 zero)
+    becomes the range's max before the moving-average update, as int8 RSQRT outputs its largest
+    value; the range is not dragged to infinity."""
+
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict, **kwargs: Any) -> Any:
+        def clamp() -> tf.Tensor:
+            top = tf.broadcast_to(tf.cast(weights["max_var"], inputs.dtype), tf.shape(inputs))
+            return tf.where(tf.math.is_finite(inputs), inputs, top)
+
+        inputs = smart_cond(training, clamp, lambda: inputs)
+        return super().__call__(inputs, training, weights, **kwargs)
+
+
+class InnerOutputQuantizeConfig(QuantizeConfig):
+    """Constants ``weights`` (attribute names), the ``inner_activation`` if any, the output.
+
+    For the two-op layers of ``tfkws.quantization.int8_layers``: each of their int8 tensors.
+    """
+
+    def __init__(
+        self,
+        weights: tuple[str, ...] | list[str] = (),
+        inner: bool = True,
+        reciprocal: bool = False,
+    ) -> None:
+        self.weights = tuple(weights)
+        self.inner = bool(inner)
+        self.reciprocal = bool(reciprocal)  # output may be +inf: ReciprocalOutputQuantizer
+
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Any]]:
+        return [(getattr(layer, w), _constant_quantizer()) for w in self.weights]
+
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Any]]:
+        return [(layer.inner_activation, _activation_quantizer())] if self.inner else []
+
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list) -> None:
+        for name, value in zip(self.weights, quantize_weights, strict=True):
+            setattr(layer, name, value)
+
+    def set_quantize_activations(
+        self, layer: keras.layers.Layer, quantize_activations: list
+    ) -> None:
+        if self.inner:
+            (layer.inner_activation,) = quantize_activations
+
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list:
+        if self.reciprocal:
+            return [
+                ReciprocalOutputQuantizer(
+                    num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+                )
+            ]
+        return [_activation_quantizer()]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"weights": list(self.weights), "inner": self.inner, "reciprocal": self.reciprocal}
+
+
+class SoftmaxQuantizeConfig(OutputQuantizeConfig):
+    """Softmax output fake-quantised on [0, 255/256] in 8 bits: scale 1/256, int8 zero -128,
+    the fixed output grid of TFLite's int8 SOFTMAX."""
+
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list:
+        return [_quantizers.FixedQuantizer(8, 0.0, 255.0 / 256.0, narrow_range=False)]
+
+
 @keras.utils.register_keras_serializable(package="tfkws")
 class SpectralAffine(keras.layers.Layer):
     """Inference form of ``SubSpectralNorm`` for QAT: ``x * scale + offset`` per (freq, channel).
@@ -174,8 +254,12 @@ class SpectralAffine(keras.layers.Layer):
         self.offset = self.add_weight("offset", shape, initializer="zeros")
         super().build(input_shape)
 
+    def qat_intermediate(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The MUL result (the tensor ``product_activation`` fake-quantises)."""
+        return inputs * self.scale
+
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return self.product_activation(inputs * self.scale) + self.offset
+        return self.product_activation(self.qat_intermediate(inputs)) + self.offset
 
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         return tf.TensorShape(input_shape)
@@ -191,5 +275,7 @@ CUSTOM_CONFIGS: dict[str, type] = {
     "DepthwiseConvQuantizeConfig": DepthwiseConvQuantizeConfig,
     "OutputQuantizeConfig": OutputQuantizeConfig,
     "SpectralAffineQuantizeConfig": SpectralAffineQuantizeConfig,
+    "InnerOutputQuantizeConfig": InnerOutputQuantizeConfig,
+    "SoftmaxQuantizeConfig": SoftmaxQuantizeConfig,
     "SpectralAffine": SpectralAffine,
 }

@@ -48,6 +48,9 @@ class TrainConfig:
     qat_epochs: int = 0
     qat_learning_rate: float | None = None  # None: learning_rate / 10
     qat_source: str | None = None
+    # QAT of one width of a slimmable supernet (``tfkws slim qat``): the run's model is the
+    # sub-network ``extract_width(model, slim_width)`` of the ``model`` supernet at ``qat_source``.
+    slim_width: float | None = None
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("cosine", "constant", "step"):
@@ -64,6 +67,8 @@ class TrainConfig:
             raise TfkwsError(
                 f"qat_epochs must be between 1 and epochs ({self.epochs}), got {self.qat_epochs}"
             )
+        if self.slim_width is not None and not (self.qat and self.qat_source):
+            raise TfkwsError("slim_width (QAT of one supernet width) needs qat and qat_source")
         if self.qat and self.qat_epochs == self.epochs and not self.qat_source:
             raise TfkwsError(
                 "QAT needs a trained float model: qat_epochs must be < epochs "

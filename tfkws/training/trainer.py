@@ -258,6 +258,8 @@ def train(
         "best_val_accuracy": float(best_var.numpy()),
         "train_seconds": round(time.time() - t0, 1),
     }
+    if cfg.slim_width is not None:
+        results["slim_width"] = cfg.slim_width
     if hasattr(model, "cost_report"):  # sandwich training: cost in full-width steps
         results["sandwich_cost"] = model.cost_report()
     for name, ds in eval_ds.items():
@@ -299,10 +301,21 @@ def _build_qat_from_float(
         if not weights.exists():
             raise TfkwsError(f"{weights}: missing; QAT starts from the best float weights")
         model.load_weights(str(weights))
+    model = _slim_width_of(model, cfg)
     x = None
     if calibration is not None:
         x = np.concatenate([xb.numpy() for xb, _ in calibration.take(4)])
     return qat_model(model, calibration=x)
+
+
+def _slim_width_of(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    """``model`` itself, or for a QAT run of one supernet width (``cfg.slim_width``) that
+    width's plain sub-network, cut out with the supernet's current weights."""
+    if cfg.slim_width is None:
+        return model
+    from tfkws.models.slim_extract import extract_width
+
+    return extract_width(model, cfg.slim_width)
 
 
 def _train_phase(
@@ -408,7 +421,8 @@ def load_trained_model(
 ) -> tuple[keras.Model, RunConfig]:
     """Rebuild a run's model from its config and load its best weights.
 
-    A QAT run (``train.qat``) gives its QAT model: folded graph wrapped with fake-quant.
+    A QAT run (``train.qat``) gives its QAT model: folded graph wrapped with fake-quant; of one
+    supernet width's sub-network when the run fine-tuned a width (``train.slim_width``).
     """
     run = RunConfig.load(run_dir)
     weights = Path(run_dir) / BEST_WEIGHTS
@@ -424,6 +438,6 @@ def load_trained_model(
     if run.train.qat:  # best weights are those of the folded, fake-quantised graph
         from tfkws.quantization.qat import qat_model
 
-        model = qat_model(model)
+        model = qat_model(_slim_width_of(model, run.train))
     model.load_weights(str(weights))
     return model, run
