@@ -197,7 +197,7 @@ def _cache_dir(
     root: Path, cpu: Cpu, kernels: str, opt: str, version: str, extra: tuple[Path, ...] = ()
 ) -> Path:
     c_flags, cxx_flags = compile_flags(Path("/ROOT"), cpu, kernels, opt)
-    trees = [tree_digest(root), *(tree_digest(e) for e in extra)]
+    trees = [tree_digest(root), *(tree_digest(e) for e in extra)] if extra else tree_digest(root)
     key = hashlib.sha256(json.dumps([trees, c_flags, cxx_flags, version, kernels]).encode())
     key = key.hexdigest()
     return cache_root() / f"tflm-{cpu.key}-{kernels}{opt.replace('-', '')}-{key[:16]}"

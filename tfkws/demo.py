@@ -114,11 +114,36 @@ def run_demo(
             f"real speech {real_data}: {100 * real['accuracy']:.2f} % ({real['num_clips']} clips)"
         )
 
-    _step("6/6 firmware C files and arena report")
-    from tfkws.firmware import generate_firmware
+    t = _step("6/6 firmware C files, arena report and on-target figures (Cortex-M4 in QEMU)")
+    from tfkws.firmware import generate_firmware, on_target_skip_reason, real_inputs
 
-    print(generate_firmware(tflite, out_dir / "firmware"))
+    skip = on_target_skip_reason()
+    if skip:
+        print(f"on-target measurement skipped: {skip}")
+    print(
+        generate_firmware(
+            tflite,
+            out_dir / "firmware",
+            on_target=() if skip else ("m4",),
+            inputs=None if skip else real_inputs(tflite, real_data or str(data_dir)),
+        )
+    )
     summary["firmware"] = str(out_dir / "firmware")
+    summary["firmware_seconds"] = round(time.time() - t, 1)
+    if not skip:
+        report = json.loads((out_dir / "firmware" / "kws_report.json").read_text())
+        summary["on_target"] = [
+            {
+                "cpu": v["cpu"],
+                "kernels": v["kernels"],
+                "arena_min_bytes": v["arena"]["min_bytes"],
+                "host_arena_min_bytes": report["min_arena_bytes"],
+                "instructions_per_invoke": v["instructions"]["per_invoke"],
+                "tflm_flash_bytes": v["flash"]["flash_bytes"]["tflm"],
+                "outputs_bit_exact": v["parity"]["bit_exact"],
+            }
+            for v in report["on_target"]["variants"]
+        ]
 
     summary["total_seconds"] = round(time.time() - t_start, 1)
     atomic.write_json(out_dir / "summary.json", summary)
