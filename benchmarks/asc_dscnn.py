@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 import common
 
-from tfkws import __version__, atomic
 from tfkws.data.dataset import open_dataset
 
 
@@ -72,18 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         common.bench_one(f"DS-CNN-{size.upper()}", "ds_cnn", {"size": size}, ds, args)
         for size in args.sizes.split(",")
     ]
-    results = {
-        "benchmark": "asc_dscnn",
-        "command": common.command_line(),
-        "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        "tfkws_version": __version__,
-        "settings": common.settings(args),
-        "val_clips": rows[0]["val_clips"],
-        "rows": rows,
-    }
-    atomic.write_json(args.out / "asc_dscnn.json", results)
-    atomic.write_text(args.out / "asc_dscnn.md", markdown(results))
-    print(markdown(results))
+    common.write_results("asc_dscnn", args, markdown, val_clips=rows[0]["val_clips"], rows=rows)
     print(json.dumps({r["row"]: r["int8_tflm_val_accuracy"] for r in rows}))
     return 0
 

@@ -87,6 +87,31 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def write_results(
+    name: str, args: argparse.Namespace, markdown: Any, extra_settings: dict | None = None, **fields
+) -> dict[str, Any]:
+    """``results/<name>.json`` + ``.md`` (atomically) with the command, machine and settings.
+
+    ``markdown`` renders the finished results dict; ``fields`` are the benchmark's own entries.
+    """
+    from tfkws import __version__, atomic
+
+    results = {
+        "benchmark": name,
+        "command": command_line(),
+        "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        "tfkws_version": __version__,
+        "settings": settings(args) | (extra_settings or {}),
+        **fields,
+    }
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic.write_json(Path(args.out) / f"{name}.json", results)
+    text = markdown(results)
+    atomic.write_text(Path(args.out) / f"{name}.md", text)
+    print(text)
+    return results
+
+
 def subsample(ds: KwsDataset, max_clips: int | None, seed: int) -> KwsDataset:
     """At most ``max_clips`` examples per split, chosen by ``seed`` (for smoke runs)."""
     if not max_clips:

@@ -19,7 +19,6 @@ from typing import Any
 
 import common
 
-from tfkws import __version__, atomic
 from tfkws.data.dataset import open_dataset
 
 # (row name, registered model, params). The twin must mirror RepCNN's channels/strides/kernel.
@@ -74,16 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = common.subsample(ds, args.max_clips, args.seed)
     picked = MODELS if args.models == "all" else [MODELS[int(i)] for i in args.models.split(",")]
     rows = [common.bench_one(row, model, params, ds, args) for row, model, params in picked]
-    results = {
-        "benchmark": "repcnn",
-        "command": common.command_line(),
-        "tfkws_version": __version__,
-        "settings": common.settings(args),
-        "rows": rows,
-    }
-    atomic.write_json(args.out / "repcnn.json", results)
-    atomic.write_text(args.out / "repcnn.md", markdown(results))
-    print(markdown(results))
+    common.write_results("repcnn", args, markdown, rows=rows)
     print(json.dumps({r["row"]: r["int8_tflm_val_accuracy"] for r in rows}))
     return 0
 
