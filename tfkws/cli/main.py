@@ -24,7 +24,7 @@ COMMANDS = {
     "eval": "Accuracy of an int8 .tflite run in TFLM on any dataset.",
     "demo": "synth -> train -> export -> verify -> firmware, with no data and no network.",
     "models": "List registered models and their default parameters.",
-    "slim": "Slimmable supernets: slim extract (one width -> int8), slim select (best that fits).",
+    "slim": "Slimmable supernets: slim extract (one width -> int8), select (best that fits), qat.",
 }
 
 
