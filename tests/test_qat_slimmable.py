@@ -189,11 +189,18 @@ def _channel_axis_norm_model() -> keras.Model:
     return keras.Model(inp, keras.layers.LayerNormalization(axis=1, name="time_norm")(inp))
 
 
+def _shared_norm_model() -> keras.Model:
+    inp = keras.Input((7, 8))
+    norm = keras.layers.LayerNormalization(name="shared_norm")
+    return keras.Model(inp, norm(norm(inp)))
+
+
 @pytest.mark.parametrize(
     "make, needle",
     [
         (_cross_attention_model, "'cross' (MultiHeadAttention)"),
         (_channel_axis_norm_model, "'time_norm' (LayerNormalization)"),
+        (_shared_norm_model, "'shared_norm' (LayerNormalization)"),
     ],
 )
 def test_layers_that_are_not_decomposed_are_one_line_errors(make, needle: str) -> None:  # noqa: ANN001

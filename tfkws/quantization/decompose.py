@@ -117,8 +117,15 @@ def _attention(layer: keras.layers.MultiHeadAttention, args: tuple, kwargs: dict
 def decompose_for_qat(model: keras.Model) -> keras.Model:
     """``model`` with LayerNorm, self-attention and class token as op-level layers (module doc)."""
 
+    seen: set[int] = set()
+
     def handler(node: Any, args: tuple, kwargs: dict, copy: Any) -> Any:
         layer = node.layer
+        kinds = (keras.layers.LayerNormalization, keras.layers.MultiHeadAttention)
+        if isinstance(layer, kinds) or type(layer) is ClassTokenPosition:
+            if id(layer) in seen:  # its op-level layers would need one name per call
+                raise _cannot(layer, "it is called more than once (shared); call it once")
+            seen.add(id(layer))
         if isinstance(layer, keras.layers.LayerNormalization):
             return _layer_norm(layer, args[0] if args else kwargs["inputs"])
         if isinstance(layer, keras.layers.MultiHeadAttention):
