@@ -40,8 +40,8 @@ DEFAULT_MODELS = [
     "ds_cnn_s",
     "ds_cnn_m",
     "ds_cnn_l",
-    "bc_resnet",
     "repcnn",
+    "bc_resnet",
     "slimmable_ds_cnn@0.5",
     "slimmable_kwt@0.25",
 ]
@@ -320,15 +320,6 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args()
     clips = pick_clips(a.clips, a.seed)
-    rows = []
-    for name in [m for m in a.models.split(",") if m]:
-        print(f"{name} ...", flush=True)
-        try:
-            rows.append(measure(name, a, clips))
-        except Exception as e:  # keep the other rows; the table says what failed
-            traceback.print_exc()
-            rows.append({"model": name, "error": f"{type(e).__name__}: {e}".splitlines()[0]})
-        print(rows[-1], flush=True)
     argv = " ".join(sys.argv[1:])
     doc = {
         "command": "python benchmarks/on_target.py" + (f" {argv}" if argv else ""),
@@ -338,11 +329,20 @@ def main() -> None:
         "clip_files": [str(c.relative_to(DATA)) for c in clips],
         "input_shape": INPUT_SHAPE,
         "num_classes": NUM_CLASSES,
-        "rows": rows,
+        "rows": [],
         "frontend": None if a.no_frontend else frontend_row(clips),
     }
-    atomic.write_json(a.out / "on_target.json", doc)
-    atomic.write_text(a.out / "on_target.md", to_markdown(doc))
+    for name in [m for m in a.models.split(",") if m]:
+        print(f"{name} ...", flush=True)
+        try:
+            doc["rows"].append(measure(name, a, clips))
+        except Exception as e:  # keep the other rows; the table says what failed
+            traceback.print_exc()
+            doc["rows"].append({"model": name, "error": f"{type(e).__name__}: {e}".splitlines()[0]})
+        print(doc["rows"][-1], flush=True)
+        # written after every model, so a long run leaves usable results at any point
+        atomic.write_json(a.out / "on_target.json", doc)
+        atomic.write_text(a.out / "on_target.md", to_markdown(doc))
 
 
 if __name__ == "__main__":
