@@ -99,6 +99,7 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         "qat_int8_tflm_val_accuracy": accuracy(qat),
         "qat_fake_quant_val_accuracy": float(qat_results["val"]["accuracy"]),
         "qat_epochs": args.qat_epochs,
+        "qat_lr": args.qat_lr,
         "qat_train_seconds": qat_results["train_seconds"],
         "ptq_bytes": ptq.stat().st_size,
         "qat_bytes": qat.stat().st_size,
@@ -106,15 +107,26 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _recipe(r: dict[str, Any]) -> str:
+    """QAT epochs and peak learning rate of a row (None: the float run's lr / 10)."""
+    lr = r.get("qat_lr")
+    if lr is None and "--qat_lr" in r["command"]:  # rows written before qat_lr was recorded
+        lr = float(r["command"].split("--qat_lr")[1].split()[0].strip("="))
+    return f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/10"
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
         "# QAT benchmark: float vs PTQ int8 vs QAT int8",
         "",
-        f"Produced by `{results['command']}`.",
+        "Produced by "
+        + ", ".join(sorted({f"`{r['command']}`" for r in results["rows"]}))
+        + " (each row records its command).",
         "",
-        "| family | float val | PTQ int8 TFLM | QAT int8 TFLM | QAT - float | QAT - PTQ |",
-        "|---|---|---|---|---|---|",
+        "| family | float val | PTQ int8 TFLM | QAT int8 TFLM | QAT - float | QAT - PTQ "
+        "| QAT fine-tune |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         f, p, q = (
@@ -127,18 +139,18 @@ def markdown(results: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {r['row']} | {f:.2f} % | {p:.2f} % | {q:.2f} % "
-            f"| {q - f:+.2f} pt | {q - p:+.2f} pt |"
+            f"| {q - f:+.2f} pt | {q - p:+.2f} pt | {_recipe(r)} |"
         )
     subset = f" (at most {s['max_clips']} clips)" if s["max_clips"] else ""
     lines += [
         "",
         f"Data: `{s['data']}`, val.csv{subset}. Float: the trained float model (Keras) on val. "
         "PTQ: `tfkws export` (BN/branches folded, int8 with "
-        f"{s['num_calibration']} representative training clips). QAT: `tfkws qat` "
-        f"({s['qat_epochs']} epochs of fake-quant fine-tuning of the folded graph from the float "
-        "weights, lr = float lr / 10"
-        + (f" overridden to {s['qat_lr']}" if s["qat_lr"] else "")
-        + "), then `tfkws export`. Both int8 models run in the TFLM Python interpreter "
+        f"{s['num_calibration']} representative training clips). QAT: `tfkws qat` (or "
+        "`tfkws slim qat` for a supernet width): fake-quant fine-tuning of the folded graph from "
+        "the float weights (epochs and peak lr in the last column, cosine schedule; the "
+        "default lr is now the float run's / 100), then "
+        "`tfkws export`. Both int8 models run in the TFLM Python interpreter "
         "(`tfkws eval`'s path). Float runs: "
         + ", ".join(f"`{Path(r['float_run']).relative_to(common.REPO)}`" for r in results["rows"])
         + ".",
@@ -153,13 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--qat_epochs", type=int, default=3)
     p.add_argument("--qat_lr", type=float, default=None)
+    p.add_argument(
+        "--merge", action="store_true", help="keep rows of other families from results/qat.json"
+    )
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "qat"
     families = args.families.split(",")
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         p.error(f"unknown families {unknown}; known: {sorted(FAMILIES)}")
-    rows = [bench_family(f, args) for f in families]
+    rows = [bench_family(f, args) | {"command": common.command_line()} for f in families]
+    previous = Path(args.out) / "qat.json"
+    if args.merge and previous.exists():  # keep the other families' rows (run separately)
+        kept = [r for r in json.loads(previous.read_text())["rows"] if r["family"] not in families]
+        rows = sorted(kept + rows, key=lambda r: list(FAMILIES).index(r["family"]))
     extra = {"qat_epochs": args.qat_epochs, "qat_lr": args.qat_lr}
     common.write_results("qat", args, markdown, extra, rows=rows)
     return 0

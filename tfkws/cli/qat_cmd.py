@@ -20,7 +20,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("out", None, "New QAT run folder.", flag_values=fv, required=True)
     flags.DEFINE_integer("epochs", 3, "QAT epochs.", flag_values=fv)
     flags.DEFINE_float(
-        "lr", None, "Peak learning rate (default: the float run's --lr / 10).", flag_values=fv
+        "lr", None, "Peak learning rate (default: the float run's --lr / 100).", flag_values=fv
     )
     flags.DEFINE_integer(
         "batch_size", None, "Batch size (default: the float run's).", flag_values=fv

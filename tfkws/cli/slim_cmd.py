@@ -67,7 +67,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float(
         "lr",
         None,
-        "qat: peak learning rate (default: the supernet run's --lr / 10).",
+        "qat: peak learning rate (default: the supernet run's --lr / 100).",
         flag_values=fv,
     )
     flags.DEFINE_integer(

@@ -88,7 +88,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_float(
-        "qat_lr", None, "QAT peak learning rate (default: --lr / 10).", flag_values=fv
+        "qat_lr", None, "QAT peak learning rate (default: --lr / 100).", flag_values=fv
     )
     flags.DEFINE_string("out", None, "Run folder.", flag_values=fv, required=True)
     flags.DEFINE_bool(

@@ -46,7 +46,7 @@ def qat_finetune(
       src_run: a trained float run folder (``tfkws train``), not itself a QAT run.
       out: the new QAT run folder (must not hold a run unless ``resume``).
       epochs: QAT epochs.
-      lr: peak learning rate; None = the float run's learning rate / 10.
+      lr: peak learning rate; None = the float run's learning rate / 100 (``QAT_LR_FACTOR``).
       batch_size: None = the float run's.
       data: dataset path if it moved since the float run was trained.
       resume: continue the run in ``out`` from its last checkpoint.

@@ -16,6 +16,12 @@ from tfkws.features.config import FeatureConfig
 RUN_CONFIG = "run_config.json"
 
 
+# QAT fine-tunes the folded graph: no BatchNorm to absorb large steps and no dropout. On Arabic
+# Speech Commands (benchmarks/results/qat.md) the float lr / 10 lost 1-2 points in 3 epochs,
+# lr / 100 kept the float accuracy: the default peak QAT learning rate is the float one / 100.
+QAT_LR_FACTOR = 0.01
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Hyper-parameters of one run (all of them, so a run can be repeated exactly)."""
@@ -46,7 +52,7 @@ class TrainConfig:
     # with tfmot fake-quant (``qat_source``: a trained float run to start from instead).
     qat: bool = False
     qat_epochs: int = 0
-    qat_learning_rate: float | None = None  # None: learning_rate / 10
+    qat_learning_rate: float | None = None  # None: learning_rate * QAT_LR_FACTOR
     qat_source: str | None = None
     # QAT of one width of a slimmable supernet (``tfkws slim qat``): the run's model is the
     # sub-network ``extract_width(model, slim_width)`` of the ``model`` supernet at ``qat_source``.

@@ -30,7 +30,7 @@ from tfkws.features.extract import feature_fn_tf
 from tfkws.models.registry import build_model
 from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
-from tfkws.training.run_config import RUN_CONFIG, RunConfig, TrainConfig
+from tfkws.training.run_config import QAT_LR_FACTOR, RUN_CONFIG, RunConfig, TrainConfig
 from tfkws.training.sandwich import wrap_slimmable
 from tfkws.training.strategy import make_strategy
 
@@ -354,7 +354,7 @@ def _train_phase(
                 run_dir / FLOAT_BEST_WEIGHTS if fresh else None,
                 train_ds_for(first) if fresh else None,
             )
-            lr = cfg.qat_learning_rate or cfg.learning_rate / 10
+            lr = cfg.qat_learning_rate or cfg.learning_rate * QAT_LR_FACTOR
             schedule: Any = WarmupSchedule(
                 lr, cfg.lr_schedule, 0, max((last - first) * steps_per_epoch, 1)
             )
