@@ -42,7 +42,7 @@ DEFAULT_MODELS = [
     "ds_cnn_l",
     "repcnn",
     "bc_resnet",
-    "slimmable_ds_cnn@0.5",
+    "slimmable_ds_cnn@0.25",
     "slimmable_kwt@0.25",
 ]
 # Trained exports (git-ignored run folders) used instead of random weights when present.
