@@ -5,6 +5,9 @@ Python API::
     from firmware_gen import generate
     report = generate("kws.tflite", "out/", targets=["nrf52840"], check=True)
 
+With ``on_target=["m4", "m55"]`` it also builds the model with TFLM C++ for those CPUs and
+measures it in QEMU (``firmware_gen.on_target``: arena, instructions, flash, output parity).
+
 The CLI ``firmware-gen`` (``firmware_gen.cli``) is a thin wrapper around :func:`generate`.
 """
 
