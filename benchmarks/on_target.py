@@ -167,6 +167,13 @@ def measure(name: str, args: argparse.Namespace, clips: list[Path]) -> dict:
     }
 
 
+def frontend_clips() -> list[Path]:
+    """A few English clips of different kinds (keyword, other word, silence) for the frontend."""
+    sc = REPO.parent / "shared" / "data" / "speech_commands_test_dev"
+    picks = [("yes", 0), ("left", 1), ("_silence_", 0)]
+    return [sorted((sc / d).glob("*.flac"))[i] for d, i in picks if (sc / d).is_dir()]
+
+
 def frontend_row(clips: list[Path]) -> dict:
     """Device micro frontend vs the training features on the same clips (Cortex-M4)."""
     from tfkws.errors import TfkwsError
@@ -281,22 +288,38 @@ def to_markdown(doc: dict) -> str:
             )
     fe = doc.get("frontend")
     lines += ["", "## Micro frontend on the device (Cortex-M4)", ""]
+    if doc.get("frontend_command"):
+        lines += [f"Produced by `{doc['frontend_command']}`.", ""]
     if fe is None:
         lines.append("Not run (--no-frontend).")
     elif "error" in fe:
         lines.append(f"Not measured: {fe['error']}")
     else:
         lines.append(
-            f"{fe['clips']} clips, {fe['values']:,} feature values: "
+            f"TFLM's micro frontend built for Cortex-M4 and run in QEMU on {fe['clips']} real "
+            "clips "
+            f"({', '.join(c['clip'] for c in fe['per_clip'])}), against the features tfkws trains "
+            "on (TensorFlow's audio_microfrontend op): "
             + (
-                "**identical** to the training features"
+                "**identical**"
                 if fe["identical"]
-                else f"{fe['differing_values']} values differ "
-                f"(max {fe['max_abs_diff_raw']} raw units)"
+                else f"{fe['differing_values']} of {fe['values']:,} values differ (max "
+                f"{fe['max_abs_diff_raw']} raw units, i.e. "
+                f"{fe['max_abs_diff_raw'] * 10 / 256:.2f} in feature units)"
             )
-            + f"; {fe['instructions_per_clip']['min']:,}-{fe['instructions_per_clip']['max']:,} "
-            "instructions per 1 s clip."
+            + "; the same sources built for x86-64 with the host compiler give "
+            + (
+                "exactly the device's output, so the differences come from the sources "
+                "(TensorFlow's own copies of the frontend and kissfft vs the TFLM tree's frontend "
+                "with the kissfft files below), not from the Cortex-M build"
+                if fe.get("device_equals_host_build_of_same_sources")
+                else "**a different output** than the device"
+            )
+            + f". {fe['instructions_per_clip']['min']:,}-{fe['instructions_per_clip']['max']:,} "
+            f"instructions per 1 s clip; frontend library flash {fe['frontend_flash_bytes']:,} B."
         )
+        if fe.get("kissfft"):
+            lines += ["", f"kissfft sources: {fe['kissfft']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -316,11 +339,34 @@ def main() -> None:
         "full library; --gc-sections keeps the same code either way)",
     )
     p.add_argument("--no-frontend", action="store_true")
+    p.add_argument(
+        "--frontend-only",
+        action="store_true",
+        help="only (re)measure the device frontend and update it in the existing results",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args()
     clips = pick_clips(a.clips, a.seed)
     argv = " ".join(sys.argv[1:])
+    if a.frontend_only:
+        import json
+
+        doc = json.loads((a.out / "on_target.json").read_text())
+        fe_clips = frontend_clips() + clips[:1]
+        doc["frontend"] = frontend_row(fe_clips)
+        kiss = os.environ.get("KISSFFT_ROOT")
+        if kiss and "error" not in doc["frontend"]:
+            doc["frontend"]["kissfft"] = (
+                f"$KISSFFT_ROOT={kiss} (not in ../shared/tflm): TFLM's bundled kiss_fft.c and "
+                "_kiss_fft_guts.h, tools/kiss_fftr.c from upstream kissfft with TFLM include "
+                "paths"
+            )
+        env = f"KISSFFT_ROOT={kiss} " if kiss else ""
+        doc["frontend_command"] = f"{env}python benchmarks/on_target.py {argv}"
+        atomic.write_json(a.out / "on_target.json", doc)
+        atomic.write_text(a.out / "on_target.md", to_markdown(doc))
+        return
     doc = {
         "command": "python benchmarks/on_target.py" + (f" {argv}" if argv else ""),
         "compiler": find_toolchain().version,

@@ -106,7 +106,10 @@ def _build(root: Path, cpu: Cpu, work: Path, kissfft: Path) -> Path:
     for s in SOURCES:
         if not (root / s).exists():
             raise FirmwareGenError(f"{root}: no micro frontend source {s}")
-    lib = build_library(root, cpu, "reference", sources=list(SOURCES), extra_includes=(kissfft,))
+    # TFLM's kissfft files include each other as "third_party/kissfft/...": search the folder
+    # holding that third_party/ too (before the TFLM tree, whose copy may be headers only).
+    extra = (kissfft, kissfft.parents[1]) if kissfft.parent.name == "third_party" else (kissfft,)
+    lib = build_library(root, cpu, "reference", sources=list(SOURCES), extra_includes=extra)
     tc = find_toolchain()
     elf = work / "frontend.elf"
     cmds = [
@@ -144,6 +147,58 @@ def _flash(work: Path) -> int:
     parts = attribute((work / "frontend.map").read_text(errors="replace"), "-", sizes)
     # the frontend archive is named libtflm-<hash>.a, so its share is reported as "tflm"
     return sum(parts.get(s, {}).get("tflm", 0) for s in (".text", ".rodata", ".data"))
+
+
+def run_frontend_host(
+    clips: np.ndarray, settings: dict, root: Path, kissfft: str | os.PathLike | None = None
+) -> np.ndarray:
+    """The same sources and harness built natively with the host compiler and run on the host.
+
+    Device output equal to this means the target build (compiler, libm, 32-bit) changes nothing,
+    so any difference from another frontend comes from the source versions.
+    """
+    import shutil
+
+    kiss = kissfft_root(root, kissfft)
+    cc, cxx = shutil.which("cc") or shutil.which("gcc"), shutil.which("c++") or shutil.which("g++")
+    if cc is None or cxx is None:
+        raise FirmwareGenError("the host frontend build needs a host C and C++ compiler")
+    extra = [kiss, kiss.parents[1]] if kiss.parent.name == "third_party" else [kiss]
+    incs = [f"-I{i}" for i in extra] + [f"-I{root}", f"-I{root / 'third_party' / 'kissfft'}"]
+    x = np.ascontiguousarray(np.asarray(clips, dtype=np.int16))
+    with tempfile.TemporaryDirectory(prefix="firmware_gen_frontend_host_") as tmp:
+        work = Path(tmp)
+        objs = []
+        for src in [*SOURCES, "MAIN"]:
+            path = HARNESS / "frontend_main.c" if src == "MAIN" else root / src
+            obj = work / (path.name + ".o")
+            tool = cxx if path.suffix == ".cc" else cc
+            res = subprocess.run(
+                [tool, "-O2", *incs, "-c", str(path), "-o", str(obj)],
+                capture_output=True,
+                text=True,
+            )
+            if res.returncode != 0:
+                raise FirmwareGenError(
+                    f"{path.name}: host build failed: {res.stderr.strip()[:200]}"
+                )
+            objs.append(str(obj))
+        exe = work / "frontend_host"
+        subprocess.run([cxx, *objs, "-o", str(exe)], check=True, capture_output=True)
+        (work / "frontend.cfg").write_text(config_text(settings))
+        (work / "audio.bin").write_bytes(x.tobytes())
+        res = subprocess.run(
+            [str(exe), "frontend.cfg", "audio.bin", "features.bin", str(x.shape[1])],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        summary = [ln for ln in res.stdout.splitlines() if ln.startswith("FG_FRONTEND")]
+        if res.returncode != 0 or not summary:
+            raise FirmwareGenError(f"host frontend run failed: {res.stdout.strip()[-200:]}")
+        _, n, frames, channels = summary[-1].split()
+        data = np.frombuffer((work / "features.bin").read_bytes(), dtype=np.uint16)
+        return data.reshape(int(n), int(frames), int(channels))
 
 
 def run_frontend(
