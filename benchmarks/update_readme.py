@@ -18,8 +18,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 def block(md: str) -> str:
     text = (RESULTS / md).read_text()
     table = "\n".join(line for line in text.splitlines() if line.startswith("|"))
-    cmd = re.search(r"Produced by `([^`]+)`", text)
-    head = f"`{cmd.group(1)}` → `benchmarks/results/{md}`:\n\n" if cmd else ""
+    cmd = re.search(r"Produced by (`[^\n]+`)", text)  # one or more `commands`
+    head = f"{cmd.group(1)} → `benchmarks/results/{md}`:\n\n" if cmd else ""
     return f"<!-- {md} -->\n{head}{table}\n<!-- /{md} -->"
 
 
