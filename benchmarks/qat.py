@@ -108,11 +108,11 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _recipe(r: dict[str, Any]) -> str:
-    """QAT epochs and peak learning rate of a row (None: the float run's lr / 10)."""
+    """QAT epochs and peak learning rate of a row (None: the float run's lr / 100)."""
     lr = r.get("qat_lr")
     if lr is None and "--qat_lr" in r["command"]:  # rows written before qat_lr was recorded
         lr = float(r["command"].split("--qat_lr")[1].split()[0].strip("="))
-    return f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/10"
+    return f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/100"
 
 
 def markdown(results: dict[str, Any]) -> str:
