@@ -162,17 +162,13 @@ def deployed_cost(tflite: bytes, latency_runs: int, seed: int) -> dict[str, Any]
     }
 
 
-def bench_one(
-    row: str, model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
+def train_run(
+    model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace, run_dir: Path
 ) -> dict[str, Any]:
-    from tfkws.conversion.export import export_run
-    from tfkws.folding.fold import fold_model
+    """Train ``model`` into ``run_dir`` with the benchmarks' shared settings (all of them)."""
     from tfkws.training.run_config import TrainConfig
-    from tfkws.training.trainer import load_trained_model, train
-    from tfkws.verification.evaluate import evaluate_tflite
+    from tfkws.training.trainer import train
 
-    tag = model + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
-    run_dir = Path(args.work_dir) / tag
     cfg = TrainConfig(
         model=model,
         model_params=params,
@@ -183,8 +179,7 @@ def bench_one(
         speed_perturb=args.speed_perturb,
         **dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
     )
-    t0 = time.time()
-    trained = train(
+    return train(
         ds,
         FeatureConfig(),
         cfg,
@@ -195,6 +190,20 @@ def bench_one(
         test_split=None,
         verbose=args.verbose,
     )
+
+
+def bench_one(
+    row: str, model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
+) -> dict[str, Any]:
+    from tfkws.conversion.export import export_run
+    from tfkws.folding.fold import fold_model
+    from tfkws.training.trainer import load_trained_model
+    from tfkws.verification.evaluate import evaluate_tflite
+
+    tag = model + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
+    run_dir = Path(args.work_dir) / tag
+    t0 = time.time()
+    trained = train_run(model, params, ds, args, run_dir)
     keras_model, _ = load_trained_model(run_dir)
     trainable = int(sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights))
     deployed_params = int(fold_model(keras_model).count_params())

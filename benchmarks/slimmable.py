@@ -49,28 +49,7 @@ def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
 def train_supernet(
     tag: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
 ) -> dict[str, Any]:
-    from tfkws.training.run_config import TrainConfig
-    from tfkws.training.trainer import train
-
-    cfg = TrainConfig(
-        model=MODEL,
-        model_params=params,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-    )
-    return train(
-        ds,
-        FeatureConfig(),
-        cfg,
-        Path(args.work_dir) / tag,
-        resume=args.resume,
-        data_path=str(args.data),
-        noise_dir=str(args.noise_dir) if args.noise_dir else None,
-        test_split=None,
-        verbose=args.verbose,
-    )
+    return common.train_run(MODEL, params, ds, args, Path(args.work_dir) / tag)
 
 
 def measure_widths(
