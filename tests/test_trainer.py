@@ -123,3 +123,23 @@ def test_speed_perturb_reaches_the_augmentation_and_is_validated() -> None:
     assert _augment_config(TrainConfig(speed_perturb=0.1, augment=False)) is None
     with pytest.raises(TfkwsError, match="speed_perturb"):
         TrainConfig(speed_perturb=0.5)
+
+
+def test_resume_accepts_a_run_saved_before_a_setting_existed(tmp_path: Path) -> None:
+    from tfkws.errors import TfkwsError
+    from tfkws.features.config import FeatureConfig
+    from tfkws.training.run_config import RUN_CONFIG, RunConfig, TrainConfig
+    from tfkws.training.trainer import _check_resume
+
+    run = RunConfig(train=TrainConfig(), features=FeatureConfig(), labels=["a", "b"], data="d")
+    saved = run.to_dict()
+    del saved["train"]["speed_perturb"]  # written by a tfkws without speed perturbation
+    (tmp_path / RUN_CONFIG).write_text(json.dumps(saved))
+    _check_resume(tmp_path, run, resume=True)
+    with pytest.raises(TfkwsError, match="--resume"):
+        _check_resume(tmp_path, run, resume=False)
+    changed = RunConfig(
+        train=TrainConfig(speed_perturb=0.1), features=FeatureConfig(), labels=["a", "b"], data="d"
+    )
+    with pytest.raises(TfkwsError, match="different settings"):
+        _check_resume(tmp_path, changed, resume=True)

@@ -129,7 +129,12 @@ def _check_resume(run_dir: Path, run: RunConfig, resume: bool) -> None:
                 f"{run_dir}: already holds a run; pass --resume to continue it "
                 "or choose another --out"
             )
+        # Through RunConfig: a run saved before a setting existed holds that setting's default.
         saved = json.loads(cfg_path.read_text())
+        try:
+            saved = RunConfig.from_dict(saved).to_dict()
+        except (KeyError, TypeError) as err:
+            raise TfkwsError(f"{cfg_path}: not a run config this tfkws can resume ({err})") from err
         now = run.to_dict()
         diff = sorted(
             k for k in ("train", "features", "labels", "data") if saved.get(k) != now.get(k)
