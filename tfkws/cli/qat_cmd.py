@@ -33,6 +33,11 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def run(fv: flags.FlagValues) -> int:
+    return finetune_and_report(fv, width=None)
+
+
+def finetune_and_report(fv: flags.FlagValues, width: float | None) -> int:
+    """QAT fine-tune from the flags ``tfkws qat`` and ``tfkws slim qat`` share; print a summary."""
     from tfkws.training.qat_finetune import qat_finetune, summary
 
     results = qat_finetune(
@@ -44,7 +49,9 @@ def run(fv: flags.FlagValues) -> int:
         data=fv.data,
         resume=fv.resume,
         verbose=fv.verbose,
+        width=width,
     )
-    print(json.dumps(summary(results), indent=2))
+    head = {} if width is None else {"width": results["slim_width"]}
+    print(json.dumps(head | summary(results), indent=2))
     print(f"QAT run folder: {fv.out} (tfkws export --run {fv.out} writes the int8 model)")
     return 0

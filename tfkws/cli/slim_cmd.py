@@ -143,23 +143,8 @@ def _select(fv: flags.FlagValues) -> int:
 
 
 def _qat(fv: flags.FlagValues) -> int:
-    import json
-
-    from tfkws.training.qat_finetune import qat_finetune, summary
+    from tfkws.cli.qat_cmd import finetune_and_report
 
     if not fv.run or fv.width is None or not fv.out:
         raise TfkwsError(f"slim qat needs --run, --width and --out; {USAGE}")
-    results = qat_finetune(
-        fv.run,
-        fv.out,
-        epochs=fv.epochs,
-        lr=fv.lr,
-        batch_size=fv.batch_size,
-        data=fv.data,
-        resume=fv.resume,
-        verbose=fv.verbose,
-        width=fv.width,
-    )
-    print(json.dumps({"width": results["slim_width"], **summary(results)}, indent=2))
-    print(f"QAT run folder: {fv.out} (tfkws export --run {fv.out} writes the int8 model)")
-    return 0
+    return finetune_and_report(fv, width=fv.width)
