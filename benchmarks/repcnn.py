@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and previous.exists():  # keep the rows of models not run this time
         names = [row for row, _, _ in MODELS]
         done = {r["row"] for r in rows}
-        kept = [r for r in json.loads(previous.read_text())["rows"] if r["row"] not in done]
+        before = json.loads(previous.read_text())
+        kept = [{"command": before["command"]} | r for r in before["rows"] if r["row"] not in done]
         rows = sorted(kept + rows, key=lambda r: names.index(r["row"]))
     common.write_results("repcnn", args, markdown, rows=rows)
     print(json.dumps({r["row"]: r["int8_tflm_val_accuracy"] for r in rows}))

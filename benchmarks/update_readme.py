@@ -1,7 +1,7 @@
 """Refresh the README's result blocks from ``benchmarks/results/*.md``.
 
-A block is ``<!-- X.md -->`` ... ``<!-- /X.md -->``; it gets X.md's table and its command, so
-the README shows exactly what the benchmark wrote.
+A block is ``<!-- X.md -->`` ... ``<!-- /X.md -->``; it gets X.md's first table and its
+command(s), so the README shows exactly what the benchmark wrote.
 
     python benchmarks/update_readme.py
 """
@@ -17,7 +17,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def block(md: str) -> str:
     text = (RESULTS / md).read_text()
-    table = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = "\n".join(lines[start:end])  # the first table; details stay in X.md
     cmd = re.search(r"Produced by (`[^\n]+`)", text)  # one or more `commands`
     head = f"{cmd.group(1)} → `benchmarks/results/{md}`:\n\n" if cmd else ""
     return f"<!-- {md} -->\n{head}{table}\n<!-- /{md} -->"
