@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TONES = {"high": 2500.0, "low": 400.0, "mid": 1100.0}
 
 
 def _train_cmd(data: Path, out: Path, epochs: int, extra: tuple[str, ...] = ()) -> list[str]:
@@ -143,3 +144,28 @@ def test_resume_accepts_a_run_saved_before_a_setting_existed(tmp_path: Path) -> 
     )
     with pytest.raises(TfkwsError, match="different settings"):
         _check_resume(tmp_path, changed, resume=True)
+
+
+@pytest.mark.slow
+def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -> None:
+    from conftest import write_tone_dataset
+
+    from tfkws.training.qat_finetune import qat_finetune
+
+    tones = write_tone_dataset(tmp_path / "tones", TONES, clips_per_word=40)
+    float_run, qat_run = tmp_path / "float", tmp_path / "qat"
+    cmd = _train_cmd(tones, float_run, 6, ("--noaugment",))
+    cmd[cmd.index("--model=ds_cnn")] = "--model=repcnn"  # learns these tones in a few epochs
+    cmd[cmd.index('--params=size="s",channels=16')] = '--params={"channels":[8,8],"strides":[1,2]}'
+    subprocess.run(cmd, check=True, env=_env(), capture_output=True)
+    # A learning rate this large wrecks the weights in one epoch: the start must be kept.
+    res = qat_finetune(float_run, qat_run, epochs=1, lr=50.0, verbose=0)
+    history = json.loads((qat_run / "history.json").read_text())
+    start = res["qat_start_val_accuracy"]
+    assert start >= 0.6, res
+    assert history["val_accuracy"][-1] < start
+    assert res["qat_kept_start"] and res["best_val_accuracy"] == pytest.approx(start)
+    assert res["val"]["accuracy"] == pytest.approx(start)  # best weights = the start's
+    # A sane learning rate: an epoch may win, and the start is still reported.
+    res = qat_finetune(float_run, tmp_path / "qat_ok", epochs=1, verbose=0)
+    assert res["best_val_accuracy"] >= res["qat_start_val_accuracy"]

@@ -133,7 +133,8 @@ def qat_finetune(
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The few numbers the CLIs print from ``qat_finetune``'s results."""
-    out = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
+    keys = ("model", "params", "qat_start_val_accuracy", "best_val_accuracy", "qat_kept_start")
+    out = {k: results[k] for k in (*keys, "train_seconds") if k in results}
     for split in ("val", "test"):
         if split in results:
             out[f"{split}_accuracy"] = results[split]["accuracy"]

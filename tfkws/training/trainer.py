@@ -39,6 +39,7 @@ FLOAT_BEST_WEIGHTS = "float_best_weights.h5"  # QAT runs: best float weights QAT
 CHECKPOINTS = "checkpoints"
 QAT_CHECKPOINTS = "checkpoints_qat"  # the QAT graph has other variables: its own checkpoints
 HISTORY = "history.json"
+QAT_START = "qat_start.json"  # QAT runs: val accuracy of the calibrated fake-quant start
 RESULTS = "results.json"
 
 
@@ -265,6 +266,13 @@ def train(
     }
     if cfg.slim_width is not None:
         results["slim_width"] = cfg.slim_width
+    if (run_dir / QAT_START).exists():
+        start = json.loads((run_dir / QAT_START).read_text())["val_accuracy"]
+        results["qat_start_val_accuracy"] = start
+        # No QAT epoch beat the start: the run's best weights are the calibrated start's.
+        results["qat_kept_start"] = bool(
+            max(history.get("val_accuracy", [0.0])[cfg.float_epochs :] or [0.0]) <= start
+        )
     if hasattr(model, "cost_report"):  # sandwich training: cost in full-width steps
         results["sandwich_cost"] = model.cost_report()
     for name, ds in eval_ds.items():
@@ -383,6 +391,14 @@ def _train_phase(
         ckpt.restore(latest).assert_existing_objects_matched()
         logging.info("resuming %s after epoch %d", run_dir, int(epoch_var.numpy()))
     done = int(epoch_var.numpy())
+    if qat_phase and not latest:
+        # The calibrated fake-quant model is a candidate too: QAT keeps it unless an epoch beats
+        # it on validation, so fine-tuning never hands back a model worse than where it started.
+        _, start_acc = model.evaluate(val_ds, verbose=0)
+        best_var.assign(float(start_acc))
+        _save_weights(model, best_path)
+        atomic.write_json(run_dir / QAT_START, {"val_accuracy": float(start_acc)})
+        logging.info("QAT start (calibrated ranges): val accuracy %.2f %%", 100 * start_acc)
     for k in list(history):
         history[k] = history[k][:done]
     logging.info(
