@@ -9,6 +9,14 @@ ops; ``tfkws.quantization.decompose`` rewrites them into one layer per op first,
 of those chains gets its own fake-quant range too (an extracted slimmable width is an ordinary
 model of such layers).
 
+The fake-quant graph also rounds as the int8 kernels do (``quantize_configs``): sigmoid on
+LOGISTIC's fixed 1/256 grid, AVERAGE_POOL_2D on its input's grid, and CONV_2D,
+DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL and MEAN through TFLM's int32 accumulator and Q31
+double-rounding requantization. tfmot's float rounding differs from those kernels by one step on
+a few percent of values, enough to change BC-ResNet's predictions (its temporal path amplifies
+them); the converter still reads plain FakeQuants (``converter_graph``), so the int8 file is
+the same either way.
+
 tfmot 0.8's default layout transform marks a ``Conv2D/DepthwiseConv2D/Dense`` followed by a
 separate ``ReLU`` layer as "do not quantize" -- weights included -- so a folded Conv -> ReLU
 would train with float kernels. Our scheme replaces that transform: the layer keeps its weight
@@ -30,7 +38,6 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
     utils as tfmot_utils,
 )
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-    default_8bit_quantize_configs,
     default_8bit_quantize_layout_transform,
     default_8bit_quantize_registry,
     default_8bit_quantize_scheme,
@@ -56,12 +63,17 @@ from tfkws.quantization.int8_layers import (
 )
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
+    AveragePoolQuantizeConfig,
+    ConvRequantizeConfig,
+    DenseRequantizeConfig,
     DepthwiseConvQuantizeConfig,
     InnerOutputQuantizeConfig,
     OutputQuantizeConfig,
+    SigmoidQuantizeConfig,
     SoftmaxQuantizeConfig,
     SpectralAffine,
     SpectralAffineQuantizeConfig,
+    converter_graph,
 )
 
 LayerPattern = transforms.LayerPattern
@@ -71,10 +83,16 @@ _LINEAR = "Conv2D|DepthwiseConv2D|StridedDepthwiseConv2D|Dense"
 _CUSTOM: dict[type, Any] = {
     StridedDepthwiseConv2D: DepthwiseConvQuantizeConfig,
     keras.layers.DepthwiseConv2D: DepthwiseConvQuantizeConfig,  # per channel, as TFLite does
+    # tfmot's configs, with int8 kernels' rounding emulated on the output (RequantizeQuantizer).
+    keras.layers.Conv2D: ConvRequantizeConfig,
+    keras.layers.Dense: DenseRequantizeConfig,
+    keras.layers.ReLU: OutputQuantizeConfig,
+    keras.layers.GlobalAveragePooling1D: OutputQuantizeConfig,  # MEAN
+    keras.layers.GlobalAveragePooling2D: OutputQuantizeConfig,
     keras.layers.Multiply: OutputQuantizeConfig,
     keras.layers.Subtract: OutputQuantizeConfig,
-    # TFLite AVERAGE_POOL_2D must keep its input's scale: no range of its own.
-    keras.layers.AveragePooling2D: default_8bit_quantize_configs.NoOpQuantizeConfig,
+    # TFLite AVERAGE_POOL_2D keeps its input's scale: rounded on that grid, no range of its own.
+    keras.layers.AveragePooling2D: AveragePoolQuantizeConfig,
     keras.layers.Softmax: SoftmaxQuantizeConfig,
     SpectralAffine: SpectralAffineQuantizeConfig,
     # Decomposed LayerNorm / attention / class token (tfkws.quantization.decompose).
@@ -84,6 +102,11 @@ _CUSTOM: dict[type, Any] = {
     ChannelAffine: lambda: InnerOutputQuantizeConfig(("scale", "offset")),
     BatchMatMul: OutputQuantizeConfig,
     ClassTokenPositionQAT: lambda: InnerOutputQuantizeConfig(("pos",)),
+}
+# ``Activation`` layers whose int8 op has a fixed output grid (tfmot leaves them float).
+_FIXED_GRID_ACTIVATIONS: dict[str, Any] = {
+    "sigmoid": SigmoidQuantizeConfig,  # LOGISTIC
+    "softmax": SoftmaxQuantizeConfig,  # SOFTMAX
 }
 
 
@@ -194,6 +217,8 @@ def _annotate(model: keras.Model) -> keras.Model:
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         fresh = layer.__class__.from_config(layer.get_config())
         config_cls = _CUSTOM.get(type(layer))
+        if type(layer) is keras.layers.Activation:
+            config_cls = _FIXED_GRID_ACTIVATIONS.get(getattr(layer.activation, "__name__", ""))
         if config_cls is not None:
             return annotate(fresh, config_cls())
         if registry.supports(layer):
@@ -340,7 +365,8 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        data = bytes(converter.convert())
+        with converter_graph():  # plain FakeQuants, not the integer-rounding emulation
+            data = bytes(converter.convert())
     except Exception as err:  # ConverterError and friends
         first = next((ln for ln in str(err).splitlines() if "error:" in ln), str(err))
         first = first.split("error:", 1)[-1].strip()[:300]
