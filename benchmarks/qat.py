@@ -98,6 +98,9 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         "ptq_int8_tflm_val_accuracy": accuracy(ptq),
         "qat_int8_tflm_val_accuracy": accuracy(qat),
         "qat_fake_quant_val_accuracy": float(qat_results["val"]["accuracy"]),
+        # Fake-quant val accuracy as calibrated, before any step; kept if no epoch beat it.
+        "qat_start_val_accuracy": qat_results.get("qat_start_val_accuracy"),
+        "qat_kept_start": qat_results.get("qat_kept_start"),
         "qat_epochs": args.qat_epochs,
         "qat_lr": args.qat_lr,
         "qat_train_seconds": qat_results["train_seconds"],
@@ -112,7 +115,8 @@ def _recipe(r: dict[str, Any]) -> str:
     lr = r.get("qat_lr")
     if lr is None and "--qat_lr" in r["command"]:  # rows written before qat_lr was recorded
         lr = float(r["command"].split("--qat_lr")[1].split()[0].strip("="))
-    return f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/100"
+    recipe = f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/100"
+    return recipe + (", start kept" if r.get("qat_kept_start") else "")
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -149,7 +153,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{s['num_calibration']} representative training clips). QAT: `tfkws qat` (or "
         "`tfkws slim qat` for a supernet width): fake-quant fine-tuning of the folded graph from "
         "the float weights (epochs and peak lr in the last column, cosine schedule; the "
-        "default lr is now the float run's / 100), then "
+        'default lr is now the float run\'s / 100; "start kept": no epoch beat the calibrated '
+        "fake-quant start on val, so QAT returned the start), then "
         "`tfkws export`. Both int8 models run in the TFLM Python interpreter "
         "(`tfkws eval`'s path). Float runs: "
         + ", ".join(f"`{Path(r['float_run']).relative_to(common.REPO)}`" for r in results["rows"])
