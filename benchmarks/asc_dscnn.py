@@ -46,7 +46,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"({results['val_clips']} clips{subset}), 40 classes, micro-frontend features (49x40). "
         f"{s['epochs']} epochs, batch {s['batch_size']}, Adam {s['learning_rate']} with warm-up "
         f"and cosine decay; augmentation: time shift and background noise from "
-        f"`{s['noise_dir']}`; seed {s['seed']}. The model kept is the epoch with the best float "
+        f"`{s['noise_dir']}`{_extra_augment(s)}; seed {s['seed']}. The model kept is the epoch "
+        "with the best float "
         "val accuracy. int8: post-training quantization (400 training clips), run in the TFLM "
         "Python interpreter. Arena: smallest TFLM arena with which allocation succeeds "
         "(bisected, x86-64 host build). Latency: median `invoke()` of "
@@ -55,6 +56,21 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _extra_augment(s: dict[str, Any]) -> str:
+    """Speed perturbation and SpecAugment as the run used them ('' when off)."""
+    out = ""
+    if s.get("speed_perturb"):
+        out += f", speed perturbation (resampling by 1 ± {s['speed_perturb']:g})"
+    spec = s.get("spec_augment") or {}
+    if any(spec.values()):
+        out += (
+            f", SpecAugment ({spec['time_masks']} time masks of up to {spec['time_mask_frames']} "
+            f"frames, {spec['freq_masks']} channel masks of up to {spec['freq_mask_bins']} "
+            "channels)"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
