@@ -535,8 +535,9 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
         unit, bias, _ = acc
         scale, zero = _grid(weights["min_var"], weights["max_var"])
         value = tf.cast(inputs, tf.float64)
-        total = tf.round(value / unit)
-        if bias is not None:  # int32 bias as the converter rounds it, accumulator exact
+        if bias is None:
+            total = tf.round(value / unit)
+        else:  # int32 bias as the converter rounds it, accumulator exact
             b = tf.cast(bias, tf.float64)
             total = tf.round((value - b) / unit) + tf.sign(b / unit) * tf.floor(
                 tf.abs(b / unit) + 0.5
@@ -551,30 +552,29 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
         return {}
 
 
-class ConvRequantizeConfig(default_8bit_quantize_registry.Default8BitConvQuantizeConfig):
+class _RequantizeOutput:
+    """Mixin: a tfmot weight config whose output quantizer is ``RequantizeQuantizer``."""
+
+    def __init__(
+        self,
+        weight_attrs: Any = ("kernel",),
+        activation_attrs: Any = ("activation",),
+        quantize_output: bool = False,
+    ) -> None:
+        super().__init__(list(weight_attrs), list(activation_attrs), quantize_output)
+        self.activation_quantizer = RequantizeQuantizer()
+
+
+class ConvRequantizeConfig(
+    _RequantizeOutput, default_8bit_quantize_registry.Default8BitConvQuantizeConfig
+):
     """tfmot's Conv2D config (per-channel kernel) with ``RequantizeQuantizer`` on the output."""
 
-    def __init__(
-        self,
-        weight_attrs: Any = ("kernel",),
-        activation_attrs: Any = ("activation",),
-        quantize_output: bool = False,
-    ) -> None:
-        super().__init__(list(weight_attrs), list(activation_attrs), quantize_output)
-        self.activation_quantizer = RequantizeQuantizer()
 
-
-class DenseRequantizeConfig(default_8bit_quantize_registry.Default8BitQuantizeConfig):
+class DenseRequantizeConfig(
+    _RequantizeOutput, default_8bit_quantize_registry.Default8BitQuantizeConfig
+):
     """tfmot's Dense config (per-tensor kernel) with ``RequantizeQuantizer`` on the output."""
-
-    def __init__(
-        self,
-        weight_attrs: Any = ("kernel",),
-        activation_attrs: Any = ("activation",),
-        quantize_output: bool = False,
-    ) -> None:
-        super().__init__(list(weight_attrs), list(activation_attrs), quantize_output)
-        self.activation_quantizer = RequantizeQuantizer()
 
 
 class AveragePoolQuantizeConfig(OutputQuantizeConfig):
