@@ -166,6 +166,31 @@ def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -
     assert history["val_accuracy"][-1] < start
     assert res["qat_kept_start"] and res["best_val_accuracy"] == pytest.approx(start)
     assert res["val"]["accuracy"] == pytest.approx(start)  # best weights = the start's
+    # The start's ranges come from the clips PTQ calibrates on: the kept start is the PTQ model.
+    _kept_start_is_the_ptq_model(tones, float_run, qat_run, tmp_path)
     # A sane learning rate: an epoch may win, and the start is still reported.
     res = qat_finetune(float_run, tmp_path / "qat_ok", epochs=1, verbose=0)
     assert res["best_val_accuracy"] >= res["qat_start_val_accuracy"]
+
+
+def _kept_start_is_the_ptq_model(tones: Path, float_run: Path, qat_run: Path, tmp: Path) -> None:
+    from tfkws.conversion.export import clip_features, export_run
+    from tfkws.data.dataset import open_dataset
+    from tfkws.training.run_config import RunConfig
+    from tfkws.verification.parity import quantize_features
+    from tfkws.verification.tflm import run_tflm
+
+    ptq = export_run(float_run, tmp / "ptq.tflite")
+    qat = export_run(qat_run, tmp / "qat.tflite")
+    ds = open_dataset(tones, mode="all")
+    n_train = len(list(ds.split("training")))  # fewer than PTQ_CLIPS: all of them calibrate
+    assert ptq.metadata["num_calibration"] == n_train and qat.metadata["num_calibration"] == 0
+    assert ptq.metadata["input"] == qat.metadata["input"]
+    assert ptq.metadata["output"] == qat.metadata["output"]
+    x, _ = clip_features(list(ds.split("all")), ds.labels, RunConfig.load(float_run).features)
+    xq = quantize_features(x, ptq.metadata["input"]["scale"], ptq.metadata["input"]["zero_point"])
+    a = run_tflm(ptq.tflite_path.read_bytes(), xq).astype(int)
+    b = run_tflm(qat.tflite_path.read_bytes(), xq).astype(int)
+    # Not bit-exact: PTQ quantises FULLY_CONNECTED weights per channel, QAT per tensor (the
+    # converter refuses a per-channel fake-quant on the transposed Dense kernel).
+    assert np.abs(a - b).max() <= 2 and np.mean(a.argmax(1) == b.argmax(1)) >= 0.95

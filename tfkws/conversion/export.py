@@ -70,7 +70,6 @@ def clip_features(
 def representative_features(run: Any, num: int, seed: int, data: str | None = None) -> np.ndarray:
     """Float features of ``num`` training clips of the run, chosen by ``seed``."""
     from tfkws.data.dataset import open_dataset
-    from tfkws.data.pipeline import load_noise
 
     ds = open_dataset(
         data or run.data,
@@ -80,13 +79,32 @@ def representative_features(run: Any, num: int, seed: int, data: str | None = No
         seed=run.train.seed,
         noise_dir=run.noise_dir,
     )
+    return dataset_representative(ds, run.labels, run.features, num, seed)
+
+
+def dataset_representative(
+    ds: Any, labels: list[str], features: Any, num: int, seed: int
+) -> np.ndarray:
+    """Float features of ``num`` clips of ``ds``'s training split (all clips if it has none)."""
+    from tfkws.data.pipeline import load_noise
+
     split = "training" if ds.has_split("training") else "all"
     examples = list(ds.split(split))
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(examples), size=min(num, len(examples)), replace=False))
-    noise = load_noise(ds.noise_files, run.features.sample_rate)
-    x, _ = clip_features([examples[i] for i in pick], run.labels, run.features, noise, seed=seed)
+    noise = load_noise(ds.noise_files, features.sample_rate)
+    x, _ = clip_features([examples[i] for i in pick], labels, features, noise, seed=seed)
     return x
+
+
+def ptq_clips(representative: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The clips int8 PTQ calibrates on: ``PTQ_CLIPS`` of the representative set, by ``seed``.
+
+    A QAT run starts its ranges from these same clips, so its start is the PTQ model.
+    """
+    from tfkws.quantization.ptq import PTQ_CLIPS, calibration_set
+
+    return calibration_set(representative, PTQ_CLIPS, seed)
 
 
 def export_run(
@@ -131,8 +149,8 @@ def export_run(
             slim = width_metadata(supernet, run.train.slim_width)
             extra = {"slim": {**slim, "supernet_run": run.train.qat_source}}
         return write_export(run_dir, run, out_path, tflite, params, 0.0, 0, "qat", extra)
-    logging.info("representative set: %d training clips", num_calibration)
-    rep = representative_features(run, num_calibration, seed, data)
+    rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
+    logging.info("calibration: %d of %d representative training clips", len(rep), num_calibration)
     folded = fold_model(model)
     probe = rep[: min(64, len(rep))]
     ref = np.concatenate(
@@ -154,7 +172,7 @@ def export_run(
         raise TfkwsError(
             f"{run_dir}: folding changed the model's outputs (max abs diff {fold_diff:.3g})"
         )
-    tflite = to_int8_tflite(folded, rep, seed=seed)
+    tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
     return write_export(
         run_dir, run, out_path, tflite, int(model.count_params()), fold_diff, int(len(rep)), "ptq"
     )
@@ -202,7 +220,7 @@ def write_export(
         "ops": list(info.ops),
         "quantization": quantization,  # "ptq" (calibrated) or "qat" (fake-quant ranges)
         "fold_max_abs_diff": fold_diff,
-        "num_calibration": num_calibration,
+        "num_calibration": num_calibration,  # clips the converter calibrated on (0: QAT)
         "source_checkpoint": str(Path(run_dir).resolve() / BEST_WEIGHTS),
         "source_run": str(Path(run_dir).resolve()),
         "tflite_sha256": hashlib.sha256(tflite).hexdigest(),

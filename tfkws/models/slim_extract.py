@@ -77,7 +77,7 @@ def export_width(
 
     The folded sub-network is checked against the supernet run at ``width`` before conversion.
     """
-    from tfkws.conversion.export import representative_features, write_export
+    from tfkws.conversion.export import ptq_clips, representative_features, write_export
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
     from tfkws.training.trainer import load_trained_model
@@ -90,8 +90,8 @@ def export_width(
         raise TfkwsError(f"{run_dir}: model {run.train.model!r} is not a slimmable supernet")
     set_width(supernet, width)
     folded = fold_model(extract_width(supernet, width, batch_size=1))
-    logging.info("width %s: representative set of %d training clips", width, num_calibration)
-    rep = representative_features(run, num_calibration, seed, data)
+    rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
+    logging.info("width %s: calibration on %d training clips", width, len(rep))
     probe = rep[: min(64, len(rep))]
     ref = np.concatenate([supernet(c[None], training=False).numpy() for c in probe])
     got = np.concatenate([folded(c[None], training=False).numpy() for c in probe])
@@ -101,7 +101,7 @@ def export_width(
             f"{run_dir}: width {width} sub-network differs from the supernet (max abs diff "
             f"{diff:.3g})"
         )
-    tflite = to_int8_tflite(folded, rep, seed=seed)
+    tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
     return write_export(
         run_dir,
         run,

@@ -12,6 +12,9 @@ import numpy as np
 
 from tfkws.errors import ModelError
 
+REPRESENTATIVE_CLIPS = 400  # training clips ``tfkws export`` draws by default
+PTQ_CLIPS = 200  # of those, the ones the converter calibrates on (and QAT starts from)
+
 
 def calibration_set(
     representative: np.ndarray, num_calibration: int | None = 200, seed: int = 0

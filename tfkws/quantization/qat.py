@@ -246,8 +246,10 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
 
     tfmot starts them at [-6, 6] and moves them by 0.1 % a step, so a short fine-tune would
     clip wide tensors (log-mel features, logits) for its first thousand steps. One training-mode
-    step on ``x`` then sets the weight ranges (last-value quantizers).
+    step on ``x`` first sets the weight ranges (last-value quantizers); the activation ranges are
+    written after it, so they are exactly the min/max the converter's calibrator finds on ``x``.
     """
+    q(np.asarray(x[:batch], np.float32), training=True)
     named = [layer for layer in folded.layers if not isinstance(layer, keras.layers.InputLayer)]
     # Layers with an int8 tensor inside (SpectralAffine, int8_layers): its value from its input.
     inner = [layer for layer in named if hasattr(layer, "qat_intermediate")]
@@ -287,7 +289,6 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
             if key is None or key not in lo or not var.endswith(("_min", "_max")):
                 continue
             v.assign(np.full(v.shape, lo[key] if var.endswith("_min") else hi[key], np.float32))
-    q(np.asarray(x[:batch], np.float32), training=True)
 
 
 def qat_model(model: keras.Model, calibration: np.ndarray | None = None) -> keras.Model:

@@ -249,6 +249,7 @@ def train(
                     cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
                 ),
             ),
+            lambda: _qat_calibration(dataset, features),
             eval_ds["val"],
             tensorboard,
             verbose,
@@ -301,11 +302,11 @@ def _build_qat_from_float(
     input_shape: Any,
     num_classes: int,
     weights: Path | None,
-    calibration: tf.data.Dataset | None = None,
+    calibration: np.ndarray | None = None,
 ) -> keras.Model:
     """Float model (``weights`` loaded if given), folded and wrapped for QAT.
 
-    ``calibration`` batches start the int8 ranges at the float model's (see ``qat_model``).
+    ``calibration`` clips start the int8 ranges at the float model's (see ``qat_model``).
     """
     from tfkws.quantization.qat import qat_model
 
@@ -314,11 +315,17 @@ def _build_qat_from_float(
         if not weights.exists():
             raise TfkwsError(f"{weights}: missing; QAT starts from the best float weights")
         model.load_weights(str(weights))
-    model = _slim_width_of(model, cfg)
-    x = None
-    if calibration is not None:
-        x = np.concatenate([xb.numpy() for xb, _ in calibration.take(4)])
-    return qat_model(model, calibration=x)
+    return qat_model(_slim_width_of(model, cfg), calibration=calibration)
+
+
+def _qat_calibration(dataset: KwsDataset, features: FeatureConfig) -> np.ndarray:
+    """The clips ``tfkws export`` calibrates PTQ on (its default pool and seed): QAT starts
+    from the PTQ model's ranges, so a kept start converts to the PTQ model's accuracy."""
+    from tfkws.conversion.export import dataset_representative, ptq_clips
+    from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
+
+    rep = dataset_representative(dataset, list(dataset.labels), features, REPRESENTATIVE_CLIPS, 0)
+    return ptq_clips(rep, 0)
 
 
 def _slim_width_of(model: keras.Model, cfg: TrainConfig) -> keras.Model:
@@ -342,6 +349,7 @@ def _train_phase(
     history: dict[str, list[float]],
     resume: bool,
     train_ds_for: Any,
+    calibration: Any,
     val_ds: tf.data.Dataset,
     tensorboard: keras.callbacks.Callback,
     verbose: int,
@@ -365,7 +373,7 @@ def _train_phase(
                 features.shape,
                 len(labels),
                 run_dir / FLOAT_BEST_WEIGHTS if fresh else None,
-                train_ds_for(first) if fresh else None,
+                calibration() if fresh else None,
             )
             lr = cfg.qat_learning_rate or cfg.learning_rate * QAT_LR_FACTOR
             schedule: Any = WarmupSchedule(
