@@ -30,7 +30,10 @@ MODELS: list[tuple[str, str, dict[str, Any]]] = [
     ("Uni-branch twin", "repcnn_unibranch", {}),
     ("BC-ResNet-1", "bc_resnet", {"width": 1}),
     ("BC-ResNet-3", "bc_resnet", {"width": 3}),
+    ("BC-ResNet-2", "bc_resnet", {"width": 2}),  # appended: --models indices stay as recorded
 ]
+# Table order (BC-ResNet by width).
+ROW_ORDER = [MODELS[i][0] for i in (0, 1, 2, 4, 3)]
 
 
 def _pm(values: list[float]) -> str:
@@ -178,11 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     previous = Path(args.out) / "repcnn.json"
     if args.merge and previous.exists():  # keep the rows of models not run this time
-        names = [row for row, _, _ in MODELS]
         done = {r["row"] for r in rows}
         before = json.loads(previous.read_text())
         kept = [{"command": before["command"]} | r for r in before["rows"] if r["row"] not in done]
-        rows = sorted(kept + rows, key=lambda r: names.index(r["row"]))
+        rows = sorted(kept + rows, key=lambda r: ROW_ORDER.index(r["row"]))
     common.write_results("repcnn", args, markdown, rows=rows)
     print(json.dumps({r["row"]: r["int8_tflm_val_accuracy"] for r in rows}))
     return 0
