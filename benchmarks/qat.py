@@ -1,7 +1,7 @@
 """Float vs post-training int8 vs QAT int8, per model family, measured in TFLM.
 
 For every family: a trained float run folder (the other benchmarks' runs by default: DS-CNN-S
-from ``asc_dscnn.py``, RepCNN and BC-ResNet-1 from ``repcnn.py``, a width cut from the
+from ``asc_dscnn.py``, RepCNN and BC-ResNet-1/-3 from ``repcnn.py``, a width cut from the
 ``slimmable.py`` supernet), then
 
 * float: the float Keras model's validation accuracy (the run's ``results.json``);
@@ -31,6 +31,7 @@ FAMILIES: dict[str, tuple[str, str, float | None]] = {
     "ds_cnn": ("DS-CNN-S", "asc_dscnn/ds_cnn_sizes", None),
     "repcnn": ("RepCNN (folded)", "repcnn/repcnn", None),
     "bc_resnet": ("BC-ResNet-1", "repcnn/bc_resnet_width1", None),
+    "bc_resnet3": ("BC-ResNet-3", "repcnn/bc_resnet_width3", None),
     "slimmable": ("Slimmable DS-CNN, width 0.55", "slimmable/supernet", 0.55),
 }
 
@@ -101,6 +102,7 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         # Fake-quant val accuracy as calibrated, before any step; kept if no epoch beat it.
         "qat_start_val_accuracy": qat_results.get("qat_start_val_accuracy"),
         "qat_kept_start": qat_results.get("qat_kept_start"),
+        "qat_start_ranges": "ptq_clips",  # rows without it: 4 augmented training batches
         "qat_epochs": args.qat_epochs,
         "qat_lr": args.qat_lr,
         "qat_train_seconds": qat_results["train_seconds"],
@@ -116,7 +118,9 @@ def _recipe(r: dict[str, Any]) -> str:
     if lr is None and "--qat_lr" in r["command"]:  # rows written before qat_lr was recorded
         lr = float(r["command"].split("--qat_lr")[1].split()[0].strip("="))
     recipe = f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/100"
-    return recipe + (", start kept" if r.get("qat_kept_start") else "")
+    ranges = "PTQ clips" if r.get("qat_start_ranges") == "ptq_clips" else "train batches"
+    kept = ", start kept" if r.get("qat_kept_start") else ""
+    return f"{recipe}, start ranges: {ranges}{kept}"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -149,12 +153,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Data: `{s['data']}`, val.csv{subset}. Float: the trained float model (Keras) on val. "
-        "PTQ: `tfkws export` (BN/branches folded, int8 with "
+        "PTQ: `tfkws export` (BN/branches folded, int8 calibrated on 200 of "
         f"{s['num_calibration']} representative training clips). QAT: `tfkws qat` (or "
         "`tfkws slim qat` for a supernet width): fake-quant fine-tuning of the folded graph from "
         "the float weights (epochs and peak lr in the last column, cosine schedule; the "
         'default lr is now the float run\'s / 100; "start kept": no epoch beat the calibrated '
-        "fake-quant start on val, so QAT returned the start), then "
+        "fake-quant start on val, so QAT returned the start; start ranges: from PTQ's "
+        "calibration clips, so a kept start is the PTQ model up to Dense weights, per tensor in "
+        "QAT, or, in rows measured before that, from 4 augmented training batches), then "
         "`tfkws export`. Both int8 models run in the TFLM Python interpreter "
         "(`tfkws eval`'s path). Float runs: "
         + ", ".join(f"`{Path(r['float_run']).relative_to(common.REPO)}`" for r in results["rows"])
