@@ -70,6 +70,11 @@ def _extra_augment(s: dict[str, Any]) -> str:
             f"frames, {spec['freq_masks']} channel masks of up to {spec['freq_mask_bins']} "
             "channels)"
         )
+    if s.get("teachers"):
+        out += (
+            f", distilled from {len(s['teachers'])} trained run(s) (weight "
+            f"{s['distill_weight']:g}, temperature {s['distill_temperature']:g})"
+        )
     return out
 
 

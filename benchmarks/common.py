@@ -66,6 +66,13 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument(
         "--speed_perturb", type=float, default=0.0, help="resample factor range 1 +/- this"
     )
+    p.add_argument(
+        "--teacher",
+        default="",
+        help="knowledge distillation: comma-separated trained run folders (same features/labels)",
+    )
+    p.add_argument("--distill_weight", type=float, default=0.5)
+    p.add_argument("--distill_temperature", type=float, default=2.0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--verbose", type=int, default=2)
 
@@ -83,6 +90,9 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "speed_perturb": args.speed_perturb,
         "spec_augment": dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
+        "teachers": _teachers(args),
+        "distill_weight": args.distill_weight,
+        "distill_temperature": args.distill_temperature,
         "features": FeatureConfig().to_dict(),
     }
 
@@ -162,6 +172,11 @@ def deployed_cost(tflite: bytes, latency_runs: int, seed: int) -> dict[str, Any]
     }
 
 
+def _teachers(args: argparse.Namespace) -> list[str]:
+    """--teacher run folders, made absolute (the run config records where they were)."""
+    return [str(Path(t).resolve()) for t in args.teacher.split(",") if t]
+
+
 def train_run(
     model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace, run_dir: Path
 ) -> dict[str, Any]:
@@ -177,6 +192,9 @@ def train_run(
         learning_rate=args.learning_rate,
         seed=args.seed,
         speed_perturb=args.speed_perturb,
+        teachers=_teachers(args),
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
         **dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
     )
     return train(

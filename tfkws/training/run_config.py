@@ -57,6 +57,11 @@ class TrainConfig:
     # QAT of one width of a slimmable supernet (``tfkws slim qat``): the run's model is the
     # sub-network ``extract_width(model, slim_width)`` of the ``model`` supernet at ``qat_source``.
     slim_width: float | None = None
+    # Knowledge distillation (float phase): trained runs whose mean softened predictions the
+    # model also learns, with this weight (labels get 1 - weight) and temperature.
+    teachers: list[str] = dataclasses.field(default_factory=list)
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("cosine", "constant", "step"):
@@ -67,6 +72,11 @@ class TrainConfig:
             raise TfkwsError("epochs and batch_size must be >= 1")
         if not 0.0 <= self.speed_perturb < 0.5:
             raise TfkwsError(f"speed_perturb must be in [0, 0.5), got {self.speed_perturb}")
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0.0:
+            raise TfkwsError(
+                "distill_weight must be in [0, 1] and distill_temperature > 0, got "
+                f"{self.distill_weight}, {self.distill_temperature}"
+            )
         if not self.qat and (self.qat_epochs or self.qat_source):
             raise TfkwsError("qat_epochs / qat_source need qat=True")
         if self.qat and not 1 <= self.qat_epochs <= self.epochs:

@@ -184,6 +184,10 @@ def train(
         noise_dir=noise_dir,
     )
     _check_resume(run_dir, run, resume)
+    if cfg.teachers:  # before anything is written
+        from tfkws.training.distill import check_teachers
+
+        check_teachers(cfg.teachers, features, list(dataset.labels))
     run_dir.mkdir(parents=True, exist_ok=True)
     run.save(run_dir)
     set_determinism(cfg.seed)
@@ -289,6 +293,12 @@ def train(
         logging.info(
             "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
         )
+    if cfg.teachers:  # what the student learnt from, measured on the same validation split
+        from tfkws.training.distill import load_teachers
+
+        y, p = _predict(load_teachers(cfg.teachers, features, list(dataset.labels)), eval_ds["val"])
+        results["teachers"] = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
+        logging.info("teachers' val accuracy: %.2f %%", 100 * results["teachers"]["val_accuracy"])
     atomic.write_json(run_dir / RESULTS, results)
     return results
 
@@ -316,6 +326,28 @@ def _build_qat_from_float(
             raise TfkwsError(f"{weights}: missing; QAT starts from the best float weights")
         model.load_weights(str(weights))
     return qat_model(_slim_width_of(model, cfg), calibration=calibration)
+
+
+def _distilling(
+    model: keras.Model, cfg: TrainConfig, features: FeatureConfig, labels: list[str]
+) -> keras.Model:
+    """``model`` wrapped to learn from ``cfg.teachers`` too (``tfkws.training.distill``)."""
+    from tfkws.layers.slimmable_base import slimmable_layers
+    from tfkws.training.distill import DistillModel, load_teachers
+
+    if slimmable_layers(model):
+        raise TfkwsError(
+            f"model {cfg.model!r} is a slimmable supernet: it already distils its widths from "
+            "the largest; --teacher is for plain models"
+        )
+    teacher = load_teachers(cfg.teachers, features, list(labels))
+    logging.info(
+        "distilling from %d teacher run(s), weight %g, temperature %g",
+        len(cfg.teachers),
+        cfg.distill_weight,
+        cfg.distill_temperature,
+    )
+    return DistillModel(model, teacher, cfg.distill_weight, cfg.distill_temperature)
 
 
 def _qat_calibration(dataset: KwsDataset, features: FeatureConfig) -> np.ndarray:
@@ -384,6 +416,8 @@ def _train_phase(
                 build_model(cfg.model, features.shape, len(labels), cfg.model_params),
                 seed=cfg.seed,
             )
+            if cfg.teachers:
+                model = _distilling(model, cfg, features, labels)
             schedule = make_lr_schedule(cfg, steps_per_epoch)
         optimizer = keras.optimizers.Adam(schedule)
         model.compile(
