@@ -109,6 +109,19 @@ def test_cli_train_with_teacher(
     )
     assert code == 0, err
 
+    # QAT distilled from the float run it fine-tunes (and a QAT run is refused as a teacher).
+    qat = tmp_path / "qat"
+    argv = ["qat", f"--run={student}", f"--out={qat}", "--epochs=1", "--verbose=0"]
+    code, _, err = _run(capsys, *argv, f"--teacher={student}")
+    assert code == 0, err
+    assert json.loads((qat / "run_config.json").read_text())["train"]["teachers"] == [
+        str(student.resolve())
+    ]
+    code, _, err = _run(capsys, "export", f"--run={qat}")
+    assert code == 0, err
+    code, _, err = _run(capsys, *argv[:2], f"--out={tmp_path / 'q2'}", f"--teacher={qat}")
+    assert code == 2 and "a QAT run" in err
+
     # One-line errors: not a run, different features.
     for extra, needle in (
         ([f"--teacher={tmp_path}"], "not a tfkws run folder"),

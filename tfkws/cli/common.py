@@ -69,3 +69,40 @@ def keywords_from_flag(text: str) -> tuple[str, ...]:
     if not words:
         raise TfkwsError("--keywords is empty")
     return words
+
+
+def define_distill_flags(fv: flags.FlagValues, what: str = "") -> None:
+    """--teacher / --distill_weight / --distill_temperature (``tfkws.training.distill``)."""
+    from tfkws.training.run_config import TrainConfig
+
+    d = TrainConfig()
+    flags.DEFINE_list(
+        "teacher",
+        [],
+        f"{what}Knowledge distillation: trained float run folder(s) with the same features and "
+        "labels whose mean softened predictions the model also learns from.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "distill_weight",
+        d.distill_weight,
+        f"{what}Share of the loss from the teachers (the labels get the rest).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "distill_temperature",
+        d.distill_temperature,
+        f"{what}Distillation softmax temperature.",
+        flag_values=fv,
+    )
+
+
+def distill_settings(fv: flags.FlagValues) -> dict[str, Any]:
+    """TrainConfig distillation fields from the flags (teacher paths made absolute)."""
+    from pathlib import Path
+
+    return {
+        "teachers": [str(Path(t).resolve()) for t in fv.teacher],
+        "distill_weight": fv.distill_weight,
+        "distill_temperature": fv.distill_temperature,
+    }

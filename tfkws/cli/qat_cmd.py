@@ -12,6 +12,8 @@ import json
 
 from absl import flags
 
+from tfkws.cli import common
+
 
 def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string(
@@ -30,6 +32,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "resume", False, "Continue the QAT run in --out from its last checkpoint.", flag_values=fv
     )
     flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1, 2).", flag_values=fv)
+    common.define_distill_flags(fv)
 
 
 def run(fv: flags.FlagValues) -> int:
@@ -50,6 +53,7 @@ def finetune_and_report(fv: flags.FlagValues, width: float | None) -> int:
         resume=fv.resume,
         verbose=fv.verbose,
         width=width,
+        **common.distill_settings(fv),
     )
     head = {} if width is None else {"width": results["slim_width"]}
     print(json.dumps(head | summary(results), indent=2))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.cli import common
 from tfkws.errors import TfkwsError
 
 ACTIONS = ("extract", "select", "qat")
@@ -80,6 +81,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "resume", False, "qat: continue the run in --out from its last checkpoint.", flag_values=fv
     )
     flags.DEFINE_integer("verbose", 2, "qat: Keras fit verbosity (0, 1, 2).", flag_values=fv)
+    common.define_distill_flags(fv, "qat: ")
 
 
 def run(fv: flags.FlagValues) -> int:

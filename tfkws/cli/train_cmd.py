@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from absl import flags
 
@@ -91,22 +90,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float(
         "qat_lr", None, "QAT peak learning rate (default: --lr / 100).", flag_values=fv
     )
-    flags.DEFINE_list(
-        "teacher",
-        [],
-        "Knowledge distillation: trained run folder(s) (same features and labels) whose mean "
-        "softened predictions the model also learns from.",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "distill_weight",
-        d.distill_weight,
-        "Share of the loss from the teachers (the labels get the rest).",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "distill_temperature", d.distill_temperature, "Softmax temperature.", flag_values=fv
-    )
+    common.define_distill_flags(fv)
     flags.DEFINE_string("out", None, "Run folder.", flag_values=fv, required=True)
     flags.DEFINE_bool(
         "resume", False, "Continue the run in --out from its last checkpoint.", flag_values=fv
@@ -156,9 +140,7 @@ def run(fv: flags.FlagValues) -> int:
         freq_masks=fv.freq_masks,
         freq_mask_bins=fv.freq_mask_bins,
         strategy=fv.strategy,
-        teachers=[str(Path(t).resolve()) for t in fv.teacher],
-        distill_weight=fv.distill_weight,
-        distill_temperature=fv.distill_temperature,
+        **common.distill_settings(fv),
         **qat_settings(fv),
     )
     features = common.feature_config_from_flags(fv)

@@ -39,6 +39,9 @@ def qat_finetune(
     resume: bool = False,
     verbose: int = 2,
     width: float | None = None,
+    teachers: list[str] | tuple[str, ...] = (),
+    distill_weight: float = 0.5,
+    distill_temperature: float = 2.0,
 ) -> dict[str, Any]:
     """Fine-tune the best float weights of ``src_run`` with int8 fake-quant into run ``out``.
 
@@ -53,6 +56,9 @@ def qat_finetune(
       verbose: Keras ``fit`` verbosity (0, 1, 2).
       width: for a slimmable supernet run (required there, refused otherwise): the width whose
         extracted sub-network is fine-tuned.
+      teachers, distill_weight, distill_temperature: knowledge distillation during QAT
+        (``tfkws.training.distill``), e.g. from the float run itself; none by default (a float
+        run's own teachers are not inherited).
 
     Returns the trainer's results (``tfkws.training.trainer.train``): ``best_val_accuracy``,
     ``val`` / ``test`` accuracy reports of the best fake-quant model, ``params``,
@@ -98,6 +104,9 @@ def qat_finetune(
         qat_learning_rate=lr,
         qat_source=str(src_dir.resolve()),
         slim_width=width,
+        teachers=list(teachers),
+        distill_weight=distill_weight,
+        distill_temperature=distill_temperature,
     )
     data = data or src.data
     ds = open_dataset(

@@ -411,6 +411,8 @@ def _train_phase(
             schedule: Any = WarmupSchedule(
                 lr, cfg.lr_schedule, 0, max((last - first) * steps_per_epoch, 1)
             )
+            if cfg.teachers:
+                model = _distilling(model, cfg, features, labels)
         else:
             model = wrap_slimmable(
                 build_model(cfg.model, features.shape, len(labels), cfg.model_params),
