@@ -82,6 +82,9 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd_qat += ["--epochs", str(args.qat_epochs), "--verbose", str(args.verbose)]
     if args.qat_lr:
         cmd_qat += ["--lr", str(args.qat_lr)]
+    distill = args.qat_distill and width is None  # a supernet is no plain teacher
+    if distill:  # QAT learns from the float model it starts from, too
+        cmd_qat += ["--teacher", str(src)]
     if qat_run.exists() and not args.resume:
         shutil.rmtree(qat_run)
     elif qat_run.exists():
@@ -105,6 +108,7 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         "qat_start_ranges": "ptq_clips",  # rows without it: 4 augmented training batches
         "qat_epochs": args.qat_epochs,
         "qat_lr": args.qat_lr,
+        "qat_distill": distill,
         "qat_train_seconds": qat_results["train_seconds"],
         "ptq_bytes": ptq.stat().st_size,
         "qat_bytes": qat.stat().st_size,
@@ -120,7 +124,8 @@ def _recipe(r: dict[str, Any]) -> str:
     recipe = f"{r['qat_epochs']} ep, lr {lr:g}" if lr else f"{r['qat_epochs']} ep, lr float/100"
     ranges = "PTQ clips" if r.get("qat_start_ranges") == "ptq_clips" else "train batches"
     kept = ", start kept" if r.get("qat_kept_start") else ""
-    return f"{recipe}, start ranges: {ranges}{kept}"
+    distill = ", distilled from the float model" if r.get("qat_distill") else ""
+    return f"{recipe}{distill}, start ranges: {ranges}{kept}"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -177,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat_epochs", type=int, default=3)
     p.add_argument("--qat_lr", type=float, default=None)
     p.add_argument(
+        "--qat_distill",
+        action="store_true",
+        help="QAT also distils from the float run it fine-tunes (not for supernet widths)",
+    )
+    p.add_argument(
         "--merge", action="store_true", help="keep rows of other families from results/qat.json"
     )
     args = p.parse_args(argv)
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and previous.exists():  # keep the other families' rows (run separately)
         kept = [r for r in json.loads(previous.read_text())["rows"] if r["family"] not in families]
         rows = sorted(kept + rows, key=lambda r: list(FAMILIES).index(r["family"]))
-    extra = {"qat_epochs": args.qat_epochs, "qat_lr": args.qat_lr}
+    extra = {"qat_epochs": args.qat_epochs, "qat_lr": args.qat_lr, "qat_distill": args.qat_distill}
     common.write_results("qat", args, markdown, extra, rows=rows)
     return 0
 
