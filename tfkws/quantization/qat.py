@@ -61,6 +61,7 @@ from tfkws.quantization.int8_layers import (
     InverseSqrt,
     MeanSquare,
 )
+from tfkws.quantization.kernel_rounding import converter_graph
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
     AveragePoolQuantizeConfig,
@@ -73,7 +74,6 @@ from tfkws.quantization.quantize_configs import (
     SoftmaxQuantizeConfig,
     SpectralAffine,
     SpectralAffineQuantizeConfig,
-    converter_graph,
 )
 
 LayerPattern = transforms.LayerPattern
