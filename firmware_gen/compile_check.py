@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from firmware_gen.elf_size import section_list
 from firmware_gen.errors import FirmwareGenError
 from firmware_gen.tflm_lib import DEFINES, INCLUDES
 
@@ -42,15 +43,13 @@ def host_compiler() -> str | None:
 
 
 def _sections(size_tool: str, obj: Path) -> dict[str, int]:
-    out = subprocess.run([size_tool, "-A", str(obj)], capture_output=True, text=True, check=True)
-    sections = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
-            # -ffunction-sections names each symbol's section: sum them per kind (.text.* ...)
-            name, size = "." + parts[0].split(".")[1], int(parts[1])
-            if size and name not in (".debug", ".comment", ".note", ".ARM", ".group"):
-                sections[name] = sections.get(name, 0) + size
+    """Bytes of an object file per section kind: -ffunction-sections names each symbol's
+    section, so ``.text.*`` and the like are summed (debug, notes and groups left out)."""
+    sections: dict[str, int] = {}
+    for full, size in section_list(size_tool, obj):
+        name = "." + full.split(".")[1]
+        if size and name not in (".debug", ".comment", ".note", ".ARM", ".group"):
+            sections[name] = sections.get(name, 0) + size
     return dict(sorted(sections.items()))
 
 

@@ -23,14 +23,20 @@ _OUTPUT = re.compile(r"^(\.\S+)")
 RESOLVER_SYMBOLS = ("MicroMutableOpResolver", "RegisterOps")
 
 
-def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
-    out = subprocess.run([size_tool, "-A", str(elf)], capture_output=True, text=True, check=True)
-    sizes = {}
+def section_list(size_tool: str, path: Path) -> list[tuple[str, int]]:
+    """(section, bytes) in ``size -A`` order; an object file may repeat a name (COMDAT groups)."""
+    out = subprocess.run([size_tool, "-A", str(path)], capture_output=True, text=True, check=True)
+    rows = []
     for line in out.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = int(parts[1])
-    return sizes
+            rows.append((parts[0], int(parts[1])))
+    return rows
+
+
+def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
+    """{section: bytes} of a linked ELF (its output section names are unique)."""
+    return dict(section_list(size_tool, elf))
 
 
 def _owner(section: str, origin: str, model_object: str) -> str:

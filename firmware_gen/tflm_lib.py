@@ -16,6 +16,7 @@ needs (runtime + the kernels of those ops), which the tests use to stay within a
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -25,7 +26,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from firmware_gen.cpus import KERNEL_SETS, Cpu
@@ -208,20 +209,29 @@ def _first_error(stderr: str) -> str:
     return next((ln for ln in lines if "error" in ln), lines[-1] if lines else "?")
 
 
+@contextlib.contextmanager
+def _written_by_tool(final: Path) -> Iterator[str]:
+    """A fresh temp path beside ``final`` for a tool to write; renamed to ``final`` only if the
+    block succeeds, removed otherwise (a killed build never leaves a half-written file)."""
+    fd, tmp = tempfile.mkstemp(prefix=final.name + ".", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    os.unlink(tmp)  # ar refuses to add to a file that is not an archive
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _compile_one(cc: str, flags: list[str], src: Path, obj: Path) -> None:
     obj.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=obj.name + ".", suffix=".tmp", dir=obj.parent)
-    os.close(fd)
-    try:
+    with _written_by_tool(obj) as tmp:
         res = subprocess.run(
             [cc, *flags, "-c", str(src), "-o", tmp], capture_output=True, text=True
         )
         if res.returncode != 0:
             raise FirmwareGenError(f"{src}: does not compile: {_first_error(res.stderr)}")
-        os.replace(tmp, obj)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_library(
@@ -306,19 +316,12 @@ def build_library(
                     f.cancel()
                 raise
     if todo or not archive.exists():
-        fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".tmp", dir=cache)
-        os.close(fd)
-        os.unlink(tmp)  # ar refuses to add to a file that is not an archive
-        try:
+        with _written_by_tool(archive) as tmp:
             res = subprocess.run(
                 [tc.ar, "rcs", tmp, *map(str, objs)], capture_output=True, text=True
             )
             if res.returncode != 0:
                 raise FirmwareGenError(f"{archive}: ar failed: {_first_error(res.stderr)}")
-            os.replace(tmp, archive)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return TflmLibrary(
         archive=archive,
         root=root,
