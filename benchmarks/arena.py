@@ -16,15 +16,12 @@ and converted with a static batch of 1:
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common  # sets TF_USE_LEGACY_KERAS and puts the repo on sys.path (before TensorFlow)
+
+REPO = common.REPO
 
 from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena  # noqa: E402
 from firmware_gen.layers import layer_table  # noqa: E402

@@ -27,10 +27,9 @@ import time
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common  # sets TF_USE_LEGACY_KERAS and puts the repo on sys.path (before TensorFlow)
+
+REPO = common.REPO
 
 import numpy as np  # noqa: E402
 
