@@ -69,3 +69,12 @@ def tone_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three tone 'words'; open it with mode='all'."""
     root = tmp_path_factory.mktemp("tones")
     return write_tone_dataset(root, {"high": 2500.0, "low": 400.0, "mid": 1100.0})
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """``tfkws ARGV...`` in-process: (exit code, stdout, stderr)."""
+    from tfkws.cli.main import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -4,27 +4,20 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tfkws.cli.main import main
-
-
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli
 
 
 def test_usage_and_unknown_command(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run(capsys)
+    code, out, _ = run_cli(capsys)
     assert code == 2 and "usage: tfkws COMMAND" in out
-    code, _, err = _run(capsys, "frobnicate")
+    code, _, err = run_cli(capsys, "frobnicate")
     assert code == 2 and "unknown command 'frobnicate'" in err
-    code, out, _ = _run(capsys, "train", "--help")
+    code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0 and "--epochs" in out
 
 
 def test_models_lists_registry(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = _run(capsys, "models", "--json")
+    code, out, _ = run_cli(capsys, "models", "--json")
     assert code == 0 and "ds_cnn" in json.loads(out)
 
 
@@ -42,7 +35,7 @@ def test_models_lists_registry(capsys: pytest.CaptureFixture) -> None:
 def test_bad_input_is_one_line_exit_2(
     capsys: pytest.CaptureFixture, argv: tuple, needle: str
 ) -> None:
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("tfkws")]
     assert len(lines) == 1 and needle in lines[0], err
@@ -54,7 +47,7 @@ def test_corrupt_and_float_models_rejected(
 ) -> None:
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"this is not a flatbuffer at all" * 10)
-    code, _, err = _run(capsys, "eval", f"--model={junk}", f"--data={tone_dataset}")
+    code, _, err = run_cli(capsys, "eval", f"--model={junk}", f"--data={tone_dataset}")
     assert code == 2 and str(junk) in err and "Traceback" not in err
 
     import tensorflow as tf
@@ -65,5 +58,5 @@ def test_corrupt_and_float_models_rejected(
     )
     floaty = tmp_path / "float.tflite"
     floaty.write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
-    code, _, err = _run(capsys, "eval", f"--model={floaty}", f"--data={tone_dataset}")
+    code, _, err = run_cli(capsys, "eval", f"--model={floaty}", f"--data={tone_dataset}")
     assert code == 2 and "int8" in err

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tf_keras as keras
+from conftest import run_cli
 
-from tfkws.cli.main import main
 from tfkws.errors import TfkwsError
 from tfkws.training.distill import DistillModel
 from tfkws.training.run_config import TrainConfig
@@ -63,19 +63,13 @@ def test_student_follows_teacher_with_weight_one_and_labels_with_weight_zero(cli
         TrainConfig(distill_weight=1.5)
 
 
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_train_with_teacher(
     capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path
 ) -> None:
     common = ["--mode=all", "--verbose=0", "--batch_size=8", "--noaugment"]
     common.append(f"--data={tone_dataset}")
     teacher, student = tmp_path / "teacher", tmp_path / "student"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         *common,
@@ -86,7 +80,7 @@ def test_cli_train_with_teacher(
     )
     assert code == 0, err
     small = ["--model=ds_cnn", "--params=channels=8,num_blocks=1", "--epochs=2"]
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "train", *common, *small, f"--teacher={teacher}", f"--out={student}"
     )
     assert code == 0, err
@@ -98,7 +92,7 @@ def test_cli_train_with_teacher(
     model, _ = load_trained_model(student)  # weight files are the plain student's
     assert model.name.startswith("ds_cnn")
     # Resuming the finished run restores its checkpoint (student + optimizer only).
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         *common,
@@ -112,14 +106,14 @@ def test_cli_train_with_teacher(
     # QAT distilled from the float run it fine-tunes (and a QAT run is refused as a teacher).
     qat = tmp_path / "qat"
     argv = ["qat", f"--run={student}", f"--out={qat}", "--epochs=1", "--verbose=0"]
-    code, _, err = _run(capsys, *argv, f"--teacher={student}")
+    code, _, err = run_cli(capsys, *argv, f"--teacher={student}")
     assert code == 0, err
     assert json.loads((qat / "run_config.json").read_text())["train"]["teachers"] == [
         str(student.resolve())
     ]
-    code, _, err = _run(capsys, "export", f"--run={qat}")
+    code, _, err = run_cli(capsys, "export", f"--run={qat}")
     assert code == 0, err
-    code, _, err = _run(capsys, *argv[:2], f"--out={tmp_path / 'q2'}", f"--teacher={qat}")
+    code, _, err = run_cli(capsys, *argv[:2], f"--out={tmp_path / 'q2'}", f"--teacher={qat}")
     assert code == 2 and "a QAT run" in err
 
     # One-line errors: not a run, different features.
@@ -127,7 +121,9 @@ def test_cli_train_with_teacher(
         ([f"--teacher={tmp_path}"], "not a tfkws run folder"),
         ([f"--teacher={teacher}", "--features=logmel"], "feature config differs"),
     ):
-        code, _, err = _run(capsys, "train", *common, *small, *extra, f"--out={tmp_path / 'bad'}")
+        code, _, err = run_cli(
+            capsys, "train", *common, *small, *extra, f"--out={tmp_path / 'bad'}"
+        )
         lines = [ln for ln in err.strip().splitlines() if ln.startswith("tfkws")]
         assert code == 2 and len(lines) == 1 and needle in lines[0], err
         assert not (tmp_path / "bad").exists()  # nothing written for a refused run

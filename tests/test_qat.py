@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import write_tone_dataset
+from conftest import run_cli, write_tone_dataset
 
-from tfkws.cli.main import main
 from tfkws.conversion.model_info import inspect_tflite
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import fold_model
@@ -164,12 +163,6 @@ def test_qat_config_validation() -> None:
     assert TrainConfig(epochs=5, qat=True, qat_epochs=2).float_epochs == 3
 
 
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize(
     "argv, needle",
     [
@@ -181,13 +174,13 @@ def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
 def test_qat_cli_bad_input_one_line(
     capsys: pytest.CaptureFixture, argv: tuple, needle: str
 ) -> None:
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("tfkws")]
     assert code == 2 and len(lines) == 1 and needle in lines[0], err
 
 
 def _export_and_check(capsys: pytest.CaptureFixture, run: Path) -> dict:
-    code, out, err = _run(capsys, "export", f"--run={run}")
+    code, out, err = run_cli(capsys, "export", f"--run={run}")
     assert code == 0, err
     meta = json.loads((run / "model_int8.metadata.json").read_text())
     data = (run / "model_int8.tflite").read_bytes()
@@ -205,9 +198,9 @@ def test_cli_train_then_qat_then_export(
     common = ["--mode=all", "--model=ds_cnn", "--params=channels=8,num_blocks=1", "--verbose=0"]
     common += ["--batch_size=8", "--noaugment", f"--data={tone_dataset}"]
     float_run, qat_run = tmp_path / "float", tmp_path / "qat"
-    code, _, err = _run(capsys, "train", *common, "--epochs=2", f"--out={float_run}")
+    code, _, err = run_cli(capsys, "train", *common, "--epochs=2", f"--out={float_run}")
     assert code == 0, err
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "qat", f"--run={float_run}", f"--out={qat_run}", "--epochs=1", "--verbose=0"
     )
     assert code == 0, err
@@ -218,11 +211,11 @@ def test_cli_train_then_qat_then_export(
     meta = _export_and_check(capsys, qat_run)
     assert meta["source_run"] == str(qat_run.resolve())
     # Resuming a finished QAT run restores the checkpoint and trains nothing more.
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys, "qat", f"--run={float_run}", f"--out={qat_run}", "--epochs=1", "--resume"
     )
     assert code == 0, err
-    code, _, err = _run(capsys, "qat", f"--run={qat_run}", f"--out={tmp_path / 'again'}")
+    code, _, err = run_cli(capsys, "qat", f"--run={qat_run}", f"--out={tmp_path / 'again'}")
     assert code == 2 and "already a QAT run" in err
 
 
@@ -230,7 +223,7 @@ def test_cli_train_with_qat_phase(
     capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path
 ) -> None:
     run = tmp_path / "run"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         "--mode=all",

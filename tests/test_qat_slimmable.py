@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import write_tone_dataset
+from conftest import run_cli, write_tone_dataset
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import (
     QuantizeLayer,
 )
 
-from tfkws.cli.main import main
 from tfkws.conversion.model_info import inspect_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
@@ -211,12 +210,6 @@ def test_layers_that_are_not_decomposed_are_one_line_errors(make, needle: str) -
 
 
 # ----------------------------------------------------------------- CLI: supernet -> slim qat
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _one_line_error(code: int, err: str, needle: str) -> None:
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("tfkws")]
     assert code == 2 and len(lines) == 1 and needle in lines[0], err
@@ -228,7 +221,7 @@ def test_cli_supernet_then_slim_qat_then_export(
     common = ["--mode=all", "--verbose=0", "--batch_size=8", "--noaugment", "--epochs=1"]
     common.append(f"--data={tone_dataset}")
     supernet, qat_run = tmp_path / "supernet", tmp_path / "w055"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         *common,
@@ -238,7 +231,7 @@ def test_cli_supernet_then_slim_qat_then_export(
     )
     assert code == 0, err
     argv = ["slim", "qat", f"--run={supernet}", "--width=0.55", f"--out={qat_run}"]
-    code, out, err = _run(capsys, *argv, "--epochs=1", "--verbose=0")
+    code, out, err = run_cli(capsys, *argv, "--epochs=1", "--verbose=0")
     assert code == 0, err
     assert json.loads(out[: out.rindex("}") + 1])["width"] == 0.55
     cfg = json.loads((qat_run / "run_config.json").read_text())["train"]
@@ -247,7 +240,7 @@ def test_cli_supernet_then_slim_qat_then_export(
     assert list((qat_run / "checkpoints_qat").glob("ckpt-1.index"))
     assert (qat_run / "float_best_weights.h5").exists()
 
-    code, _, err = _run(capsys, "export", f"--run={qat_run}")
+    code, _, err = run_cli(capsys, "export", f"--run={qat_run}")
     assert code == 0, err
     meta = json.loads((qat_run / "model_int8.metadata.json").read_text())
     assert meta["quantization"] == "qat" and meta["num_calibration"] == 0
@@ -261,19 +254,23 @@ def test_cli_supernet_then_slim_qat_then_export(
     assert run_tflm(data, x).shape == (1, len(meta["labels"]))
 
     # Resuming a finished run trains nothing more; a second run into the folder is refused.
-    code, _, err = _run(capsys, *argv, "--epochs=1", "--verbose=0", "--resume")
+    code, _, err = run_cli(capsys, *argv, "--epochs=1", "--verbose=0", "--resume")
     assert code == 0, err
-    code, _, err = _run(capsys, *argv, "--epochs=1")
+    code, _, err = run_cli(capsys, *argv, "--epochs=1")
     _one_line_error(code, err, "already holds a run")
 
     # Bad input: one line, exit 2.
-    code, _, err = _run(capsys, "qat", f"--run={supernet}", f"--out={tmp_path / 'x'}")
+    code, _, err = run_cli(capsys, "qat", f"--run={supernet}", f"--out={tmp_path / 'x'}")
     _one_line_error(code, err, "tfkws slim qat")
-    code, _, err = _run(capsys, "slim", "qat", f"--run={supernet}", "--width=0.5", "--out=/tmp/y")
+    code, _, err = run_cli(
+        capsys, "slim", "qat", f"--run={supernet}", "--width=0.5", "--out=/tmp/y"
+    )
     _one_line_error(code, err, "not one of the supernet's widths")
-    code, _, err = _run(capsys, "slim", "qat", f"--run={supernet}", "--width=0.55")
+    code, _, err = run_cli(capsys, "slim", "qat", f"--run={supernet}", "--width=0.55")
     _one_line_error(code, err, "needs --run, --width and --out")
-    code, _, err = _run(capsys, "slim", "qat", f"--run={qat_run}", "--width=0.55", "--out=/tmp/z")
+    code, _, err = run_cli(
+        capsys, "slim", "qat", f"--run={qat_run}", "--width=0.55", "--out=/tmp/z"
+    )
     _one_line_error(code, err, "already a QAT run")
 
 
@@ -281,7 +278,7 @@ def test_slim_qat_refuses_a_plain_run(
     capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path
 ) -> None:
     run = tmp_path / "plain"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         "--mode=all",
@@ -295,5 +292,5 @@ def test_slim_qat_refuses_a_plain_run(
         f"--out={run}",
     )
     assert code == 0, err
-    code, _, err = _run(capsys, "slim", "qat", f"--run={run}", "--width=0.55", "--out=/tmp/q")
+    code, _, err = run_cli(capsys, "slim", "qat", f"--run={run}", "--width=0.55", "--out=/tmp/q")
     _one_line_error(code, err, "is not a slimmable supernet")

@@ -7,14 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from tfkws.cli.main import main
-
-
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def supernet_run(tone_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _select(capsys: pytest.CaptureFixture, run: Path, out: Path, *budget: str):
-    return _run(
+    return run_cli(
         capsys,
         "slim",
         "select",
@@ -100,9 +95,9 @@ def test_select_picks_most_accurate_fitting_width(
 
 
 def test_select_needs_a_budget(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
-    code, _, err = _run(capsys, "slim", "select", f"--run={tmp_path}", f"--out_dir={tmp_path}/o")
+    code, _, err = run_cli(capsys, "slim", "select", f"--run={tmp_path}", f"--out_dir={tmp_path}/o")
     assert code == 2 and "--target" in err and "--max_arena" in err and len(err.splitlines()) == 1
-    code, _, err = _run(capsys, "slim", "select", f"--run={tmp_path}", "--max_arena=1000")
+    code, _, err = run_cli(capsys, "slim", "select", f"--run={tmp_path}", "--max_arena=1000")
     assert code == 2 and "together" in err
-    code, _, err = _run(capsys, "slim", "select", f"--run={tmp_path}", "--target=nope")
+    code, _, err = run_cli(capsys, "slim", "select", f"--run={tmp_path}", "--target=nope")
     assert code == 2 and "unknown target" in err

@@ -8,14 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tfkws.cli.main import main
-
-
-def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli
 
 
 @pytest.mark.slow
@@ -23,7 +16,7 @@ def test_train_supernet_then_extract_a_width(
     capsys: pytest.CaptureFixture, tone_dataset: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "train",
         f"--data={tone_dataset}",
@@ -43,7 +36,7 @@ def test_train_supernet_then_extract_a_width(
     assert "width_cost" in json.loads((run / "history.json").read_text())
 
     out_path = tmp_path / "w055.tflite"
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "slim",
         "extract",
@@ -65,9 +58,9 @@ def test_train_supernet_then_extract_a_width(
     x = np.zeros((1, *meta["input"]["shape"][1:]), np.int8)
     assert run_tflm(out_path.read_bytes(), x).shape == (1, len(meta["labels"]))
 
-    code, _, err = _run(capsys, "export", f"--run={run}")  # a supernet is not one model
+    code, _, err = run_cli(capsys, "export", f"--run={run}")  # a supernet is not one model
     assert code == 2 and "slim extract" in err and not (run / "model_int8.tflite").exists()
-    code, _, err = _run(capsys, "slim", "extract", f"--run={run}", "--width=0.5")
+    code, _, err = run_cli(capsys, "slim", "extract", f"--run={run}", "--width=0.5")
     assert code == 2 and "not one of" in err
-    code, _, err = _run(capsys, "slim", "select", f"--run={run}")
+    code, _, err = run_cli(capsys, "slim", "select", f"--run={run}")
     assert code == 2 and "--target" in err and "--max_arena" in err  # select needs a budget
