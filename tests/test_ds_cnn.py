@@ -76,3 +76,45 @@ def test_config_round_trip_rebuilds_the_same_model():
 def test_dropout_zero_has_no_dropout_layers():
     model = build_model("ds_cnn", (49, 40), 4, {"channels": 8, "num_blocks": 1, "dropout": 0.0})
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+
+
+@pytest.mark.parametrize("size", ["s", "m"])
+def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size):
+    """``rep=True`` trains multi-branch blocks; folded, it is the preset DS-CNN, exactly."""
+    import random_weights
+    from test_repcnn import signature
+
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.conversion.tflite_convert import to_int8_tflite
+    from tfkws.folding.fold import fold_model
+    from tfkws.layers.rep_conv_block import RepConvBlock
+
+    params = {"size": size, "channels": 12, "num_blocks": 2, "dropout": 0.0}
+    rep = build_model("ds_cnn", (49, 40), 5, {**params, "rep": True})
+    blocks = [layer for layer in rep.layers if isinstance(layer, RepConvBlock)]
+    branches = [len(b.bns) + (b.identity_bn is not None) for b in blocks]
+    assert len(blocks) == 1 + 2 * 2 and min(branches) >= 2, branches
+    random_weights.randomize(rep, 7, "network")
+    x = np.random.default_rng(1).uniform(0, 26, size=(3, 49, 40)).astype(np.float32)
+    want = rep(x, training=False).numpy()
+    folded = fold_model(rep)
+    got = folded(x).numpy()
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    plain = fold_model(build_model("ds_cnn", (49, 40), 5, params))
+
+    def deployed(sig):
+        """Up to what cannot change the function: a StridedDepthwiseConv2D with equal strides
+        is the Keras layer, and a 1x1 kernel pads nothing whether 'same' or 'valid'."""
+        out = []
+        for kind, shapes, fields in sig:
+            if ("kernel_size", "(1, 1)") in fields:
+                fields = tuple(f for f in fields if f[0] != "padding")
+            out.append((kind.replace("StridedDepthwiseConv2D", "DepthwiseConv2D"), shapes, fields))
+        return out
+
+    assert deployed(signature(folded)) == deployed(signature(plain))
+    assert folded.count_params() == plain.count_params()
+    ops = [inspect_tflite(to_int8_tflite(m, x, num_calibration=3)) for m in (folded, plain)]
+    assert ops[0].ops == ops[1].ops and ops[0].operator_count == ops[1].operator_count
+    assert "STRIDED_SLICE" not in ops[0].ops
+    assert rep.count_params() > build_model("ds_cnn", (49, 40), 5, params).count_params()
