@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,17 @@ def train(
     feature_fn = feature_fn_tf(features)
     augment = _augment_config(cfg)
     strategy = make_strategy(cfg.strategy)
+    teachers: list[keras.Model] = []  # loaded once, when the first phase needs them
+
+    def teacher() -> keras.Model:
+        """The teachers' ensemble: both phases learn from it, results report its accuracy."""
+        if not teachers:
+            from tfkws.training.distill import load_teachers
+
+            with strategy.scope():
+                teachers.append(load_teachers(cfg.teachers, features, list(dataset.labels)))
+        return teachers[0]
+
     steps_per_epoch = math.ceil(len(train_xy[1]) / cfg.batch_size)
     eval_ds = {
         "val": make_dataset(*val_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
@@ -254,6 +266,7 @@ def train(
                 ),
             ),
             lambda: _qat_calibration(dataset, features),
+            teacher if cfg.teachers else None,
             eval_ds["val"],
             tensorboard,
             verbose,
@@ -294,9 +307,7 @@ def train(
             "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
         )
     if cfg.teachers:  # what the student learnt from, measured on the same validation split
-        from tfkws.training.distill import load_teachers
-
-        y, p = _predict(load_teachers(cfg.teachers, features, list(dataset.labels)), eval_ds["val"])
+        y, p = _predict(teacher(), eval_ds["val"])
         results["teachers"] = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
         logging.info("teachers' val accuracy: %.2f %%", 100 * results["teachers"]["val_accuracy"])
     atomic.write_json(run_dir / RESULTS, results)
@@ -329,25 +340,25 @@ def _build_qat_from_float(
 
 
 def _distilling(
-    model: keras.Model, cfg: TrainConfig, features: FeatureConfig, labels: list[str]
+    model: keras.Model, cfg: TrainConfig, teacher: Callable[[], keras.Model]
 ) -> keras.Model:
-    """``model`` wrapped to learn from ``cfg.teachers`` too (``tfkws.training.distill``)."""
+    """``model`` wrapped to learn from ``teacher()`` (``cfg.teachers``) too
+    (``tfkws.training.distill``)."""
     from tfkws.layers.slimmable_base import slimmable_layers
-    from tfkws.training.distill import DistillModel, load_teachers
+    from tfkws.training.distill import DistillModel
 
     if slimmable_layers(model):
         raise TfkwsError(
             f"model {cfg.model!r} is a slimmable supernet: it already distils its widths from "
             "the largest; --teacher is for plain models"
         )
-    teacher = load_teachers(cfg.teachers, features, list(labels))
     logging.info(
         "distilling from %d teacher run(s), weight %g, temperature %g",
         len(cfg.teachers),
         cfg.distill_weight,
         cfg.distill_temperature,
     )
-    return DistillModel(model, teacher, cfg.distill_weight, cfg.distill_temperature)
+    return DistillModel(model, teacher(), cfg.distill_weight, cfg.distill_temperature)
 
 
 def _qat_calibration(dataset: KwsDataset, features: FeatureConfig) -> np.ndarray:
@@ -382,6 +393,7 @@ def _train_phase(
     resume: bool,
     train_ds_for: Any,
     calibration: Any,
+    teacher: Callable[[], keras.Model] | None,
     val_ds: tf.data.Dataset,
     tensorboard: keras.callbacks.Callback,
     verbose: int,
@@ -411,15 +423,15 @@ def _train_phase(
             schedule: Any = WarmupSchedule(
                 lr, cfg.lr_schedule, 0, max((last - first) * steps_per_epoch, 1)
             )
-            if cfg.teachers:
-                model = _distilling(model, cfg, features, labels)
+            if teacher is not None:
+                model = _distilling(model, cfg, teacher)
         else:
             model = wrap_slimmable(
                 build_model(cfg.model, features.shape, len(labels), cfg.model_params),
                 seed=cfg.seed,
             )
-            if cfg.teachers:
-                model = _distilling(model, cfg, features, labels)
+            if teacher is not None:
+                model = _distilling(model, cfg, teacher)
             schedule = make_lr_schedule(cfg, steps_per_epoch)
         optimizer = keras.optimizers.Adam(schedule)
         model.compile(
