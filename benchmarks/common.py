@@ -27,6 +27,8 @@ import numpy as np  # noqa: E402
 
 from tfkws.data.dataset import KwsDataset  # noqa: E402
 from tfkws.features.config import FeatureConfig  # noqa: E402
+from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS  # noqa: E402
+from tfkws.training.run_config import TrainConfig  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "arabic_speech_commands"
 DEFAULT_NOISE = REPO.parent / "shared" / "data" / "speech_commands_noise"
@@ -54,7 +56,7 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--learning_rate", type=float, default=0.005)
-    p.add_argument("--num_calibration", type=int, default=400)
+    p.add_argument("--num_calibration", type=int, default=REPRESENTATIVE_CLIPS)
     p.add_argument("--max_clips", type=int, default=0, help="subsample each split (smoke runs)")
     p.add_argument("--latency_runs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -71,8 +73,8 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
         default="",
         help="knowledge distillation: comma-separated trained run folders (same features/labels)",
     )
-    p.add_argument("--distill_weight", type=float, default=0.5)
-    p.add_argument("--distill_temperature", type=float, default=2.0)
+    p.add_argument("--distill_weight", type=float, default=TrainConfig.distill_weight)
+    p.add_argument("--distill_temperature", type=float, default=TrainConfig.distill_temperature)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--verbose", type=int, default=2)
 

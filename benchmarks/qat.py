@@ -26,6 +26,8 @@ from typing import Any
 
 import common
 
+from tfkws.quantization.ptq import PTQ_CLIPS
+
 # family -> (row name, float run folder relative to benchmarks/runs, slimmable width or None)
 FAMILIES: dict[str, tuple[str, str, float | None]] = {
     "ds_cnn": ("DS-CNN-S", "asc_dscnn/ds_cnn_sizes", None),
@@ -158,7 +160,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Data: `{s['data']}`, val.csv{subset}. Float: the trained float model (Keras) on val. "
-        "PTQ: `tfkws export` (BN/branches folded, int8 calibrated on 200 of "
+        f"PTQ: `tfkws export` (BN/branches folded, int8 calibrated on {PTQ_CLIPS} of "
         f"{s['num_calibration']} representative training clips). QAT: `tfkws qat` (or "
         "`tfkws slim qat` for a supernet width): fake-quant fine-tuning of the folded graph from "
         "the float weights (epochs and peak lr in the last column, cosine schedule; the "

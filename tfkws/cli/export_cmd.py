@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.quantization.ptq import PTQ_CLIPS, REPRESENTATIVE_CLIPS
+
 
 def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string(
@@ -14,9 +16,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer(
         "num_calibration",
-        400,
-        "Representative clips drawn from the training split; int8 PTQ calibrates on 200 of "
-        "them (the same clips a QAT run starts its ranges from).",
+        REPRESENTATIVE_CLIPS,
+        "Representative clips drawn from the training split; int8 PTQ calibrates on "
+        f"{PTQ_CLIPS} of them (the same clips a QAT run starts its ranges from).",
         flag_values=fv,
     )
     flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)

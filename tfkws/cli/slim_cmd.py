@@ -19,6 +19,7 @@ from absl import flags
 
 from tfkws.cli import common
 from tfkws.errors import TfkwsError
+from tfkws.quantization.ptq import PTQ_CLIPS, REPRESENTATIVE_CLIPS
 
 ACTIONS = ("extract", "select", "qat")
 USAGE = (
@@ -39,8 +40,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer(
         "num_calibration",
-        400,
-        "Representative clips drawn from the training split; int8 PTQ calibrates on 200 of them.",
+        REPRESENTATIVE_CLIPS,
+        "Representative clips drawn from the training split; int8 PTQ calibrates on "
+        f"{PTQ_CLIPS} of them.",
         flag_values=fv,
     )
     flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)

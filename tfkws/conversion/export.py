@@ -17,6 +17,7 @@ from absl import logging
 
 from tfkws import __version__, atomic
 from tfkws.errors import TfkwsError
+from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
 
 METADATA_SUFFIX = ".metadata.json"
 
@@ -110,7 +111,7 @@ def ptq_clips(representative: np.ndarray, seed: int = 0) -> np.ndarray:
 def export_run(
     run_dir: str | os.PathLike,
     out_path: str | os.PathLike,
-    num_calibration: int = 400,
+    num_calibration: int = REPRESENTATIVE_CLIPS,
     seed: int = 0,
     data: str | None = None,
 ) -> ExportResult:

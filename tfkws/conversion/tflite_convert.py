@@ -15,7 +15,7 @@ import tf_keras as keras
 from tfkws.conversion.model_info import inspect_tflite, require_int8
 from tfkws.errors import ModelError
 from tfkws.folding.fold import with_batch_size
-from tfkws.quantization.ptq import calibration_set, representative_dataset
+from tfkws.quantization.ptq import PTQ_CLIPS, calibration_set, representative_dataset
 
 
 def static_batch_one(model: keras.Model) -> keras.Model:
@@ -52,7 +52,7 @@ def _converter_error(model: keras.Model, err: Exception) -> ModelError:
 def to_int8_tflite(
     model: keras.Model,
     representative: np.ndarray,
-    num_calibration: int | None = 200,
+    num_calibration: int | None = PTQ_CLIPS,
     seed: int = 0,
 ) -> bytes:
     """Full-integer PTQ: int8 weights/activations, int8 input and output, int8 builtin ops only.

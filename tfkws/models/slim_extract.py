@@ -31,6 +31,7 @@ from tfkws.layers.slimmable_base import (
     slimmable_layers,
     width_index,
 )
+from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
 
 
 def extract_width(supernet: keras.Model, width: float, batch_size: Any = _KEEP) -> keras.Model:
@@ -69,7 +70,7 @@ def export_width(
     run_dir: str | os.PathLike,
     width: float,
     out_path: str | os.PathLike,
-    num_calibration: int = 400,
+    num_calibration: int = REPRESENTATIVE_CLIPS,
     seed: int = 0,
     data: str | None = None,
 ) -> ExportResult:

@@ -21,6 +21,7 @@ from absl import logging
 
 from tfkws import atomic
 from tfkws.errors import TfkwsError
+from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
 
 SELECTED = "selected.tflite"
 WIDTHS_DIR = "widths"
@@ -175,7 +176,7 @@ def select_width(
     split: str | None = None,
     max_clips: int = 0,
     seed: int = 0,
-    num_calibration: int = 400,
+    num_calibration: int = REPRESENTATIVE_CLIPS,
 ) -> dict:
     """Measure every width of the supernet in ``run_dir``; write ``out_dir``; return the summary.
 

@@ -17,7 +17,7 @@ PTQ_CLIPS = 200  # of those, the ones the converter calibrates on (and QAT start
 
 
 def calibration_set(
-    representative: np.ndarray, num_calibration: int | None = 200, seed: int = 0
+    representative: np.ndarray, num_calibration: int | None = PTQ_CLIPS, seed: int = 0
 ) -> np.ndarray:
     """Up to ``num_calibration`` clips of ``representative`` [N, ...] chosen with ``seed``.
 
