@@ -63,10 +63,9 @@ def _quantized_weights_missing(model: keras.Model) -> list[str]:
         if not isinstance(layer, tfmot.quantization.keras.QuantizeWrapperV2):
             continue
         inner = layer.layer
+        quantized = {w.name.split("/")[-1].split(":")[0] for w, _, _ in layer._weight_vars}
         for attr in ("kernel", "depthwise_kernel", "scale"):
-            if hasattr(inner, attr) and not any(
-                f"{attr}_min" in w.name for w in layer.non_trainable_weights
-            ):
+            if hasattr(inner, attr) and attr not in quantized:
                 missing.append(f"{inner.name}.{attr}")
     return missing
 

@@ -204,7 +204,9 @@ _GLOBAL_POOLS = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAverage
 
 def _kernel_scale(wrapper: keras.layers.Layer) -> tf.Tensor | None:
     """Per-channel (or per-tensor) int8 scale of a wrapped linear layer's kernel."""
-    for _, _, qvars in getattr(wrapper, "_weight_vars", []):
+    for weight, quantizer, qvars in getattr(wrapper, "_weight_vars", []):
+        if hasattr(quantizer, "kernel_scale"):  # range from the kernel itself (Dense)
+            return quantizer.kernel_scale(weight)
         if isinstance(qvars, dict) and "min_var" in qvars:
             lo, hi = qvars["min_var"], qvars["max_var"]
             return tf.maximum(tf.abs(lo), tf.abs(hi)) / 127.0

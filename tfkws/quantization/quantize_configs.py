@@ -262,10 +262,59 @@ class ConvRequantizeConfig(
     """tfmot's Conv2D config (per-channel kernel) with ``RequantizeQuantizer`` on the output."""
 
 
+class DenseKernelQuantizer(_quantizers.Quantizer):
+    """Per-output-channel symmetric int8 for a Dense kernel ``[in, out]``, as PTQ stores
+    FULLY_CONNECTED weights.
+
+    tfmot's per-axis quantizer emits ``FakeQuantWithMinMaxVarsPerChannel``, which the converter
+    refuses on a MatMul kernel ("'tfl.transpose' op has mismatched quantized axes"): it must
+    transpose the kernel to FULLY_CONNECTED's ``[out, in]``. ``QuantizeAndDequantizeV2`` per last
+    axis converts to exactly the per-channel FULLY_CONNECTED weights. The range is the kernel's
+    own max |w| per channel at every call, as the converter computes it, so there is no range
+    variable (and nothing stale after the last step).
+    """
+
+    def build(self, tensor_shape: Any, name: str, layer: keras.layers.Layer) -> dict[str, Any]:
+        return {}
+
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict, **kwargs: Any) -> Any:
+        channels = int(inputs.shape[-1])
+        unused = tf.zeros([channels], inputs.dtype)  # range_given=False: computed per channel
+        return tf.quantization.quantize_and_dequantize_v2(
+            inputs,
+            unused,
+            unused,
+            signed_input=True,
+            num_bits=8,
+            range_given=False,
+            narrow_range=True,
+            axis=len(inputs.shape) - 1,
+        )
+
+    @staticmethod
+    def kernel_scale(kernel: tf.Tensor) -> tf.Tensor:
+        """The int8 scale per output channel (what ``RequantizeQuantizer`` needs)."""
+        axes = list(range(len(kernel.shape) - 1))
+        return tf.reduce_max(tf.abs(kernel), axis=axes) / 127.0
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DenseKernelQuantizer)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+
 class DenseRequantizeConfig(
     _RequantizeOutput, default_8bit_quantize_registry.Default8BitQuantizeConfig
 ):
-    """tfmot's Dense config (per-tensor kernel) with ``RequantizeQuantizer`` on the output."""
+    """tfmot's Dense config with the kernel per output channel (``DenseKernelQuantizer``, as PTQ
+    writes FULLY_CONNECTED) and ``RequantizeQuantizer`` on the output."""
+
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Any]]:
+        return [(layer.kernel, DenseKernelQuantizer())]
 
 
 class AveragePoolQuantizeConfig(OutputQuantizeConfig):
@@ -331,5 +380,6 @@ CUSTOM_CONFIGS: dict[str, type] = {
     "RequantizeQuantizer": RequantizeQuantizer,
     "ConvRequantizeConfig": ConvRequantizeConfig,
     "DenseRequantizeConfig": DenseRequantizeConfig,
+    "DenseKernelQuantizer": DenseKernelQuantizer,
     "SpectralAffine": SpectralAffine,
 }
