@@ -18,6 +18,7 @@ from typing import Any
 
 import common
 
+from tfkws.cli.common import parse_params
 from tfkws.data.dataset import open_dataset
 
 
@@ -78,17 +79,28 @@ def _extra_augment(s: dict[str, Any]) -> str:
     return out
 
 
+def _row(size: str, extra: dict[str, Any]) -> str:
+    """'DS-CNN-S', with the extra parameters named ('DS-CNN-S rep=True')."""
+    return " ".join([f"DS-CNN-{size.upper()}", *(f"{k}={v}" for k, v in sorted(extra.items()))])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, epochs=40)
     p.add_argument("--sizes", default="s", help="DS-CNN sizes (s, m, l), comma-separated")
+    p.add_argument(
+        "--params",
+        default="",
+        help="extra DS-CNN parameters for every row, e.g. rep=true (multi-branch, folded)",
+    )
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "asc_dscnn"
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
+    extra = parse_params(args.params)
     rows = [
-        common.bench_one(f"DS-CNN-{size.upper()}", "ds_cnn", {"size": size}, ds, args)
+        common.bench_one(_row(size, extra), "ds_cnn", {"size": size, **extra}, ds, args)
         for size in args.sizes.split(",")
     ]
     common.write_results("asc_dscnn", args, markdown, val_clips=rows[0]["val_clips"], rows=rows)

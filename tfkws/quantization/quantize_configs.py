@@ -7,6 +7,8 @@ QAT are the ones the converter writes:
   channel, like TFLite's int8 DEPTHWISE_CONV_2D (tfmot's default quantises per last kernel axis,
   which is the depth multiplier -- a single range for the usual multiplier of 1); output after
   the (linear) activation.
+* ``Dense``: the kernel per output channel (``DenseKernelQuantizer``), as PTQ writes
+  FULLY_CONNECTED weights, so a QAT model calibrated on PTQ's clips converts to the PTQ model.
 * ``Multiply`` (BC-ResNet's swish gate): its output (TFLite MUL has its own output range).
 * ``SubSpectralNorm`` cannot be fake-quantised as it is: at inference it is ``x * s + o`` and the
   int8 MUL between the two ops needs its own range. QAT therefore replaces it with
