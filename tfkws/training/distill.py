@@ -23,6 +23,7 @@ import tf_keras as keras
 
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
+from tfkws.training.inner_model import InnerModelWeights
 from tfkws.training.sandwich import soft_cross_entropy
 
 
@@ -86,7 +87,7 @@ class _Untracked:
         self.model = model
 
 
-class DistillModel(keras.Model):
+class DistillModel(InnerModelWeights, keras.Model):
     """Wraps a student; ``fit`` adds the teachers' softened predictions to the label loss.
 
     Inference (``call``, ``evaluate``, validation in ``fit``) is the student alone, and
@@ -132,11 +133,5 @@ class DistillModel(keras.Model):
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         return self.compute_metrics(x, y, logits, sample_weight)
 
-    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
-        return self.student.save_weights(*args, **kwargs)
-
-    def load_weights(self, *args: Any, **kwargs: Any) -> Any:
-        return self.student.load_weights(*args, **kwargs)
-
-    def count_params(self) -> int:
-        return int(self.student.count_params())
+    def inner_model(self) -> keras.Model:
+        return self.student

@@ -32,6 +32,7 @@ from tfkws.layers.slimmable_base import (
     set_width_index,
     slimmable_layers,
 )
+from tfkws.training.inner_model import InnerModelWeights
 
 
 def soft_cross_entropy(teacher_probs: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
@@ -40,7 +41,7 @@ def soft_cross_entropy(teacher_probs: tf.Tensor, student_logits: tf.Tensor) -> t
     return -tf.reduce_mean(tf.reduce_sum(teacher_probs * log_p, axis=-1))
 
 
-class SandwichModel(keras.Model):
+class SandwichModel(InnerModelWeights, keras.Model):
     """Wraps a functional slimmable supernet; ``fit`` trains it with the sandwich rule.
 
     Inference (``call``, ``evaluate``, validation in ``fit``) runs the supernet at its current
@@ -131,15 +132,8 @@ class SandwichModel(keras.Model):
         results.pop("width_cost", None)  # a training-cost metric, meaningless on validation
         return results
 
-    # The weights are the supernet's: files stay loadable into a freshly built supernet.
-    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
-        return self.supernet.save_weights(*args, **kwargs)
-
-    def load_weights(self, *args: Any, **kwargs: Any) -> Any:
-        return self.supernet.load_weights(*args, **kwargs)
-
-    def count_params(self) -> int:
-        return int(self.supernet.count_params())
+    def inner_model(self) -> keras.Model:
+        return self.supernet
 
     def cost_report(self) -> dict[str, float]:
         """Training cost so far, in full-width steps, and per step (1.0 = one plain model)."""
