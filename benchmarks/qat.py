@@ -165,11 +165,11 @@ def markdown(results: dict[str, Any]) -> str:
         "`tfkws slim qat` for a supernet width): fake-quant fine-tuning of the folded graph from "
         "the float weights (epochs and peak lr in the last column, cosine schedule; the "
         'default lr is now the float run\'s / 100; "start kept": no epoch beat the calibrated '
-        "fake-quant start on val, so QAT returned the start; start ranges: from PTQ's "
-        "calibration clips, so a kept start is the PTQ model up to Dense weights, per tensor in "
-        "QAT, or, in rows measured before that, from 4 augmented training batches), then "
-        "`tfkws export`. Both int8 models run in the TFLM Python interpreter "
-        "(`tfkws eval`'s path). Float runs: "
+        "fake-quant start on val, so QAT returned the start, which `tfkws export` writes as the "
+        "float run's PTQ model (calibrated on the same clips, it is that model); start ranges: "
+        "from PTQ's calibration clips, or, in rows measured before that, from 4 augmented "
+        "training batches), then `tfkws export`. Both int8 models run in the TFLM Python "
+        "interpreter (`tfkws eval`'s path). Float runs: "
         + ", ".join(f"`{Path(r['float_run']).relative_to(common.REPO)}`" for r in results["rows"])
         + ".",
         "",

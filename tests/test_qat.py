@@ -184,7 +184,13 @@ def _export_and_check(capsys: pytest.CaptureFixture, run: Path) -> dict:
     meta = json.loads((run / "model_int8.metadata.json").read_text())
     data = (run / "model_int8.tflite").read_bytes()
     info = inspect_tflite(data)
-    assert meta["quantization"] == "qat" and meta["num_calibration"] == 0
+    results = json.loads((run / "results.json").read_text())
+    train = json.loads((run / "run_config.json").read_text())["train"]
+    if results.get("qat_kept_start") and train.get("qat_source"):
+        # The kept start is the float run's PTQ model: exported as that.
+        assert meta["quantization"] == "ptq" and meta["qat"]["kept_start"], meta
+    else:
+        assert meta["quantization"] == "qat" and meta["num_calibration"] == 0
     assert meta["input"]["dtype"] == meta["output"]["dtype"] == "int8"
     assert list(info.input_shape) == meta["input"]["shape"] and info.input_shape[0] == 1
     assert not info.float_ops and "CONV_2D" in meta["ops"]
@@ -208,7 +214,8 @@ def test_cli_train_then_qat_then_export(
     assert (qat_run / "float_best_weights.h5").exists()
     assert list((qat_run / "checkpoints_qat").glob("ckpt-1.index"))
     meta = _export_and_check(capsys, qat_run)
-    assert meta["source_run"] == str(qat_run.resolve())
+    kept = meta["quantization"] == "ptq"  # no QAT epoch beat the start (the PTQ model)
+    assert meta["source_run"] == str((float_run if kept else qat_run).resolve())
     # Resuming a finished QAT run restores the checkpoint and trains nothing more.
     code, _, err = run_cli(
         capsys, "qat", f"--run={float_run}", f"--out={qat_run}", "--epochs=1", "--resume"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def export_run(
 ) -> ExportResult:
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
 
-    A QAT run (``train.qat``) is converted with its own learnt ranges (no representative set).
+    A QAT run (``train.qat``) is converted with its own learnt ranges (no representative set),
+    unless no QAT epoch beat its calibrated start (``kept_ptq_start``): that start is the float
+    run's PTQ model, which is then exported itself, bit for bit.
     """
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
@@ -134,7 +137,14 @@ def export_run(
             f"{run_dir}: a slimmable supernet; export one width with "
             f"tfkws slim extract --run {run_dir} --width W --out M.tflite"
         )
-    if run.train.qat:  # folded before QAT, ranges learnt: convert as it is
+    extra: dict[str, Any] | None = None
+    source = kept_ptq_start(run_dir, run)
+    if source is not None:
+        logging.info("%s kept its calibrated start: exporting the PTQ model of %s", run_dir, source)
+        extra = {"qat": {"run": str(Path(run_dir).resolve()), "kept_start": True}}
+        model, run = load_trained_model(source, batch_size=1)
+        run_dir = source
+    elif run.train.qat:  # folded before QAT, ranges learnt: convert as it is
         from tfkws.quantization.qat import deployed_params, qat_to_int8_tflite
 
         tflite = qat_to_int8_tflite(model)
@@ -175,8 +185,36 @@ def export_run(
         )
     tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
     return write_export(
-        run_dir, run, out_path, tflite, int(model.count_params()), fold_diff, int(len(rep)), "ptq"
+        run_dir,
+        run,
+        out_path,
+        tflite,
+        int(model.count_params()),
+        fold_diff,
+        int(len(rep)),
+        "ptq",
+        extra,
     )
+
+
+def kept_ptq_start(run_dir: str | os.PathLike, run: Any) -> Path | None:
+    """The float run a QAT run started from, if no QAT epoch beat the calibrated start.
+
+    That start is calibrated on the clips PTQ calibrates on (``ptq_clips``), so it *is* the
+    float run's PTQ model; its own conversion matches it only up to float32 rounding of the
+    ranges (a clip or two of 2,400). Exporting the PTQ model keeps QAT's promise of never
+    handing back less than its start. None for other runs, a supernet width (cut by
+    ``tfkws slim``), or when the float run is no longer there.
+    """
+    if not run.train.qat or not run.train.qat_source or run.train.slim_width is not None:
+        return None
+    results = Path(run_dir) / "results.json"
+    source = Path(run.train.qat_source)
+    if not results.exists() or not (source / "run_config.json").exists():
+        return None
+    if not json.loads(results.read_text()).get("qat_kept_start"):
+        return None
+    return source
 
 
 def write_export(

@@ -198,6 +198,21 @@ def _multiply_by_quantized_multiplier(x: tf.Tensor, mult: tf.Tensor, shift: tf.T
     return tf.bitwise.right_shift(high, right) + tf.cast(remainder > threshold, tf.int64)
 
 
+def _mean_multiplier(real: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """int8 MEAN's multiplier for input/output scale ``real`` over ``count`` elements.
+
+    TFLM quantizes ``real`` first, then folds 1/count in with an integer division
+    (``reference_ops::QuantizedMeanOrSum``), which can differ by one step from quantizing
+    ``real / count`` directly.
+    """
+    mult, shift = _quantize_multiplier(real)
+    extra = tf.minimum(
+        tf.minimum(tf.constant(int(count).bit_length() - 1, tf.int64), 32), 31 + shift
+    )
+    mult = tf.math.floordiv(tf.bitwise.left_shift(mult, extra), tf.constant(count, tf.int64))
+    return mult, shift - extra
+
+
 _LINEAR_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 _GLOBAL_POOLS = (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)
 
@@ -227,14 +242,15 @@ def _input_scales(wrapper: keras.layers.Layer) -> list[tf.Tensor] | None:
     return scales
 
 
-def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, Any] | None:
-    """(unit, bias, layer) of the int32 accumulator behind a fake-quantised tensor, or None.
+def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int] | None:
+    """(unit, bias, count) of the int32 accumulator behind a fake-quantised tensor, or None.
 
     ``unit`` is the real value of one accumulator step: input scale x kernel scale for
     CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, the product of the input scales for MUL (also
     SpectralAffine's MUL by its constant), input scale / pooled count for MEAN (global average
-    pooling). ``slot`` is "post_activation" (a layer's own activation) or "output" (a ``ReLU``
-    after a linear layer whose activation TFLite fuses, a ``Multiply``, a global pool).
+    pooling; ``count`` is that pooled count, 0 for the other ops). ``slot`` is
+    "post_activation" (a layer's own activation) or "output" (a ``ReLU`` after a linear layer
+    whose activation TFLite fuses, a ``Multiply``, a global pool).
     """
     wrapper_cls = tfmot.quantization.keras.QuantizeWrapperV2
     inner = getattr(wrapper, "layer", None)
@@ -255,7 +271,7 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, Any]
         if scales is None or kernel is None or len(scales) != 1:
             return None
         bias = inner.bias if getattr(inner, "use_bias", False) else None
-        return tf.cast(scales[0], tf.float64) * tf.cast(kernel, tf.float64), bias, inner
+        return tf.cast(scales[0], tf.float64) * tf.cast(kernel, tf.float64), bias, 0
     if slot == "post_activation" and type(inner).__name__ == "SpectralAffine":
         # MUL by the per-tensor asymmetric int8 ``scale`` constant (its first weight).
         scales = _input_scales(wrapper)
@@ -263,7 +279,7 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, Any]
         if scales is None or len(scales) != 1 or not isinstance(qvars, dict):
             return None
         const = _grid(qvars["min_var"], qvars["max_var"])[0]
-        return tf.cast(scales[0], tf.float64) * tf.cast(const, tf.float64), None, inner
+        return tf.cast(scales[0], tf.float64) * tf.cast(const, tf.float64), None, 0
     if slot == "output" and isinstance(inner, _GLOBAL_POOLS):
         # MEAN: accumulator = sum of (q - zero) over the pooled axes; one step = in_scale / n.
         scales = _input_scales(wrapper)
@@ -277,12 +293,12 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, Any]
         count = int(np.prod(shape[1:-1])) if None not in shape[1:-1] else 0
         if count < 1:
             return None
-        return tf.cast(scales[0], tf.float64) / float(count), None, inner
+        return tf.cast(scales[0], tf.float64) / float(count), None, count
     if slot == "output" and isinstance(inner, keras.layers.Multiply):
         scales = _input_scales(wrapper)
         if scales is None or len(scales) != 2:
             return None
-        return tf.cast(scales[0], tf.float64) * tf.cast(scales[1], tf.float64), None, inner
+        return tf.cast(scales[0], tf.float64) * tf.cast(scales[1], tf.float64), None, 0
     return None
 
 
@@ -321,7 +337,7 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
 
     @staticmethod
     def _integer(inputs: tf.Tensor, out: tf.Tensor, acc: tuple, weights: dict) -> tf.Tensor:
-        unit, bias, _ = acc
+        unit, bias, count = acc
         scale, zero = _grid(weights["min_var"], weights["max_var"])
         value = tf.cast(inputs, tf.float64)
         if bias is None:
@@ -331,7 +347,10 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
             total = tf.round((value - b) / unit) + tf.sign(b / unit) * tf.floor(
                 tf.abs(b / unit) + 0.5
             )
-        mult, shift = _quantize_multiplier(unit / tf.cast(scale, tf.float64))
+        if count:
+            mult, shift = _mean_multiplier(unit * count / tf.cast(scale, tf.float64), count)
+        else:
+            mult, shift = _quantize_multiplier(unit / tf.cast(scale, tf.float64))
         q = _multiply_by_quantized_multiplier(tf.cast(total, tf.int64), mult, shift)
         q = tf.clip_by_value(tf.cast(q, tf.float32) + zero, -128.0, 127.0)
         exact = (q - zero) * scale
