@@ -67,6 +67,16 @@ def _inbound_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return found
 
 
+def _unquantized_passthrough(wrapper: keras.layers.Layer) -> bool:
+    """A weightless wrapped layer that quantizes nothing (tfmot's config for Reshape, Flatten,
+    ...): TFLite keeps its input's scale, so its range is its producer's."""
+    return (
+        not wrapper.layer.weights
+        and not _output_quantizers(wrapper)
+        and not any(hasattr(a, "_post_activation_vars") for a in wrapper._quantize_activations)
+    )
+
+
 def output_range(layer: keras.layers.Layer) -> tuple[Any, Any] | None:
     """(min, max) of the fake-quant that gives ``layer``'s output its int8 grid, or None.
 
@@ -83,6 +93,7 @@ def output_range(layer: keras.layers.Layer) -> tuple[Any, Any] | None:
         elif isinstance(layer, wrapper_cls) and (
             isinstance(layer.quantize_config, _NoOpQuantizeConfig)
             or any(isinstance(q, InputGridQuantizer) for q in _output_quantizers(layer))
+            or _unquantized_passthrough(layer)
         ):  # output on its input's grid: no range of its own
             producers = _inbound_layers(layer)
             if len(producers) != 1:
