@@ -124,11 +124,18 @@ def export_run(
     """
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
+    from tfkws.training.run_config import RunConfig
     from tfkws.training.trainer import load_trained_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".tflite":
         raise TfkwsError(f"{out_path}: output must end in .tflite")
+    extra: dict[str, Any] | None = None
+    source = kept_ptq_start(run_dir, RunConfig.load(run_dir))
+    if source is not None:  # the float run it started from is exported instead
+        logging.info("%s kept its calibrated start: exporting the PTQ model of %s", run_dir, source)
+        extra = {"qat": {"run": str(Path(run_dir).resolve()), "kept_start": True}}
+        run_dir = source
     model, run = load_trained_model(run_dir, batch_size=1)
     from tfkws.layers.slimmable_base import slimmable_layers
 
@@ -137,14 +144,7 @@ def export_run(
             f"{run_dir}: a slimmable supernet; export one width with "
             f"tfkws slim extract --run {run_dir} --width W --out M.tflite"
         )
-    extra: dict[str, Any] | None = None
-    source = kept_ptq_start(run_dir, run)
-    if source is not None:
-        logging.info("%s kept its calibrated start: exporting the PTQ model of %s", run_dir, source)
-        extra = {"qat": {"run": str(Path(run_dir).resolve()), "kept_start": True}}
-        model, run = load_trained_model(source, batch_size=1)
-        run_dir = source
-    elif run.train.qat:  # folded before QAT, ranges learnt: convert as it is
+    if run.train.qat:  # folded before QAT, ranges learnt: convert as it is
         from tfkws.quantization.qat import deployed_params, qat_to_int8_tflite
 
         tflite = qat_to_int8_tflite(model)

@@ -67,13 +67,19 @@ def _inbound_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return found
 
 
+def _post_activations(wrapper: keras.layers.Layer) -> list:
+    """A wrapper's activations that carry their own fake-quant range (tfmot's
+    ``QuantizeAwareActivation`` with a post-activation quantizer)."""
+    return [a for a in wrapper._quantize_activations if hasattr(a, "_post_activation_vars")]
+
+
 def _unquantized_passthrough(wrapper: keras.layers.Layer) -> bool:
     """A weightless wrapped layer that quantizes nothing (tfmot's config for Reshape, Flatten,
     ...): TFLite keeps its input's scale, so its range is its producer's."""
     return (
         not wrapper.layer.weights
         and not _output_quantizers(wrapper)
-        and not any(hasattr(a, "_post_activation_vars") for a in wrapper._quantize_activations)
+        and not _post_activations(wrapper)
     )
 
 
@@ -103,11 +109,9 @@ def output_range(layer: keras.layers.Layer) -> tuple[Any, Any] | None:
         elif isinstance(layer, wrapper_cls) and getattr(layer, "_output_quantizers", None):
             quantizer = layer._output_quantizers[0]
             qvars = getattr(layer, "_output_quantizer_vars", None)
-        elif isinstance(layer, wrapper_cls) and any(
-            hasattr(a, "_post_activation_vars") for a in layer._quantize_activations
-        ):
-            act = [a for a in layer._quantize_activations if hasattr(a, "_post_activation_vars")]
-            quantizer, qvars = act[-1].quantizer, act[-1]._post_activation_vars
+        elif isinstance(layer, wrapper_cls) and _post_activations(layer):
+            act = _post_activations(layer)[-1]
+            quantizer, qvars = act.quantizer, act._post_activation_vars
         else:
             return None
         if isinstance(quantizer, _quantizers.FixedQuantizer):
@@ -253,13 +257,13 @@ def _input_scales(wrapper: keras.layers.Layer) -> list[tf.Tensor] | None:
     return scales
 
 
-def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int] | None:
-    """(unit, bias, count) of the int32 accumulator behind a fake-quantised tensor, or None.
+def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, Any] | None:
+    """(unit, bias, mean) of the int32 accumulator behind a fake-quantised tensor, or None.
 
     ``unit`` is the real value of one accumulator step: input scale x kernel scale for
     CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, the product of the input scales for MUL (also
     SpectralAffine's MUL by its constant), input scale / pooled count for MEAN (global average
-    pooling; ``count`` is that pooled count, 0 for the other ops). ``slot`` is
+    pooling; ``mean`` is its (input scale, pooled count), None for the other ops). ``slot`` is
     "post_activation" (a layer's own activation) or "output" (a ``ReLU`` after a linear layer
     whose activation TFLite fuses, a ``Multiply``, a global pool).
     """
@@ -270,9 +274,7 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int]
         if len(producers) != 1 or not isinstance(producers[0], wrapper_cls):
             return None
         linear = producers[0]
-        if not isinstance(linear.layer, _LINEAR_TYPES) or any(
-            hasattr(a, "_post_activation_vars") for a in linear._quantize_activations
-        ):
+        if not isinstance(linear.layer, _LINEAR_TYPES) or _post_activations(linear):
             return None
         if inner.max_value is not None or inner.negative_slope or inner.threshold:
             return None
@@ -282,7 +284,7 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int]
         if scales is None or kernel is None or len(scales) != 1:
             return None
         bias = inner.bias if getattr(inner, "use_bias", False) else None
-        return tf.cast(scales[0], tf.float64) * tf.cast(kernel, tf.float64), bias, 0
+        return tf.cast(scales[0], tf.float64) * tf.cast(kernel, tf.float64), bias, None
     if slot == "post_activation" and type(inner).__name__ == "SpectralAffine":
         # MUL by the per-tensor asymmetric int8 ``scale`` constant (its first weight).
         scales = _input_scales(wrapper)
@@ -290,7 +292,7 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int]
         if scales is None or len(scales) != 1 or not isinstance(qvars, dict):
             return None
         const = _grid(qvars["min_var"], qvars["max_var"])[0]
-        return tf.cast(scales[0], tf.float64) * tf.cast(const, tf.float64), None, 0
+        return tf.cast(scales[0], tf.float64) * tf.cast(const, tf.float64), None, None
     if slot == "output" and isinstance(inner, _GLOBAL_POOLS):
         # MEAN: accumulator = sum of (q - zero) over the pooled axes; one step = in_scale / n.
         scales = _input_scales(wrapper)
@@ -304,12 +306,13 @@ def _accumulator(wrapper: keras.layers.Layer, slot: str) -> tuple[Any, Any, int]
         count = int(np.prod(shape[1:-1])) if None not in shape[1:-1] else 0
         if count < 1:
             return None
-        return tf.cast(scales[0], tf.float64) / float(count), None, count
+        in_scale = tf.cast(scales[0], tf.float64)
+        return in_scale / float(count), None, (in_scale, count)
     if slot == "output" and isinstance(inner, keras.layers.Multiply):
         scales = _input_scales(wrapper)
         if scales is None or len(scales) != 2:
             return None
-        return tf.cast(scales[0], tf.float64) * tf.cast(scales[1], tf.float64), None, 0
+        return tf.cast(scales[0], tf.float64) * tf.cast(scales[1], tf.float64), None, None
     return None
 
 
@@ -348,7 +351,7 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
 
     @staticmethod
     def _integer(inputs: tf.Tensor, out: tf.Tensor, acc: tuple, weights: dict) -> tf.Tensor:
-        unit, bias, count = acc
+        unit, bias, mean = acc
         scale, zero = _grid(weights["min_var"], weights["max_var"])
         value = tf.cast(inputs, tf.float64)
         if bias is None:
@@ -358,8 +361,9 @@ class RequantizeQuantizer(_quantizers.MovingAverageQuantizer):
             total = tf.round((value - b) / unit) + tf.sign(b / unit) * tf.floor(
                 tf.abs(b / unit) + 0.5
             )
-        if count:
-            mult, shift = _mean_multiplier(unit * count / tf.cast(scale, tf.float64), count)
+        if mean is not None:  # TFLM's multiplier is in_scale / out_scale, then 1/count
+            in_scale, count = mean
+            mult, shift = _mean_multiplier(in_scale / tf.cast(scale, tf.float64), count)
         else:
             mult, shift = _quantize_multiplier(unit / tf.cast(scale, tf.float64))
         q = _multiply_by_quantized_multiplier(tf.cast(total, tf.int64), mult, shift)
