@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,11 @@ def tone_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three tone 'words'; open it with mode='all'."""
     root = tmp_path_factory.mktemp("tones")
     return write_tone_dataset(root, {"high": 2500.0, "low": 400.0, "mid": 1100.0})
+
+
+def quantized_weight_names(wrapper: Any) -> set[str]:
+    """Names (``kernel``, ``scale``, ...) of the weights a tfmot wrapper fake-quantises."""
+    return {w.name.split("/")[-1].split(":")[0] for w, _, _ in wrapper._weight_vars}
 
 
 def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import run_cli, write_tone_dataset
+from conftest import quantized_weight_names, run_cli, write_tone_dataset
 
 from tfkws.conversion.model_info import inspect_tflite
 from tfkws.errors import ModelError, TfkwsError
@@ -63,7 +63,7 @@ def _quantized_weights_missing(model: keras.Model) -> list[str]:
         if not isinstance(layer, tfmot.quantization.keras.QuantizeWrapperV2):
             continue
         inner = layer.layer
-        quantized = {w.name.split("/")[-1].split(":")[0] for w, _, _ in layer._weight_vars}
+        quantized = quantized_weight_names(layer)
         for attr in ("kernel", "depthwise_kernel", "scale"):
             if hasattr(inner, attr) and attr not in quantized:
                 missing.append(f"{inner.name}.{attr}")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import run_cli, write_tone_dataset
+from conftest import quantized_weight_names, run_cli, write_tone_dataset
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import (
     QuantizeLayer,
 )
@@ -73,7 +73,7 @@ def _nothing_left_float(q: keras.Model) -> None:
             continue
         assert isinstance(layer, tfmot.quantization.keras.QuantizeWrapperV2), layer.name
         inner = layer.layer
-        quantized = {w.name.split("/")[-1].split(":")[0] for w, _, _ in layer._weight_vars}
+        quantized = quantized_weight_names(layer)
         for attr in ("kernel", "depthwise_kernel", "scale", "offset", "pos"):
             if hasattr(inner, attr) and not isinstance(inner, keras.layers.Softmax):
                 assert attr in quantized, f"{inner.name}.{attr} trains without fake-quant"
