@@ -44,7 +44,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Data: `{s['data']}`: train.csv -> training, val.csv -> validation "
-        f"({results['val_clips']} clips{subset}), 40 classes, micro-frontend features (49x40). "
+        f"({results['val_clips']} clips{subset}), 40 classes, {_features(s)}. "
         f"{s['epochs']} epochs, batch {s['batch_size']}, Adam {s['learning_rate']} with warm-up "
         f"and cosine decay; augmentation: time shift and background noise from "
         f"`{s['noise_dir']}`{_extra_augment(s)}; seed {s['seed']}. The model kept is the epoch "
@@ -57,6 +57,19 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _features(s: dict[str, Any]) -> str:
+    """'micro-frontend features (49x40, 30 ms window, 20 ms stride)' from the run's config."""
+    from tfkws.features.config import FeatureConfig
+
+    fc = FeatureConfig.from_dict(s["features"])
+    kind = {"microfrontend": "micro-frontend", "logmel": "log-mel", "mfcc": "MFCC"}[fc.kind]
+    frames, feats = fc.shape
+    return (
+        f"{kind} features ({frames}x{feats}, {fc.window_size_ms} ms window, "
+        f"{fc.window_stride_ms} ms stride)"
+    )
 
 
 def _extra_augment(s: dict[str, Any]) -> str:

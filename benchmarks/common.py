@@ -77,6 +77,19 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--distill_temperature", type=float, default=TrainConfig.distill_temperature)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--verbose", type=int, default=2)
+    p.add_argument(
+        "--features",
+        default="",
+        help="feature config overrides, e.g. kind=logmel,window_stride_ms=10 (default: micro "
+        "frontend, 30 ms window, 20 ms stride, 40 channels)",
+    )
+
+
+def feature_config(args: argparse.Namespace) -> FeatureConfig:
+    """The benchmark's features: the defaults with ``--features`` key=value overrides."""
+    from tfkws.cli.common import parse_params
+
+    return FeatureConfig.from_dict(FeatureConfig().to_dict() | parse_params(args.features))
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,7 +108,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "teachers": _teachers(args),
         "distill_weight": args.distill_weight,
         "distill_temperature": args.distill_temperature,
-        "features": FeatureConfig().to_dict(),
+        "features": feature_config(args).to_dict(),
     }
 
 
@@ -201,7 +214,7 @@ def train_run(
     )
     return train(
         ds,
-        FeatureConfig(),
+        feature_config(args),
         cfg,
         run_dir,
         resume=args.resume,
