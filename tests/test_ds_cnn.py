@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from tfkws.errors import TfkwsError
 from tfkws.models.ds_cnn import SIZES
 from tfkws.models.registry import build_model
 
@@ -118,3 +119,50 @@ def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size):
     assert ops[0].ops == ops[1].ops and ops[0].operator_count == ops[1].operator_count
     assert "STRIDED_SLICE" not in ops[0].ops
     assert rep.count_params() > build_model("ds_cnn", (49, 40), 5, params).count_params()
+
+
+def test_time_dilation_widens_the_receptive_field_at_the_same_size():
+    """Dilated depthwise convs: same parameters; the first frame reaches the last block's
+    output at frames the undilated net cannot reach."""
+    params = {"dropout": 0.0}
+    plain = build_model("ds_cnn", (49, 40), 5, params)
+    dilated = build_model("ds_cnn", (49, 40), 5, {**params, "time_dilation": [1, 2, 4, 8]})
+    assert dilated.count_params() == plain.count_params()
+
+    def reach(model):
+        """Frames of the last block's output that an impulse at frame 0 changes."""
+        probe = keras.Model(model.input, model.get_layer("ds4_pw_relu").output)
+        for w in model.weights:
+            if "kernel" in w.name:
+                w.assign(np.abs(w.numpy()) + 0.01)
+        x = np.zeros((2, 49, 40), np.float32)
+        x[1, 0, :] = 1.0
+        y = probe(x, training=False).numpy()
+        return int((np.abs(y[1] - y[0]).max(axis=(1, 2)) > 0).sum())
+
+    assert reach(plain) < 12 < reach(dilated)
+
+
+def test_time_dilation_converts_to_dilated_int8_depthwise_convs_that_tflm_runs():
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.conversion.tflite_convert import to_int8_tflite
+    from tfkws.folding.fold import fold_model
+    from tfkws.verification.litert import run_litert
+    from tfkws.verification.tflm import run_tflm
+
+    params = {"channels": 8, "dropout": 0.0, "time_dilation": [1, 2, 4, 8]}
+    model = fold_model(build_model("ds_cnn", (49, 40), 5, params))
+    x = np.random.default_rng(1).uniform(0, 26, size=(4, 49, 40)).astype(np.float32)
+    data = to_int8_tflite(model, x, num_calibration=4)
+    info = inspect_tflite(data)
+    assert set(info.ops) == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "RESHAPE"}
+    q = np.round(x / info.input_scale + info.input_zero_point)
+    q = np.clip(q, -128, 127).astype(np.int8)
+    np.testing.assert_array_equal(run_tflm(data, q), run_litert(data, q))
+
+
+def test_time_dilation_is_checked():
+    with pytest.raises(TfkwsError, match="time_dilation"):
+        build_model("ds_cnn", (49, 40), 5, {"time_dilation": [1, 2]})
+    with pytest.raises(TfkwsError, match="rep=True"):
+        build_model("ds_cnn", (49, 40), 5, {"time_dilation": [1, 2, 2, 2], "rep": True})

@@ -51,12 +51,15 @@ def build_ds_cnn(
     first_kernel: tuple[int, int] = (10, 4),
     bn_momentum: float = 0.9,
     rep: bool = False,
+    time_dilation: tuple[int, ...] | None = None,
 ) -> keras.Model:
     """DS-CNN: conv 10x4 + BN/ReLU, depthwise-separable blocks, global average pool, logits.
 
     ``channels`` / ``num_blocks`` override the size preset (tiny models for tests).
     ``bn_momentum`` 0.9 (not Keras's 0.99) so BN statistics settle in short runs too.
     ``rep``: multi-branch blocks for training that fold into this same network (module doc).
+    ``time_dilation``: each DS block's depthwise dilation along time (e.g. 1,2,4,8): the same
+    parameters, a receptive field that spans the whole clip instead of about half of it.
     """
     key = str(size).lower()
     if key not in SIZES:
@@ -68,6 +71,13 @@ def build_ds_cnn(
         raise TfkwsError("ds_cnn needs channels > 0, num_blocks >= 0 and num_classes > 0")
     if not 0.0 <= float(dropout) < 1.0:
         raise TfkwsError(f"ds_cnn dropout must be in [0, 1), got {dropout}")
+    dilations = [int(d) for d in (time_dilation or [1] * blocks)]
+    if len(dilations) != blocks or min(dilations, default=1) < 1:
+        raise TfkwsError(f"ds_cnn time_dilation needs {blocks} values >= 1, got {time_dilation}")
+    if rep and max(dilations, default=1) > 1:
+        raise TfkwsError("ds_cnn time_dilation is not supported with rep=True")
+    if max(dilations, default=1) > 1 and dilations[0] > 1 and tuple(ds_stride) != (1, 1):
+        raise TfkwsError(f"ds_cnn size {key}: the strided first DS block cannot be dilated")
 
     frames, feats = (int(d) for d in input_shape)
     inputs = keras.Input(shape=(frames, feats), batch_size=batch_size, name="features")
@@ -110,7 +120,12 @@ def build_ds_cnn(
         x = _conv_bn_relu(
             x,
             keras.layers.DepthwiseConv2D(
-                (3, 3), strides=stride, padding="same", use_bias=False, name=f"ds{i}_dw"
+                (3, 3),
+                strides=stride,
+                dilation_rate=(dilations[i - 1], 1),
+                padding="same",
+                use_bias=False,
+                name=f"ds{i}_dw",
             ),
             f"ds{i}_dw",
             bn_momentum,
@@ -135,6 +150,7 @@ _DEFAULTS: dict[str, Any] = {
     "first_kernel": (10, 4),
     "bn_momentum": 0.9,
     "rep": False,
+    "time_dilation": None,
 }
 
 
