@@ -79,8 +79,8 @@ def test_dropout_zero_has_no_dropout_layers():
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
 
 
-@pytest.mark.parametrize("size", ["s", "m"])
-def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size):
+@pytest.mark.parametrize("size, dilation", [("s", None), ("m", None), ("s", [2, 4])])
+def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size, dilation):
     """``rep=True`` trains multi-branch blocks; folded, it is the preset DS-CNN, exactly."""
     import random_weights
     from test_repcnn import signature
@@ -91,6 +91,8 @@ def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size):
     from tfkws.layers.rep_conv_block import RepConvBlock
 
     params = {"size": size, "channels": 12, "num_blocks": 2, "dropout": 0.0}
+    if dilation:
+        params["time_dilation"] = dilation
     rep = build_model("ds_cnn", (49, 40), 5, {**params, "rep": True})
     blocks = [layer for layer in rep.layers if isinstance(layer, RepConvBlock)]
     branches = [len(b.bns) + (b.identity_bn is not None) for b in blocks]
@@ -164,5 +166,5 @@ def test_time_dilation_converts_to_dilated_int8_depthwise_convs_that_tflm_runs()
 def test_time_dilation_is_checked():
     with pytest.raises(TfkwsError, match="time_dilation"):
         build_model("ds_cnn", (49, 40), 5, {"time_dilation": [1, 2]})
-    with pytest.raises(TfkwsError, match="rep=True"):
-        build_model("ds_cnn", (49, 40), 5, {"time_dilation": [1, 2, 2, 2], "rep": True})
+    with pytest.raises(TfkwsError, match="cannot be dilated"):
+        build_model("ds_cnn", (49, 40), 5, {"size": "m", "time_dilation": [2, 2, 2, 2]})

@@ -58,8 +58,8 @@ def build_ds_cnn(
     ``channels`` / ``num_blocks`` override the size preset (tiny models for tests).
     ``bn_momentum`` 0.9 (not Keras's 0.99) so BN statistics settle in short runs too.
     ``rep``: multi-branch blocks for training that fold into this same network (module doc).
-    ``time_dilation``: each DS block's depthwise dilation along time (e.g. 1,2,4,8): the same
-    parameters, a receptive field that spans the whole clip instead of about half of it.
+    ``time_dilation``: each DS block's depthwise dilation along time (e.g. 1,2,4,8; with ``rep``
+    too): the same parameters, a receptive field over the whole clip instead of about half.
     """
     key = str(size).lower()
     if key not in SIZES:
@@ -74,9 +74,7 @@ def build_ds_cnn(
     dilations = [int(d) for d in (time_dilation or [1] * blocks)]
     if len(dilations) != blocks or min(dilations, default=1) < 1:
         raise TfkwsError(f"ds_cnn time_dilation needs {blocks} values >= 1, got {time_dilation}")
-    if rep and max(dilations, default=1) > 1:
-        raise TfkwsError("ds_cnn time_dilation is not supported with rep=True")
-    if max(dilations, default=1) > 1 and dilations[0] > 1 and tuple(ds_stride) != (1, 1):
+    if dilations and dilations[0] > 1 and tuple(ds_stride) != (1, 1):
         raise TfkwsError(f"ds_cnn size {key}: the strided first DS block cannot be dilated")
 
     frames, feats = (int(d) for d in input_shape)
@@ -110,6 +108,7 @@ def build_ds_cnn(
                     None,
                     dw,
                     strides=stride,
+                    dilation_rate=(dilations[i - 1], 1),
                     depthwise=True,
                     momentum=bn_momentum,
                     name=f"ds{i}_dw",
