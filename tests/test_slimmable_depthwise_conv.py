@@ -14,7 +14,12 @@ from tfkws.layers.slimmable_depthwise_conv import SlimmableDepthwiseConv2D
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(kernel_size=3), dict(kernel_size=(3, 5), strides=2, use_bias=True, divisor=4)],
+    [
+        dict(kernel_size=3),
+        dict(kernel_size=(3, 5), strides=2, use_bias=True, divisor=4),
+        dict(kernel_size=3, dilation_rate=(2, 1)),
+        dict(kernel_size=3, dilation_rate=(3, 1), padding="valid"),
+    ],
 )
 def test_extracted_depthwise_equals_supernet_depthwise(kwargs: dict) -> None:
     layer = SlimmableDepthwiseConv2D(widths=WIDTHS, **kwargs)
@@ -34,3 +39,14 @@ def test_macs_and_config_round_trip() -> None:
 def test_unequal_strides_are_a_clear_error() -> None:
     with pytest.raises(ModelError, match="equal"):
         SlimmableDepthwiseConv2D(3, strides=(2, 1))
+
+
+def test_dilation_with_stride_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="dilation"):
+        SlimmableDepthwiseConv2D(3, strides=2, dilation_rate=(2, 1))
+
+
+def test_dilated_config_round_trip() -> None:
+    x = np.random.default_rng(1).normal(size=(1, 8, 6, 8)).astype(np.float32)
+    layer = SlimmableDepthwiseConv2D(3, dilation_rate=(2, 1), widths=WIDTHS)
+    check_config_round_trip(layer, x, 2)

@@ -70,9 +70,12 @@ def test_default_supernet_sizes(name: str) -> None:
     assert costs[-1] == 1.0 and all(a < b for a, b in zip(costs, costs[1:], strict=False))
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_every_width_extracts_exactly(name: str) -> None:
-    model = random_supernet(name)
+@pytest.mark.parametrize(
+    "name, overrides",
+    [*((name, {}) for name in sorted(TINY)), ("slimmable_ds_cnn", {"time_dilation": [1, 2]})],
+)
+def test_every_width_extracts_exactly(name: str, overrides: dict) -> None:
+    model = random_supernet(name, **overrides)
     x = np.random.default_rng(1).normal(size=(3, *INPUT)).astype(np.float32)
     for width in model_widths(model):
         set_width(model, width)

@@ -2,7 +2,8 @@
 
 A depthwise conv (multiplier 1) maps channel c to channel c, so its live outputs are exactly its
 live inputs: ``extract(i)`` keeps the first ``live(channels, i)`` filters. Strides must be equal
-on both axes (TensorFlow's CPU depthwise kernel refuses unequal ones).
+on both axes (TensorFlow's CPU depthwise kernel refuses unequal ones); a dilation (any per axis)
+needs stride 1, as in Keras.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
         padding: str = "same",
+        dilation_rate: int | Sequence[int] = 1,
         use_bias: bool = False,
         slim_input: bool = True,
         depthwise_initializer: Any = "glorot_uniform",
@@ -43,6 +45,9 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
         self.strides = pair(strides, "strides")
         if self.strides[0] != self.strides[1]:
             raise ModelError(f"{self.name}: strides must be equal on both axes, got {strides}")
+        self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        if max(self.dilation_rate) > 1 and max(self.strides) > 1:
+            raise ModelError(f"{self.name}: strides > 1 and dilation_rate > 1 cannot be combined")
         if padding not in ("same", "valid"):
             raise ModelError(f"{self.name}: padding must be 'same' or 'valid', got {padding!r}")
         self.padding = padding
@@ -74,7 +79,11 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         s = self.strides[0]
         y = tf.nn.depthwise_conv2d(
-            inputs, self.depthwise_kernel, (1, s, s, 1), self.padding.upper()
+            inputs,
+            self.depthwise_kernel,
+            (1, s, s, 1),
+            self.padding.upper(),
+            dilations=self.dilation_rate,
         )
         if self.bias is not None:
             y = y + self.bias
@@ -84,7 +93,8 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
 
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         shape = tf.TensorShape(input_shape)
-        out = conv_output_hw(shape, self.kernel_size, self.strides, self.padding)
+        span = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate, strict=True)]
+        out = conv_output_hw(shape, span, self.strides, self.padding)
         return tf.TensorShape([shape[0], *out, shape[-1]])
 
     def live_channels(self, index: int) -> int:
@@ -96,6 +106,7 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
             self.kernel_size,
             strides=self.strides,
             padding=self.padding,
+            dilation_rate=self.dilation_rate,
             use_bias=self.use_bias,
             name=self.name,
         )
@@ -117,6 +128,7 @@ class SlimmableDepthwiseConv2D(SlimmableLayer):
             kernel_size=list(self.kernel_size),
             strides=list(self.strides),
             padding=self.padding,
+            dilation_rate=list(self.dilation_rate),
             use_bias=self.use_bias,
             slim_input=self.slim_input,
             depthwise_initializer=keras.initializers.serialize(self.depthwise_initializer),

@@ -37,11 +37,13 @@ def build_slimmable_ds_cnn(
     dropout: float = 0.2,
     bn_momentum: float = 0.9,
     sandwich_random_widths: int = 2,
+    time_dilation: Sequence[int] | None = None,
 ) -> keras.Model:
     """Slimmable DS-CNN supernet: DS-CNN-M layout (172 ch, 4 DS blocks), 8 widths 0.25..1.
 
     ``block_stride`` strides the first DS block (equal on both axes). ``sandwich_random_widths``
     is read by the trainer (random widths per sandwich step), not by the graph.
+    ``time_dilation``: each DS block's depthwise dilation along time, as in ``ds_cnn``.
     """
     ws = check_widths(widths)
     ch, blocks = int(channels), int(num_blocks)
@@ -51,6 +53,13 @@ def build_slimmable_ds_cnn(
         raise TfkwsError(f"slimmable_ds_cnn dropout must be in [0, 1), got {dropout}")
     if int(sandwich_random_widths) < 0:
         raise TfkwsError("slimmable_ds_cnn sandwich_random_widths must be >= 0")
+    dilations = [int(d) for d in (time_dilation or [1] * blocks)]
+    if len(dilations) != blocks or min(dilations, default=1) < 1:
+        raise TfkwsError(
+            f"slimmable_ds_cnn time_dilation needs {blocks} values >= 1, got {time_dilation}"
+        )
+    if dilations and dilations[0] > 1 and int(block_stride) > 1:
+        raise TfkwsError("slimmable_ds_cnn: the strided first DS block cannot be dilated")
     slim = dict(widths=list(ws), divisor=int(divisor))
 
     def bn_relu(x: Any, name: str) -> Any:
@@ -73,7 +82,9 @@ def build_slimmable_ds_cnn(
         x = keras.layers.Dropout(dropout, name="conv0_dropout")(x)
     for i in range(1, blocks + 1):
         stride = int(block_stride) if i == 1 else 1
-        x = SlimmableDepthwiseConv2D(3, strides=stride, name=f"ds{i}_dw", **slim)(x)
+        x = SlimmableDepthwiseConv2D(
+            3, strides=stride, dilation_rate=(dilations[i - 1], 1), name=f"ds{i}_dw", **slim
+        )(x)
         x = bn_relu(x, f"ds{i}_dw")
         x = SlimmableConv2D(ch, 1, name=f"ds{i}_pw", **slim)(x)
         x = bn_relu(x, f"ds{i}_pw")
@@ -98,6 +109,7 @@ def build_slimmable_ds_cnn(
     dropout=0.2,
     bn_momentum=0.9,
     sandwich_random_widths=2,
+    time_dilation=None,
 )
 def slimmable_ds_cnn(
     input_shape: tuple[int, int], num_classes: int, batch_size: int | None = None, **params: Any
