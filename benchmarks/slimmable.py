@@ -25,7 +25,6 @@ import common
 import numpy as np
 
 from tfkws.data.dataset import KwsDataset, open_dataset
-from tfkws.features.config import FeatureConfig
 
 MODEL = "slimmable_ds_cnn"
 
@@ -36,8 +35,8 @@ def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
     from tfkws.layers.slimmable_base import model_widths, set_width
     from tfkws.training.trainer import load_trained_model
 
-    model, _ = load_trained_model(run_dir)
-    x, y = clip_features(list(ds.split("validation")), ds.labels, FeatureConfig())
+    model, run = load_trained_model(run_dir)
+    x, y = clip_features(list(ds.split("validation")), ds.labels, run.features)
     out = {}
     for w in model_widths(model):
         set_width(model, w)
