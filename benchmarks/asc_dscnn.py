@@ -44,12 +44,12 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Data: `{s['data']}`: train.csv -> training, val.csv -> validation "
-        f"({results['val_clips']} clips{subset}), 40 classes, {_features(s)}. "
+        f"({results['val_clips']} clips{subset}), 40 classes, {common.features_note(s)}. "
         f"{s['epochs']} epochs, batch {s['batch_size']}, Adam {s['learning_rate']} with warm-up "
         f"and cosine decay; augmentation: time shift and background noise from "
-        f"`{s['noise_dir']}`{_extra_augment(s)}; seed {s['seed']}. The model kept is the epoch "
-        "with the best float "
-        "val accuracy. int8: post-training quantization (400 training clips), run in the TFLM "
+        f"`{s['noise_dir']}`{common.extra_augment_note(s)}; seed {s['seed']}. The model kept is "
+        "the epoch with the best float val accuracy. int8: post-training quantization (400 "
+        "training clips), run in the TFLM "
         "Python interpreter. Arena: smallest TFLM arena with which allocation succeeds "
         "(bisected, x86-64 host build). Latency: median `invoke()` of "
         f"{s['latency_runs']} in the TFLM Python interpreter on the host CPU "
@@ -57,39 +57,6 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _features(s: dict[str, Any]) -> str:
-    """'micro-frontend features (49x40, 30 ms window, 20 ms stride)' from the run's config."""
-    from tfkws.features.config import FeatureConfig
-
-    fc = FeatureConfig.from_dict(s["features"])
-    kind = {"microfrontend": "micro-frontend", "logmel": "log-mel", "mfcc": "MFCC"}[fc.kind]
-    frames, feats = fc.shape
-    return (
-        f"{kind} features ({frames}x{feats}, {fc.window_size_ms} ms window, "
-        f"{fc.window_stride_ms} ms stride)"
-    )
-
-
-def _extra_augment(s: dict[str, Any]) -> str:
-    """Speed perturbation and SpecAugment as the run used them ('' when off)."""
-    out = ""
-    if s.get("speed_perturb"):
-        out += f", speed perturbation (resampling by 1 ± {s['speed_perturb']:g})"
-    spec = s.get("spec_augment") or {}
-    if any(spec.values()):
-        out += (
-            f", SpecAugment ({spec['time_masks']} time masks of up to {spec['time_mask_frames']} "
-            f"frames, {spec['freq_masks']} channel masks of up to {spec['freq_mask_bins']} "
-            "channels)"
-        )
-    if s.get("teachers"):
-        out += (
-            f", distilled from {len(s['teachers'])} trained run(s) (weight "
-            f"{s['distill_weight']:g}, temperature {s['distill_temperature']:g})"
-        )
-    return out
 
 
 def _row(size: str, extra: dict[str, Any]) -> str:

@@ -112,6 +112,37 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def features_note(s: dict[str, Any]) -> str:
+    """'micro-frontend features (49x40, 30 ms window, 20 ms stride)' from the run's config."""
+    fc = FeatureConfig.from_dict(s["features"])
+    kind = {"microfrontend": "micro-frontend", "logmel": "log-mel", "mfcc": "MFCC"}[fc.kind]
+    frames, feats = fc.shape
+    return (
+        f"{kind} features ({frames}x{feats}, {fc.window_size_ms} ms window, "
+        f"{fc.window_stride_ms} ms stride)"
+    )
+
+
+def extra_augment_note(s: dict[str, Any]) -> str:
+    """Speed perturbation and SpecAugment as the run used them ('' when off)."""
+    out = ""
+    if s.get("speed_perturb"):
+        out += f", speed perturbation (resampling by 1 ± {s['speed_perturb']:g})"
+    spec = s.get("spec_augment") or {}
+    if any(spec.values()):
+        out += (
+            f", SpecAugment ({spec['time_masks']} time masks of up to {spec['time_mask_frames']} "
+            f"frames, {spec['freq_masks']} channel masks of up to {spec['freq_mask_bins']} "
+            "channels)"
+        )
+    if s.get("teachers"):
+        out += (
+            f", distilled from {len(s['teachers'])} trained run(s) (weight "
+            f"{s['distill_weight']:g}, temperature {s['distill_temperature']:g})"
+        )
+    return out
+
+
 def write_results(
     name: str, args: argparse.Namespace, markdown: Any, extra_settings: dict | None = None, **fields
 ) -> dict[str, Any]:

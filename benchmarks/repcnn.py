@@ -116,7 +116,9 @@ def markdown(results: dict[str, Any]) -> str:
     )
     note = (
         f"\nData: `{s['data']}` (train.csv -> training, val.csv -> validation{subset}); "
-        f"{s['epochs']} epochs, batch {s['batch_size']}{spread}. Accuracy is the int8 "
+        f"{common.features_note(s)}; {s['epochs']} epochs, batch {s['batch_size']}{spread}; "
+        f"augmentation: time shift and background noise{common.extra_augment_note(s)}. "
+        "Accuracy is the int8 "
         "model run in the TFLM Python interpreter. Arena: smallest TFLM arena with which "
         "allocation succeeds (bisected, host build). Latency: median of "
         f"{s['latency_runs']} `invoke()` calls of the TFLM Python interpreter on the host CPU "
