@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shlex
 import statistics
 import sys
@@ -256,6 +257,11 @@ def train_run(
     )
 
 
+def _tag_value(v: Any) -> str:
+    """A parameter value as a folder-name piece: [24, 24, 32] -> 24-24-32 (2, True: as is)."""
+    return re.sub(r"[^\w.]+", "-", str(v)).strip("-")
+
+
 def bench_one(
     row: str, model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -264,7 +270,7 @@ def bench_one(
     from tfkws.training.trainer import load_trained_model
     from tfkws.verification.evaluate import evaluate_tflite
 
-    tag = model + "".join(f"_{k}{v}" for k, v in sorted(params.items()))
+    tag = model + "".join(f"_{k}{_tag_value(v)}" for k, v in sorted(params.items()))
     run_dir = Path(args.work_dir) / tag
     t0 = time.time()
     trained = train_run(model, params, ds, args, run_dir)

@@ -22,6 +22,7 @@ from typing import Any
 
 import common
 
+from tfkws.cli.common import parse_params
 from tfkws.data.dataset import open_dataset
 
 # (row name, registered model, params). The twin must mirror RepCNN's channels/strides/kernel.
@@ -34,6 +35,17 @@ MODELS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 # Table order (BC-ResNet by width).
 ROW_ORDER = [MODELS[i][0] for i in (0, 1, 2, 4, 3)]
+
+
+def _named(row: str, extra: dict[str, Any]) -> str:
+    """'RepCNN (multi-branch, folded) channels=[24, 24]': the row with its extra parameters."""
+    return " ".join([row, *(f"{k}={v}" for k, v in sorted(extra.items()))])
+
+
+def _row_rank(r: dict[str, Any]) -> tuple[int, str]:
+    """Table order: the MODELS rows in ROW_ORDER, a row with extra parameters after its base."""
+    base = next((i for i, name in enumerate(ROW_ORDER) if r["row"].startswith(name)), 99)
+    return base, r["row"]
 
 
 def _pm(values: list[float]) -> str:
@@ -170,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--merge", action="store_true", help="keep the other models' rows of results/repcnn.json"
     )
+    p.add_argument(
+        "--params",
+        default="",
+        help="model parameters for every picked row, named in the row, e.g. "
+        "'{\"channels\": [24, 24, 24, 32, 32]}' (RepCNN and its twin)",
+    )
     args = p.parse_args(argv)
     args.seeds = [int(v) for v in args.seeds.split(",")]
     args.work_dir = args.work_dir or common.WORK / "repcnn"
@@ -177,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
     picked = MODELS if args.models == "all" else [MODELS[int(i)] for i in args.models.split(",")]
+    extra = parse_params(args.params)
+    if extra:
+        picked = [(_named(row, extra), model, {**p, **extra}) for row, model, p in picked]
     rows = [
         bench_seeds(row, model, params, ds, args) | {"command": common.command_line()}
         for row, model, params in picked
@@ -186,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         done = {r["row"] for r in rows}
         before = json.loads(previous.read_text())
         kept = [{"command": before["command"]} | r for r in before["rows"] if r["row"] not in done]
-        rows = sorted(kept + rows, key=lambda r: ROW_ORDER.index(r["row"]))
+        rows = sorted(kept + rows, key=_row_rank)
     common.write_results("repcnn", args, markdown, rows=rows)
     print(json.dumps({r["row"]: r["int8_tflm_val_accuracy"] for r in rows}))
     return 0
