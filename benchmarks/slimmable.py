@@ -26,7 +26,7 @@ import numpy as np
 
 from tfkws.data.dataset import KwsDataset, open_dataset
 
-MODEL = "slimmable_ds_cnn"
+MODELS = {"slimmable_ds_cnn": "Slimmable DS-CNN", "slimmable_tc_cnn": "Slimmable temporal CNN"}
 
 
 def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
@@ -48,7 +48,7 @@ def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
 def train_supernet(
     tag: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
 ) -> dict[str, Any]:
-    return common.train_run(MODEL, params, ds, args, Path(args.work_dir) / tag)
+    return common.train_run(args.model, params, ds, args, Path(args.work_dir) / tag)
 
 
 def measure_widths(
@@ -98,12 +98,13 @@ def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     sup = results["supernet"]
     alone = {round(r["width"], 4): r for r in results["alone"]}
+    model = s.get("model", "slimmable_ds_cnn")  # results written before --model existed
     lines = [
-        "# Slimmable DS-CNN benchmark",
+        f"# {MODELS[model]} benchmark",
         "",
         f"Produced by `{results['command']}`.",
         "",
-        f"Supernet `{MODEL}` {json.dumps(s['supernet_params'])}: {sup['params']:,} parameters "
+        f"Supernet `{model}` {json.dumps(s['supernet_params'])}: {sup['params']:,} parameters "
         f"at full width, {len(results['rows'])} widths, trained once ({s['epochs']} epochs, "
         f"{sup['train_seconds'] / 60:.1f} min). Sandwich-rule training cost: "
         f"{sup['sandwich_cost']['cost_per_step']:.2f} full-width steps per step (MACs of every "
@@ -132,7 +133,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Data: `{s['data']}` (train.csv -> training, val.csv -> validation{subset}); batch "
-        f"{s['batch_size']}, lr {s['learning_rate']}, seed {s['seed']}. int8 accuracy: the "
+        f"{s['batch_size']}, lr {s['learning_rate']}, seed {s['seed']}; "
+        f"{common.features_note(s)}; augmentation: time shift and background noise"
+        f"{common.extra_augment_note(s)}. int8 accuracy: the "
         "exported width run in the TFLM Python interpreter (`tfkws slim select`). Arena: "
         "smallest TFLM arena that allocates (bisected, host build). Flash: model + TFLM runtime "
         "code estimate for the model's ops (Cortex-M4 table). Pareto plot: "
@@ -173,7 +176,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("int8 TFLM val accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Slimmable DS-CNN on Arabic Speech Commands: accuracy vs cost per width")
+    name = MODELS[results["settings"].get("model", "slimmable_ds_cnn")]
+    fig.suptitle(f"{name} on Arabic Speech Commands: accuracy vs cost per width")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
@@ -182,11 +186,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tfkws.cli.common import parse_params
     from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, active_units
+    from tfkws.models.registry import get_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, epochs=20)
-    p.add_argument("--channels", type=int, default=64, help="supernet full-width channels")
+    p.add_argument("--model", default="slimmable_ds_cnn", choices=sorted(MODELS))
+    p.add_argument(
+        "--params",
+        default="",
+        help="more supernet parameters (JSON or key=value), e.g. for slimmable_tc_cnn "
+        "'{\"channels\": [64, 64, 64, 96, 96]}'",
+    )
+    p.add_argument("--channels", type=int, default=64, help="slimmable_ds_cnn: full-width channels")
     p.add_argument("--first_stride", default="2,2", help="first conv stride (DS-CNN-S: 2,2)")
     p.add_argument("--block_stride", type=int, default=1, help="first DS block stride (S: 1)")
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
@@ -202,18 +215,26 @@ def main(argv: list[str] | None = None) -> int:
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
     t0 = time.time()
-    params = {
-        "channels": args.channels,
-        "first_stride": [int(v) for v in args.first_stride.split(",")],
-        "block_stride": args.block_stride,
-        "widths": widths,
-        "sandwich_random_widths": args.random_widths,
-    }
+    params: dict[str, Any] = {"widths": widths, "sandwich_random_widths": args.random_widths}
+    if args.model == "slimmable_ds_cnn":
+        params |= {
+            "channels": args.channels,
+            "first_stride": [int(v) for v in args.first_stride.split(",")],
+            "block_stride": args.block_stride,
+        }
+    else:
+        params["channels"] = list(get_spec(args.model).defaults["channels"])
+    params |= parse_params(args.params)
     trained = train_supernet("supernet", params, ds, args)
     rows = measure_widths("supernet", trained, ds, args)
     alone = []
     for w in alone_widths:
-        ch = active_units(args.channels, w, 4)
+        full = params["channels"]  # the twin: every layer at that width's channel count
+        ch = (
+            [active_units(int(c), w, 4) for c in full]
+            if isinstance(full, list | tuple)
+            else active_units(int(full), w, 4)
+        )
         tag = f"alone_w{w:g}"
         twin = train_supernet(tag, {**params, "channels": ch, "widths": [1.0]}, ds, args)
         (row,) = measure_widths(tag, twin, ds, args)
@@ -222,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "slimmable",
         args,
         markdown,
-        {"supernet_params": params, "alone": alone_widths},
+        {"model": args.model, "supernet_params": params, "alone": alone_widths},
         supernet={
             "params": trained["params"],
             "train_seconds": trained["train_seconds"],

@@ -4,4 +4,5 @@ import tfkws.models.bc_resnet  # noqa: F401
 import tfkws.models.repcnn  # noqa: F401
 import tfkws.models.slimmable_ds_cnn  # noqa: F401
 import tfkws.models.slimmable_kwt  # noqa: F401
+import tfkws.models.slimmable_tc_cnn  # noqa: F401
 from tfkws.models import ds_cnn  # noqa: F401
