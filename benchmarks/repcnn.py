@@ -65,14 +65,15 @@ def markdown(results: dict[str, Any]) -> str:
     seeds = sorted({seed for r in results["rows"] for seed in r.get("seeds", [0])})
     head = (
         "| model | val acc int8 TFLM | float val acc | trained params | deployed params | MACs "
-        "| arena (B) | flash (B) | TFLM host latency (ms) |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "| arena (B) | flash (B) | TFLM host latency (ms) | training wall time (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['row']} | {_pm(_seeds(r, 'int8_tflm_val_accuracy'))} "
         f"| {_pm(_seeds(r, 'float_val_accuracy'))} | {r['trained_params']:,} "
         f"| {r['deployed_params']:,} | {r['macs']:,} | {r['arena_bytes']:,} "
-        f"| {r['flash_bytes']:,} | {r['latency']['median_ms']:.2f} |"
+        f"| {r['flash_bytes']:,} | {r['latency']['median_ms']:.2f} "
+        f"| {statistics.mean(_seeds(r, 'train_seconds')):.0f} |"
         for r in results["rows"]
     ]
     per_seed = []
@@ -134,7 +135,9 @@ def markdown(results: dict[str, Any]) -> str:
         "model run in the TFLM Python interpreter. Arena: smallest TFLM arena with which "
         "allocation succeeds (bisected, host build). Latency: median of "
         f"{s['latency_runs']} `invoke()` calls of the TFLM Python interpreter on the host CPU "
-        "(reference kernels; relative, not a Cortex-M figure). MACs from the int8 flatbuffer.\n"
+        "(reference kernels; relative, not a Cortex-M figure). MACs from the int8 flatbuffer. "
+        "Training wall time: per seed (mean), on a machine shared with other jobs (an upper "
+        "bound).\n"
     )
     return (
         f"# RepCNN benchmark\n\nProduced by {commands}.\n\n"
