@@ -88,11 +88,37 @@ def build_slimmable_ds_cnn(
         x = bn_relu(x, f"ds{i}_dw")
         x = SlimmableConv2D(ch, 1, name=f"ds{i}_pw", **slim)(x)
         x = bn_relu(x, f"ds{i}_pw")
+    return slimmable_head(
+        inputs,
+        x,
+        num_classes,
+        dropout,
+        "pool_dropout",
+        slim,
+        sandwich_random_widths,
+        "slimmable_ds_cnn",
+    )
+
+
+def slimmable_head(
+    inputs: Any,
+    x: Any,
+    num_classes: int,
+    dropout: float,
+    dropout_name: str,
+    slim: dict[str, Any],
+    sandwich_random_widths: int,
+    name: str,
+) -> keras.Model:
+    """Average pool, dropout, slimmable logits (all classes at every width): the supernet.
+
+    ``sandwich_random_widths`` rides on the model for the trainer's sandwich rule.
+    """
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, name="pool_dropout")(x)
+        x = keras.layers.Dropout(dropout, name=dropout_name)(x)
     outputs = SlimmableDense(num_classes, slim_output=False, name="logits", **slim)(x)
-    model = keras.Model(inputs, outputs, name="slimmable_ds_cnn")
+    model = keras.Model(inputs, outputs, name=name)
     model.sandwich_random_widths = int(sandwich_random_widths)
     return model
 

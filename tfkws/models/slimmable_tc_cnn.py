@@ -19,9 +19,9 @@ import tf_keras as keras
 from tfkws.errors import TfkwsError
 from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, check_widths
 from tfkws.layers.slimmable_conv import SlimmableConv2D
-from tfkws.layers.slimmable_dense import SlimmableDense
 from tfkws.layers.switchable_batch_norm import SwitchableBatchNorm
 from tfkws.models.registry import register_model
+from tfkws.models.slimmable_ds_cnn import slimmable_head
 
 _DEFAULTS: dict[str, Any] = {
     "channels": (64, 64, 64, 96, 96),
@@ -82,13 +82,16 @@ def build_slimmable_tc_cnn(
         )(x)
         x = SwitchableBatchNorm(momentum=bn_momentum, name=f"block{i}_bn", **slim)(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = SlimmableDense(num_classes, slim_output=False, name="logits", **slim)(x)
-    model = keras.Model(inputs, outputs, name="slimmable_tc_cnn")
-    model.sandwich_random_widths = int(sandwich_random_widths)
-    return model
+    return slimmable_head(
+        inputs,
+        x,
+        num_classes,
+        dropout,
+        "dropout",
+        slim,
+        sandwich_random_widths,
+        "slimmable_tc_cnn",
+    )
 
 
 @register_model("slimmable_tc_cnn", **_DEFAULTS)
