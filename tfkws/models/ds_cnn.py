@@ -13,6 +13,7 @@ uni-branch twin on Arabic Speech Commands, ``benchmarks/results/repcnn.md``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import tf_keras as keras
@@ -28,6 +29,19 @@ SIZES: dict[str, tuple[int, int, tuple[int, int], tuple[int, int]]] = {
     "m": (172, 4, (2, 1), (2, 2)),
     "l": (276, 5, (2, 1), (2, 2)),
 }
+
+
+def block_dilations(
+    model: str, time_dilation: Sequence[int] | None, blocks: int, first_strided: bool
+) -> list[int]:
+    """Each DS block's time dilation (1 when not given), checked: one value >= 1 per block, and
+    none on a strided first block (Keras cannot stride and dilate at once)."""
+    dilations = [int(d) for d in (time_dilation or [1] * blocks)]
+    if len(dilations) != blocks or min(dilations, default=1) < 1:
+        raise TfkwsError(f"{model} time_dilation needs {blocks} values >= 1, got {time_dilation}")
+    if dilations and dilations[0] > 1 and first_strided:
+        raise TfkwsError(f"{model}: the strided first DS block cannot be dilated")
+    return dilations
 
 
 def _conv_bn_relu(x: Any, layer: keras.layers.Layer, name: str, momentum: float) -> Any:
@@ -71,11 +85,7 @@ def build_ds_cnn(
         raise TfkwsError("ds_cnn needs channels > 0, num_blocks >= 0 and num_classes > 0")
     if not 0.0 <= float(dropout) < 1.0:
         raise TfkwsError(f"ds_cnn dropout must be in [0, 1), got {dropout}")
-    dilations = [int(d) for d in (time_dilation or [1] * blocks)]
-    if len(dilations) != blocks or min(dilations, default=1) < 1:
-        raise TfkwsError(f"ds_cnn time_dilation needs {blocks} values >= 1, got {time_dilation}")
-    if dilations and dilations[0] > 1 and tuple(ds_stride) != (1, 1):
-        raise TfkwsError(f"ds_cnn size {key}: the strided first DS block cannot be dilated")
+    dilations = block_dilations("ds_cnn", time_dilation, blocks, tuple(ds_stride) != (1, 1))
 
     frames, feats = (int(d) for d in input_shape)
     inputs = keras.Input(shape=(frames, feats), batch_size=batch_size, name="features")

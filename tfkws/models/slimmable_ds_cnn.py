@@ -20,6 +20,7 @@ from tfkws.layers.slimmable_conv import SlimmableConv2D
 from tfkws.layers.slimmable_dense import SlimmableDense
 from tfkws.layers.slimmable_depthwise_conv import SlimmableDepthwiseConv2D
 from tfkws.layers.switchable_batch_norm import SwitchableBatchNorm
+from tfkws.models.ds_cnn import block_dilations
 from tfkws.models.registry import register_model
 
 
@@ -53,13 +54,7 @@ def build_slimmable_ds_cnn(
         raise TfkwsError(f"slimmable_ds_cnn dropout must be in [0, 1), got {dropout}")
     if int(sandwich_random_widths) < 0:
         raise TfkwsError("slimmable_ds_cnn sandwich_random_widths must be >= 0")
-    dilations = [int(d) for d in (time_dilation or [1] * blocks)]
-    if len(dilations) != blocks or min(dilations, default=1) < 1:
-        raise TfkwsError(
-            f"slimmable_ds_cnn time_dilation needs {blocks} values >= 1, got {time_dilation}"
-        )
-    if dilations and dilations[0] > 1 and int(block_stride) > 1:
-        raise TfkwsError("slimmable_ds_cnn: the strided first DS block cannot be dilated")
+    dilations = block_dilations("slimmable_ds_cnn", time_dilation, blocks, int(block_stride) > 1)
     slim = dict(widths=list(ws), divisor=int(divisor))
 
     def bn_relu(x: Any, name: str) -> Any:
