@@ -89,7 +89,12 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
         env=_env(),
         capture_output=True,
     )
-    assert len(json.loads((killed / "history.json").read_text())["loss"]) == epochs
+    history = json.loads((killed / "history.json").read_text())
+    assert len(history["loss"]) == len(history["epoch_seconds"]) == epochs
+    # Training time counts the killed process's epochs too, not only the resumed one's.
+    assert json.loads((killed / "results.json").read_text())["train_seconds"] >= sum(
+        history["epoch_seconds"]
+    )
     for a, b in zip(_weights(full), _weights(killed), strict=True):
         np.testing.assert_array_equal(a, b)
     for png in ("learning_curves.png", "confusion_val.png"):

@@ -241,8 +241,9 @@ def train(
     phases = [False, True] if cfg.qat else [False]
     if cfg.qat and (cfg.float_epochs == 0 or _latest(run_dir / QAT_CHECKPOINTS)):
         phases = [True]  # float phase done (or done elsewhere: tfkws qat)
+    ran_here = 0.0  # seconds of epochs this process ran (earlier processes' are in history)
     for qat_phase in phases:
-        model, best_var = _train_phase(
+        model, best_var, seconds = _train_phase(
             qat_phase,
             cfg,
             run_dir,
@@ -271,8 +272,11 @@ def train(
             tensorboard,
             verbose,
         )
+        ran_here += seconds
 
     model.load_weights(str(run_dir / BEST_WEIGHTS))
+    # A resumed run counts the epochs its killed predecessors finished, not only its own time.
+    earlier = sum(history.get("epoch_seconds", [])) - ran_here
     results: dict[str, Any] = {
         "model": cfg.model,
         "model_params": cfg.model_params,
@@ -280,7 +284,7 @@ def train(
         "epochs": cfg.epochs,
         "qat": cfg.qat,
         "best_val_accuracy": float(best_var.numpy()),
-        "train_seconds": round(time.time() - t0, 1),
+        "train_seconds": round(time.time() - t0 + earlier, 1),
     }
     if cfg.slim_width is not None:
         results["slim_width"] = cfg.slim_width
@@ -397,11 +401,12 @@ def _train_phase(
     val_ds: tf.data.Dataset,
     tensorboard: keras.callbacks.Callback,
     verbose: int,
-) -> tuple[keras.Model, tf.Variable]:
+) -> tuple[keras.Model, tf.Variable, float]:
     """Epochs ``[0, float_epochs)`` in float, or ``[float_epochs, epochs)`` as QAT.
 
     Each phase has its own model graph, optimizer, LR schedule and checkpoint folder; a QAT
-    phase starts from the float phase's best weights, folded. Returns (model, best accuracy).
+    phase starts from the float phase's best weights, folded. Each epoch's wall time goes into
+    ``history["epoch_seconds"]``. Returns (model, best accuracy, seconds of epochs run here).
     """
     first, last = (cfg.float_epochs, cfg.epochs) if qat_phase else (0, cfg.float_epochs)
     ckpt_dir = run_dir / (QAT_CHECKPOINTS if qat_phase else CHECKPOINTS)
@@ -460,7 +465,9 @@ def _train_phase(
     logging.info(
         "model %s%s: %d parameters", cfg.model, " (QAT)" if qat_phase else "", model.count_params()
     )
+    ran = 0.0
     for epoch in range(done, last):
+        t = time.time()
         if verbose:
             print(f"epoch {epoch + 1}/{cfg.epochs}{' (QAT)' if qat_phase else ''}", flush=True)
         h = model.fit(
@@ -474,6 +481,8 @@ def _train_phase(
         for k, v in h.history.items():
             history.setdefault(k, []).append(float(v[-1]))
         history.setdefault("lr", []).append(float(schedule(optimizer.iterations - 1)))
+        history.setdefault("epoch_seconds", []).append(round(time.time() - t, 2))
+        ran += history["epoch_seconds"][-1]
         val_acc = history["val_accuracy"][-1]
         if val_acc > float(best_var.numpy()):
             best_var.assign(val_acc)
@@ -483,7 +492,7 @@ def _train_phase(
         atomic.write_json(run_dir / HISTORY, history)
         manager.save(checkpoint_number=epoch + 1)
         plots.plot_learning_curves(history, run_dir / "plots" / "learning_curves.png")
-    return model, best_var
+    return model, best_var, ran
 
 
 def _save_weights(model: keras.Model, path: Path) -> None:
