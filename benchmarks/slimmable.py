@@ -1,9 +1,10 @@
-"""Slimmable DS-CNN: one supernet trained once vs widths trained alone, as deployed (int8, TFLM).
+"""Slimmable supernet trained once vs widths trained alone, as deployed (int8, TFLM).
 
 One run trains a slimmable supernet with the sandwich rule, measures every width through the
 user path (``tfkws slim select``: extract -> fold -> int8 -> accuracy in the TFLM interpreter,
 arena, flash, MACs) plus each width's float accuracy, then trains a few widths alone (a
-supernet of exactly that width's channel counts, one width, same epochs) and measures them the
+supernet of exactly that width's channels, heads and units, one width, same epochs) and
+measures them the
 same way. Writes ``results/slimmable.json``, ``results/slimmable.md`` and
 ``results/slimmable_pareto.png``.
 
@@ -26,7 +27,35 @@ import numpy as np
 
 from tfkws.data.dataset import KwsDataset, open_dataset
 
-MODELS = {"slimmable_ds_cnn": "Slimmable DS-CNN", "slimmable_tc_cnn": "Slimmable temporal CNN"}
+MODELS = {
+    "slimmable_ds_cnn": "Slimmable DS-CNN",
+    "slimmable_tc_cnn": "Slimmable temporal CNN",
+    "slimmable_kwt": "Slimmable keyword transformer",
+}
+
+
+def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, Any]:
+    """The supernet's parameters for the sub-network at ``width``, as a one-width model."""
+    from tfkws.layers.slimmable_base import active_units
+    from tfkws.models.registry import get_spec
+
+    if model == "slimmable_kwt":  # heads of a fixed size: embedding and MLP slice by head size
+        defaults = get_spec(model).defaults | params
+        head = defaults["embed_dim"] // defaults["num_heads"]
+        dim = active_units(defaults["embed_dim"], width, head)
+        return params | {
+            "embed_dim": dim,
+            "num_heads": dim // head,
+            "mlp_dim": active_units(defaults["mlp_dim"], width, head),
+            "widths": [1.0],
+        }
+    full = params["channels"]  # every layer at that width's channel count
+    ch = (
+        [active_units(int(c), width, 4) for c in full]
+        if isinstance(full, list | tuple)
+        else active_units(int(full), width, 4)
+    )
+    return params | {"channels": ch, "widths": [1.0]}
 
 
 def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
@@ -187,7 +216,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from tfkws.cli.common import parse_params
-    from tfkws.layers.slimmable_base import DEFAULT_WIDTHS, active_units
+    from tfkws.layers.slimmable_base import DEFAULT_WIDTHS
     from tfkws.models.registry import get_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -222,23 +251,19 @@ def main(argv: list[str] | None = None) -> int:
             "first_stride": [int(v) for v in args.first_stride.split(",")],
             "block_stride": args.block_stride,
         }
-    else:
+    elif args.model == "slimmable_tc_cnn":
         params["channels"] = list(get_spec(args.model).defaults["channels"])
     params |= parse_params(args.params)
     trained = train_supernet("supernet", params, ds, args)
     rows = measure_widths("supernet", trained, ds, args)
     alone = []
     for w in alone_widths:
-        full = params["channels"]  # the twin: every layer at that width's channel count
-        ch = (
-            [active_units(int(c), w, 4) for c in full]
-            if isinstance(full, list | tuple)
-            else active_units(int(full), w, 4)
-        )
         tag = f"alone_w{w:g}"
-        twin = train_supernet(tag, {**params, "channels": ch, "widths": [1.0]}, ds, args)
-        (row,) = measure_widths(tag, twin, ds, args)
-        alone.append(row | {"width": w, "channels": ch})  # the width it mirrors
+        twin = twin_params(args.model, params, w)
+        trained_twin = train_supernet(tag, twin, ds, args)
+        (row,) = measure_widths(tag, trained_twin, ds, args)
+        sizes = {k: v for k, v in twin.items() if k in ("channels", "embed_dim", "mlp_dim")}
+        alone.append(row | {"width": w} | sizes)  # the width it mirrors
     results = common.write_results(
         "slimmable",
         args,
