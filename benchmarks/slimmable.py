@@ -3,9 +3,8 @@
 One run trains a slimmable supernet with the sandwich rule, measures every width through the
 user path (``tfkws slim select``: extract -> fold -> int8 -> accuracy in the TFLM interpreter,
 arena, flash, MACs) plus each width's float accuracy, then trains a few widths alone (a
-supernet of exactly that width's channels, heads and units, one width, same epochs) and
-measures them the
-same way. Writes ``results/slimmable.json``, ``results/slimmable.md`` and
+supernet of exactly that width's channels, heads and units, one width, same epochs) and measures
+them the same way. Writes ``results/slimmable.json``, ``results/slimmable.md`` and
 ``results/slimmable_pareto.png``.
 
     python benchmarks/slimmable.py                   # full run (CPU-heavy: schedule it)
