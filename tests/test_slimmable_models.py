@@ -101,3 +101,18 @@ def test_unknown_width_and_bad_params_are_clear_errors() -> None:
     with pytest.raises(ModelError, match="no slimmable"):
         inputs = keras.Input(INPUT)
         extract_width(keras.Model(inputs, keras.layers.Flatten()(inputs)), 1.0)
+
+
+@pytest.mark.parametrize("name", ["slimmable_ds_cnn", "slimmable_tc_cnn"])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(dropout=1.0), "dropout must be in"),
+        (dict(sandwich_random_widths=-1), "sandwich_random_widths must be >= 0"),
+    ],
+)
+def test_cnn_supernets_refuse_bad_head_params_naming_the_model(
+    name: str, bad: dict, match: str
+) -> None:
+    with pytest.raises(TfkwsError, match=f"{name} {match}"):
+        build_model(name, INPUT, 3, {**TINY[name], **bad})

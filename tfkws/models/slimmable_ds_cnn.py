@@ -50,10 +50,6 @@ def build_slimmable_ds_cnn(
     ch, blocks = int(channels), int(num_blocks)
     if ch <= 0 or blocks < 0 or num_classes <= 0:
         raise TfkwsError("slimmable_ds_cnn needs channels > 0, num_blocks >= 0, num_classes > 0")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise TfkwsError(f"slimmable_ds_cnn dropout must be in [0, 1), got {dropout}")
-    if int(sandwich_random_widths) < 0:
-        raise TfkwsError("slimmable_ds_cnn sandwich_random_widths must be >= 0")
     dilations = block_dilations("slimmable_ds_cnn", time_dilation, blocks, int(block_stride) > 1)
     slim = dict(widths=list(ws), divisor=int(divisor))
 
@@ -107,8 +103,13 @@ def slimmable_head(
 ) -> keras.Model:
     """Average pool, dropout, slimmable logits (all classes at every width): the supernet.
 
-    ``sandwich_random_widths`` rides on the model for the trainer's sandwich rule.
+    ``sandwich_random_widths`` rides on the model for the trainer's sandwich rule. Both it and
+    ``dropout`` are checked here, where they are used; errors name the model (``name``).
     """
+    if not 0.0 <= float(dropout) < 1.0:
+        raise TfkwsError(f"{name} dropout must be in [0, 1), got {dropout}")
+    if int(sandwich_random_widths) < 0:
+        raise TfkwsError(f"{name} sandwich_random_widths must be >= 0")
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=dropout_name)(x)

@@ -62,10 +62,6 @@ def build_slimmable_tc_cnn(
         )
     if int(kernel_size) <= 0:
         raise TfkwsError(f"slimmable_tc_cnn kernel_size must be > 0, got {kernel_size}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise TfkwsError(f"slimmable_tc_cnn dropout must be in [0, 1), got {dropout}")
-    if int(sandwich_random_widths) < 0:
-        raise TfkwsError("slimmable_tc_cnn sandwich_random_widths must be >= 0")
     slim = dict(widths=list(ws), divisor=int(divisor))
 
     frames, feats = (int(d) for d in input_shape)
