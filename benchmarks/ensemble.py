@@ -23,8 +23,6 @@ from typing import Any
 import common
 import numpy as np
 
-from tfkws.data.dataset import open_dataset
-
 TOP_CONFUSIONS = 8
 
 
@@ -54,37 +52,34 @@ def summary(name: str, probs: np.ndarray, y: np.ndarray, spk: np.ndarray, labels
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from tfkws.conversion.export import clip_features
+    from tfkws.training.run_config import RunConfig
     from tfkws.training.trainer import load_trained_model
 
     runs = [r for r in args.runs.split(",") if r]
     if len(runs) < 2:
         sys.exit("ensemble.py: error: --runs needs two or more trained run folders")
-    rows, probs, labels, y = [], [], None, None
+    rows, probs = [], []
+    first = RunConfig.load(runs[0])  # every run is scored on the first run's clips
+    data = str(args.data or first.data)
+    examples = first.open_dataset(data, with_noise=False).split(args.split)
+    spk = np.array([speaker(e.path) for e in examples])
     cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # features config -> (x, y)
     for run_dir in runs:
         model, run = load_trained_model(run_dir)
-        if labels is not None and run.labels != labels:
+        if run.labels != first.labels:
             sys.exit(f"ensemble.py: error: {run_dir}: labels differ from {runs[0]}'s")
-        labels = run.labels
-        ds = open_dataset(
-            str(args.data or run.data),
-            mode=run.dataset_mode,
-            labels=run.labels,
-            keywords=tuple(k for k in run.labels if not k.startswith("_")),
-            seed=run.train.seed,
-        )
-        examples = ds.split(args.split)
         key = json.dumps(run.features.to_dict(), sort_keys=True)
         if key not in cache:
-            cache[key] = clip_features(examples, labels, run.features)
+            cache[key] = clip_features(examples, first.labels, run.features)
         x, y = cache[key]
         p = softmax(model.predict(x, batch_size=256, verbose=0))
-        spk = np.array([speaker(e.path) for e in examples])
         name = f"{Path(run_dir).name}: {run.train.model} {json.dumps(run.train.model_params)}"
-        rows.append(summary(name, p, y, spk, labels) | {"run": run_dir})
+        rows.append(summary(name, p, y, spk, first.labels) | {"run": run_dir})
         probs.append(p)
-    ens = summary(f"ensemble of {len(runs)} (mean softmax)", np.mean(probs, 0), y, spk, labels)
-    return {"data": str(args.data or run.data), "split": args.split, "rows": rows, "ensemble": ens}
+    ens = summary(
+        f"ensemble of {len(runs)} (mean softmax)", np.mean(probs, 0), y, spk, first.labels
+    )
+    return {"data": data, "split": args.split, "rows": rows, "ensemble": ens}
 
 
 def markdown(results: dict[str, Any]) -> str:

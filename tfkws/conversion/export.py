@@ -71,16 +71,7 @@ def clip_features(
 
 def representative_features(run: Any, num: int, seed: int, data: str | None = None) -> np.ndarray:
     """Float features of ``num`` training clips of the run, chosen by ``seed``."""
-    from tfkws.data.dataset import open_dataset
-
-    ds = open_dataset(
-        data or run.data,
-        mode=run.dataset_mode,
-        labels=run.labels,
-        keywords=tuple(k for k in run.labels if not k.startswith("_")),
-        seed=run.train.seed,
-        noise_dir=run.noise_dir,
-    )
+    ds = run.open_dataset(data)
     return dataset_representative(ds, run.labels, run.features, num, seed)
 
 

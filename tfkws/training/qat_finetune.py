@@ -64,7 +64,6 @@ def qat_finetune(
     ``val`` / ``test`` accuracy reports of the best fake-quant model, ``params``,
     ``train_seconds`` ... Raises ``TfkwsError`` (one line) on bad input.
     """
-    from tfkws.data.dataset import open_dataset
     from tfkws.layers.slimmable_base import width_index
     from tfkws.training.run_config import RUN_CONFIG, RunConfig
     from tfkws.training.trainer import BEST_WEIGHTS, FLOAT_BEST_WEIGHTS, train
@@ -109,14 +108,7 @@ def qat_finetune(
         distill_temperature=distill_temperature,
     )
     data = data or src.data
-    ds = open_dataset(
-        data,
-        mode=src.dataset_mode,
-        labels=src.labels,
-        keywords=tuple(k for k in src.labels if not k.startswith("_")),
-        seed=src.train.seed,
-        noise_dir=src.noise_dir,
-    )
+    ds = src.open_dataset(data)
     if list(ds.labels) != list(src.labels):
         raise TfkwsError(
             f"{data}: labels {list(ds.labels)} differ from the float run's {list(src.labels)}"

@@ -132,6 +132,20 @@ class RunConfig:
             tfkws_version=d.get("tfkws_version", "?"),
         )
 
+    def open_dataset(self, data: str | os.PathLike | None = None, with_noise: bool = True) -> Any:
+        """The run's dataset as it was trained: its class order, mode and split seed (``data``
+        if the dataset moved since training; ``with_noise`` adds the run's noise folder)."""
+        from tfkws.data.dataset import open_dataset
+
+        return open_dataset(
+            data or self.data,
+            mode=self.dataset_mode,
+            labels=self.labels,
+            keywords=tuple(k for k in self.labels if not k.startswith("_")),
+            seed=self.train.seed,
+            noise_dir=self.noise_dir if with_noise else None,
+        )
+
     def save(self, run_dir: str | os.PathLike) -> None:
         atomic.write_json(Path(run_dir) / RUN_CONFIG, self.to_dict())
 
