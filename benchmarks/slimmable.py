@@ -38,8 +38,8 @@ def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, A
     from tfkws.layers.slimmable_base import active_units
     from tfkws.models.registry import get_spec
 
+    defaults = get_spec(model).defaults | params
     if model == "slimmable_kwt":  # heads of a fixed size: embedding and MLP slice by head size
-        defaults = get_spec(model).defaults | params
         head = defaults["embed_dim"] // defaults["num_heads"]
         dim = active_units(defaults["embed_dim"], width, head)
         return params | {
@@ -48,11 +48,11 @@ def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, A
             "mlp_dim": active_units(defaults["mlp_dim"], width, head),
             "widths": [1.0],
         }
-    full = params["channels"]  # every layer at that width's channel count
+    full, div = params["channels"], int(defaults["divisor"])  # each layer's live channels
     ch = (
-        [active_units(int(c), width, 4) for c in full]
+        [active_units(int(c), width, div) for c in full]
         if isinstance(full, list | tuple)
-        else active_units(int(full), width, 4)
+        else active_units(int(full), width, div)
     )
     return params | {"channels": ch, "widths": [1.0]}
 
