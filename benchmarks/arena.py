@@ -125,7 +125,13 @@ def main() -> None:
     )
     atomic.write_json(
         a.out / "arena.json",
-        {"command": command, "input_shape": INPUT_SHAPE, "num_classes": NUM_CLASSES, "rows": rows},
+        {
+            "command": command,
+            **common.provenance.current(),
+            "input_shape": INPUT_SHAPE,
+            "num_classes": NUM_CLASSES,
+            "rows": rows,
+        },
     )
     atomic.write_text(a.out / "arena.md", to_markdown(rows, command))
 

@@ -23,8 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
+import provenance  # noqa: E402
 
 from tfkws.data.dataset import KwsDataset  # noqa: E402
 from tfkws.features.config import FeatureConfig  # noqa: E402
@@ -158,6 +160,7 @@ def write_results(
         "command": command_line(),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "tfkws_version": __version__,
+        **provenance.current(),
         "settings": settings(args) | (extra_settings or {}),
         **fields,
     }

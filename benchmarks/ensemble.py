@@ -124,6 +124,7 @@ def main() -> None:
         "benchmark": args.name,
         "command": common.command_line(),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        **common.provenance.current(),
         **evaluate(args),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -363,11 +363,13 @@ def main() -> None:
             )
         env = f"KISSFFT_ROOT={kiss} " if kiss else ""
         doc["frontend_command"] = f"{env}python benchmarks/on_target.py {argv}"
+        doc["frontend_commit"] = common.provenance.current().get("commit")
         atomic.write_json(a.out / "on_target.json", doc)
         atomic.write_text(a.out / "on_target.md", to_markdown(doc))
         return
     doc = {
         "command": "python benchmarks/on_target.py" + (f" {argv}" if argv else ""),
+        **common.provenance.current(),
         "compiler": find_toolchain().version,
         "tflm_root": str(tflm_root()),
         "clips": len(clips),
