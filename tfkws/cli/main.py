@@ -25,6 +25,7 @@ COMMANDS = {
     "demo": "synth -> train -> export -> verify -> firmware, with no data and no network.",
     "models": "List registered models and their default parameters.",
     "slim": "Slimmable supernets: slim extract (one width -> int8), select (best that fits), qat.",
+    "zoo": "Pretrained models: zoo list, zoo get NAME --out DIR (.tflite, card, firmware files).",
 }
 
 

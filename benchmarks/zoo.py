@@ -1,0 +1,216 @@
+"""Put a trained run into the pretrained model zoo, with a card whose every figure is measured here.
+
+    python benchmarks/zoo.py add NAME --run RUN --data DATA --split validation \\
+        --title "..." --train_command "tfkws train ..." [--tflite T] [--supernet]
+    python benchmarks/zoo.py table      # results/zoo.{json,md} from the cards
+
+``add`` exports the run with ``tfkws export`` (unless ``--tflite`` names an export), measures int8
+accuracy with ``tfkws eval`` (TFLM), bytes, MACs and the host arena with ``firmware-gen``, and the
+arena on Cortex-M4 and Cortex-M55 (CMSIS-NN kernels, QEMU) with ``firmware-gen --on-target``;
+then writes ``tfkws/zoo/models/NAME/`` (``.tflite``, metadata, ``card.json``, ``CARD.md``) and the
+zoo table. Each step runs the user-facing command, recorded in the card as it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import provenance  # noqa: E402
+
+REPO = provenance.REPO
+sys.path.insert(0, str(REPO))
+
+from tfkws.zoo.catalog import (  # noqa: E402
+    CARD,
+    CARD_FORMAT,
+    CARD_MD,
+    METADATA,
+    SUPERNET,
+    TFLITE,
+    ZOO_DIR,
+    card_markdown,
+    list_models,
+)
+
+RESULTS = REPO / "benchmarks" / "results"
+ENV = os.environ | {"PYTHONPATH": str(REPO)}
+
+
+def sh(argv: list[str]) -> str:
+    """Run a user-facing command (``tfkws`` / ``firmware-gen``) and return it as typed."""
+    tool = {"tfkws": "tfkws.cli.main", "firmware-gen": "firmware_gen.cli"}[argv[0]]
+    print("$", shlex.join(argv), flush=True)
+    subprocess.run([sys.executable, "-m", tool, *argv[1:]], check=True, cwd=REPO, env=ENV)
+    return shlex.join(argv)
+
+
+def rel(path: Path) -> str:
+    """A path as a user in the repository root would type it."""
+    path = Path(path).resolve()
+    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return str(path)
+
+
+def features_note(fc: dict) -> str:
+    kind = {"microfrontend": "TFLM micro frontend", "logmel": "log-mel", "mfcc": "MFCC"}
+    return (
+        f"{kind.get(fc['kind'], fc['kind'])}, {fc['num_channels']} channels, "
+        f"{fc['window_size_ms']} ms window, {fc['window_stride_ms']} ms stride, "
+        f"{fc['clip_duration_ms']} ms clips at {fc['sample_rate']} Hz"
+    )
+
+
+def add(a: argparse.Namespace) -> None:
+    run = Path(a.run).resolve()
+    with tempfile.TemporaryDirectory(prefix="zoo_") as tmp_name:
+        tmp = Path(tmp_name)
+        if a.tflite:
+            tflite = Path(a.tflite).resolve()
+            export_cmd = a.export_command or ""
+        else:
+            tflite = tmp / TFLITE
+            export_cmd = sh(["tfkws", "export", "--run", rel(run), "--out", str(tflite)])
+            export_cmd = export_cmd.replace(str(tflite), f"{rel(run)}/model_int8.tflite")
+        meta_src = tflite.with_name(tflite.stem + ".metadata.json")
+        meta = json.loads(meta_src.read_text())
+        eval_json = tmp / "eval.json"
+        eval_cmd = sh(
+            ["tfkws", "eval", "--model", str(tflite), "--data", rel(Path(a.data)), "--split",
+             a.split, "--json", str(eval_json)]
+        )  # fmt: skip
+        ev = json.loads(eval_json.read_text())
+        fw = tmp / "fw"
+        fw_cmd = sh(
+            ["firmware-gen", str(tflite), "--out", str(fw), "--on-target", a.on_target,
+             "--kernels", a.kernels, "--tflm-library", "model", "--name", "kws"]
+        )  # fmt: skip
+        report = json.loads((fw / "kws_report.json").read_text())
+        shown = lambda c: c.replace(str(tflite), TFLITE).replace(f" --json {eval_json}", "")  # noqa: E731
+        arena = {"host": report["min_arena_bytes"]}
+        for v in (report.get("on_target") or {}).get("variants", []):
+            arena[f"{v['cpu']}_{v['kernels']}".replace("-", "_")] = v["arena"]["min_bytes"]
+        card = {
+            "format": CARD_FORMAT,
+            "name": a.name,
+            "title": a.title,
+            "description": a.description,
+            "data": a.data_note or rel(Path(a.data)),
+            "labels": meta["labels"],
+            "features": meta["feature_config"],
+            "features_note": features_note(meta["feature_config"]),
+            "train_command": a.train_command,
+            "export_command": export_cmd,
+            "eval_command": shown(eval_cmd),
+            "firmware_command": shown(fw_cmd).replace(f" --out {fw}", " --out fw"),
+            "accuracy": {
+                "int8_tflm": ev["accuracy"],
+                "split": a.split,
+                "clips": ev["num_clips"],
+                "per_class": {k: v["accuracy"] for k, v in ev["per_class"].items()},
+            },
+            "params": meta["params"],
+            "macs": report["total_macs"],
+            "tflite_bytes": report["model_bytes"],
+            "arena_bytes": arena,
+            "ops": [o["op"] for o in report["ops"]],
+            "notes": a.notes,
+            **provenance.current(),
+        }
+        dest = ZOO_DIR / a.name
+        stage = ZOO_DIR / f".{a.name}.tmp"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        shutil.copy2(tflite, stage / TFLITE)
+        meta_text = meta_src.read_text()
+        (stage / METADATA).write_text(meta_text)
+        if a.supernet:
+            (stage / SUPERNET).mkdir()
+            for f in ("run_config.json", "weights.h5", "results.json"):
+                if (run / f).exists():
+                    shutil.copy2(run / f, stage / SUPERNET / f)
+        (stage / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        (stage / CARD_MD).write_text(card_markdown(card))
+        shutil.rmtree(dest, ignore_errors=True)
+        stage.rename(dest)
+    print(f"zoo: {dest}")
+    table()
+
+
+def table(_a: argparse.Namespace | None = None) -> None:
+    """results/zoo.{json,md}: every card's figures in one table."""
+    cards = [m.card for m in list_models()]
+    doc = {
+        "benchmark": "zoo",
+        "command": "python benchmarks/zoo.py table",
+        **provenance.current(),
+        "cards": cards,
+    }
+    lines = [
+        "# Pretrained model zoo (`tfkws zoo list`)",
+        "",
+        "Produced by `python benchmarks/zoo.py table` from the cards in `tfkws/zoo/models/` "
+        "(each card written by `python benchmarks/zoo.py add`, with its own commands).",
+        "",
+        "| model | int8 TFLM accuracy | params | MACs | .tflite bytes | arena host | "
+        "arena M4 | arena M55 | data |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in cards:
+        ar = c["arena_bytes"]
+        m4 = next((v for k, v in ar.items() if k.startswith("m4")), None)
+        m55 = next((v for k, v in ar.items() if k.startswith("m55")), None)
+        lines.append(
+            f"| {c['name']} | {100 * c['accuracy']['int8_tflm']:.2f} % "
+            f"({c['accuracy']['clips']:,} {c['accuracy']['split']} clips) | {c['params']:,} | "
+            f"{c['macs']:,} | {c['tflite_bytes']:,} | {ar['host']:,} | "
+            f"{f'{m4:,}' if m4 else '—'} | {f'{m55:,}' if m55 else '—'} | {c['data']} |"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("zoo.json", json.dumps(doc, indent=2) + "\n"),
+        ("zoo.md", "\n".join(lines) + "\n"),
+    ):
+        tmp = RESULTS / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(RESULTS / name)
+    print("\n".join(lines))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="action", required=True)
+    ad = sub.add_parser("add")
+    ad.add_argument("name")
+    ad.add_argument("--run", required=True, help="trained run folder")
+    ad.add_argument("--tflite", help="an export of the run (default: tfkws export it now)")
+    ad.add_argument("--export_command", default="", help="how --tflite was exported")
+    ad.add_argument("--data", required=True)
+    ad.add_argument("--data_note", default="", help="data and split, for people")
+    ad.add_argument("--split", default="validation")
+    ad.add_argument("--title", required=True)
+    ad.add_argument("--description", default="")
+    ad.add_argument("--notes", default="")
+    ad.add_argument("--train_command", required=True)
+    ad.add_argument("--on_target", default="m4,m55")
+    ad.add_argument("--kernels", default="cmsis-nn")
+    ad.add_argument("--supernet", action="store_true", help="ship the run for slim select")
+    sub.add_parser("table")
+    a = p.parse_args()
+    (add if a.action == "add" else table)(a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pretrained models shipped with tfkws (``tfkws zoo list`` / ``tfkws zoo get``); see catalog."""
