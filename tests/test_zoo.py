@@ -1,0 +1,122 @@
+"""The pretrained model zoo: list / get work, and every card figure firmware_gen can measure is
+recomputed here and must equal the card exactly (bytes, MACs, host arena; on-target arenas where
+the Cortex-M toolchain and QEMU are present). Accuracy is measured by ``benchmarks/zoo.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from tfkws.zoo.catalog import (
+    CARD_MD,
+    METADATA,
+    TFLITE,
+    ZOO_DIR,
+    card_markdown,
+    get_model,
+    list_models,
+)
+
+MODELS = list_models()
+NAMES = [m.name for m in MODELS]
+
+
+def test_zoo_ships_models_and_stays_small() -> None:
+    assert NAMES, f"no model in {ZOO_DIR}"
+    total = sum(f.stat().st_size for f in ZOO_DIR.rglob("*") if f.is_file())
+    assert total < 10 * 2**20, f"zoo is {total:,} bytes (limit 10 MB)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_matches_its_files(name: str) -> None:
+    m = get_model(name)
+    meta = json.loads((m.folder / METADATA).read_text())
+    assert meta["tflite_sha256"] == hashlib.sha256(m.tflite.read_bytes()).hexdigest()
+    assert m.card["labels"] == meta["labels"]
+    assert m.card["features"] == meta["feature_config"]
+    assert m.card["params"] == meta["params"]
+    assert m.card["tflite_bytes"] == m.tflite.stat().st_size
+    assert (m.folder / CARD_MD).read_text() == card_markdown(m.card)
+    for key in ("train_command", "eval_command", "data"):
+        assert m.card[key], f"{name}: card has no {key}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_figures_equal_firmware_gen(name: str, tmp_path: Path) -> None:
+    from firmware_gen.pipeline import generate
+
+    m = get_model(name)
+    report = generate(m.tflite, tmp_path / "fw", name="kws").report
+    assert report["model_bytes"] == m.card["tflite_bytes"]
+    assert report["total_macs"] == m.card["macs"]
+    assert report["min_arena_bytes"] == m.card["arena_bytes"]["host"]
+    assert [o["op"] for o in report["ops"]] == m.card["ops"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_card_on_target_arenas_equal_firmware_gen(name: str, tmp_path: Path) -> None:
+    from firmware_gen.pipeline import generate
+    from tfkws.firmware import on_target_skip_reason
+
+    skip = on_target_skip_reason()
+    if skip:
+        pytest.skip(skip)
+    m = get_model(name)
+    wanted = {k: v for k, v in m.card["arena_bytes"].items() if k != "host"}
+    if not wanted:
+        pytest.skip(f"{name}: card has no on-target arena")
+    cpus = sorted({k.split("_")[0] for k in wanted})
+    kernels = sorted({k.split("_", 1)[1].replace("_", "-") for k in wanted})
+    report = generate(
+        m.tflite,
+        tmp_path / "fw",
+        name="kws",
+        on_target=cpus,
+        kernels=kernels,
+        tflm_library="model",
+    ).report
+    got = {
+        f"{v['cpu']}_{v['kernels']}".replace("-", "_"): v["arena"]["min_bytes"]
+        for v in report["on_target"]["variants"]
+    }
+    assert got == wanted
+
+
+def test_zoo_list_cli(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(capsys, "zoo", "list")
+    assert code == 0
+    for name in NAMES:
+        assert name in out
+    code, out, _ = run_cli(capsys, "zoo", "list", "--json")
+    assert code == 0 and set(json.loads(out)) == set(NAMES)
+
+
+def test_zoo_get_cli_relative_out(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = NAMES[0]
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "zoo", "get", name, "--out", "got", "--target", "nrf52840")
+    assert code == 0, err
+    got = tmp_path / "got"
+    assert (got / TFLITE).read_bytes() == get_model(name).tflite.read_bytes()
+    assert (got / METADATA).exists() and (got / "card.json").exists()
+    for f in ("kws_model_data.cc", "kws_model_data.h", "kws_op_resolver.h", "kws_report.json"):
+        assert (got / "firmware" / f).exists(), f
+    assert "alignas(16)" in (got / "firmware" / "kws_model_data.cc").read_text()
+    # a second get into the same folder refuses rather than mixing two models' files
+    code, _, err = run_cli(capsys, "zoo", "get", name, "--out", "got")
+    assert code == 2 and "not empty" in err
+
+
+def test_zoo_errors_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "zoo", "get", "no_such_model", "--out", str(tmp_path / "x"))
+    assert code == 2 and "no model 'no_such_model'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    code, _, err = run_cli(capsys, "zoo", "fetch")
+    assert code == 2 and "expected one action" in err
