@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from firmware_gen.testing import tiny_model
+from firmware_gen_models import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 

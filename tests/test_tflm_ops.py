@@ -4,8 +4,9 @@
   registers a builtin, and nothing else (needs the TFLM tree: ``$TFLM_ROOT`` or ../shared/tflm);
 - the installed ``tflite_micro`` Python interpreter (what ``tfkws verify``/``eval`` run): each
   builtin op of the schema is loaded as a one-operator model; TFLM prints "Didn't find op" (or,
-  for custom codes, "Failed to get registration") for exactly the ops it lacks. Registered ops then fail (or crash) in Prepare on the dummy tensors,
-  so the probe runs in child processes and resumes after a crash.
+  for custom codes, "Failed to get registration") for exactly the ops it lacks. Registered ops
+  then fail (or crash) in Prepare on the dummy tensors, so the probe runs in child processes and
+  resumes after a crash.
 """
 
 from __future__ import annotations
