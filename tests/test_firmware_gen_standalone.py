@@ -82,7 +82,7 @@ def workdir(tmp_path_factory) -> Path:
     (d / "models" / "tiny.tflite").write_bytes(data)
     meta = {"format": "tfkws-model-metadata", "labels": ["yes", "no", "other"]}
     (d / "tiny.meta.json").write_text(json.dumps(meta))
-    board = {"core": "cortex-m4f", "sram_bytes": 1 << 18, "flash_bytes": 1 << 20, "clock_hz": 64 << 20}
+    board = {"core": "cortex-m4f", "sram_bytes": 1 << 18, "flash_bytes": 1 << 20, "clock_hz": 1}
     (d / "boards.json").write_text(json.dumps({"targets": {"board": board}}))
     rng = np.random.default_rng(1)
     np.save(d / "inputs.npy", rng.integers(-128, 128, (2, 12, 10, 1), dtype=np.int8))
