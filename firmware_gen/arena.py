@@ -64,12 +64,13 @@ def bisect_min(
     """
     lo, hi = 0, known_fit  # lo: known (or assumed, 0) to fail; hi: known to fit
     probes = 0
-    if guess is not None and 0 < round_up(guess) < hi:
+    first = round_up(guess) if guess is not None else 0
+    if 0 < first < hi:
         probes += 1
-        if fits(round_up(guess)):
-            hi = round_up(guess)
+        if fits(first):
+            hi = first
         else:
-            lo = round_up(guess)
+            lo = first
     while hi - lo > ALIGN:
         mid = (lo + hi) // 2 // ALIGN * ALIGN
         probes += 1

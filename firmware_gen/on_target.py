@@ -141,8 +141,8 @@ class Harness:
         # absolute: the compilers run in ``work``, so a relative -I would point elsewhere
         self.src_dir, self.work = Path(src_dir).absolute(), Path(work).absolute()
         self.ident, self.lib = ident, lib
-        self.elf = work / "harness.elf"
-        self.map = work / "harness.map"
+        self.elf = self.work / "harness.elf"
+        self.map = self.work / "harness.map"
         self.tc = find_toolchain()
 
     def _run_compiler(self, cmd: list[str], what: str) -> subprocess.CompletedProcess:

@@ -130,7 +130,7 @@ def generate(
     """
     # Absolute paths: compilers and QEMU run with temp folders as their working directory.
     model_path = Path(model).absolute()
-    source = str(model)
+    source = str(Path(model))  # as given, for messages
     if ram_reserve < 0 or flash_reserve < 0:
         raise FirmwareGenError("reserves must be >= 0 bytes")
     for label, v in (("--ram", ram), ("--flash", flash)):
