@@ -23,10 +23,11 @@ import common  # sets TF_USE_LEGACY_KERAS and puts the repo on sys.path (before 
 
 REPO = common.REPO
 
+from firmware_gen_models import convert  # noqa: E402
+
 from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena  # noqa: E402
 from firmware_gen.layers import layer_table  # noqa: E402
 from firmware_gen.model import parse_model  # noqa: E402
-from firmware_gen.testing import convert  # noqa: E402
 from tfkws import atomic  # noqa: E402
 
 # NAME@W: width W cut out of a slimmable supernet (what tfkws slim extract deploys).

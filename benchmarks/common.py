@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(2, str(REPO / "tests"))  # firmware_gen_models.convert: keras -> int8 .tflite
 
 import numpy as np  # noqa: E402
 import provenance  # noqa: E402

@@ -57,7 +57,8 @@ DATA = REPO.parent / "shared" / "data" / "arabic_speech_commands"
 
 def random_export(name: str, path: Path) -> None:
     """What tfkws export deploys for a registered model, with random weights."""
-    from firmware_gen.testing import convert
+    from firmware_gen_models import convert
+
     from tfkws.folding.fold import fold_model
     from tfkws.models.registry import build_model
 

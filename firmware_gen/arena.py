@@ -26,6 +26,7 @@ import selectors
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from firmware_gen.errors import FirmwareGenError
@@ -49,6 +50,35 @@ STRUCT_SIZES = {
 def round_up(n: float, align: int = ALIGN) -> int:
     n = int(-(-n // 1))
     return -(-n // align) * align
+
+
+def bisect_min(
+    fits: Callable[[int], bool], known_fit: int, guess: int | None = None
+) -> tuple[int, int]:
+    """(smallest multiple of ``ALIGN`` for which ``fits`` holds, number of ``fits`` calls).
+
+    The one arena search, for the TFLM Python interpreter here and for QEMU in ``on_target``.
+    ``known_fit`` (a multiple of ``ALIGN``) must already be known to fit; it is not probed again.
+    0 is assumed to fail. ``guess``: a first probe (e.g. TFLM's own arena-used figure) that
+    usually leaves a narrow interval. Assumes ``fits`` is monotone in the size.
+    """
+    lo, hi = 0, known_fit  # lo: known (or assumed, 0) to fail; hi: known to fit
+    probes = 0
+    first = round_up(guess) if guess is not None else 0
+    if 0 < first < hi:
+        probes += 1
+        if fits(first):
+            hi = first
+        else:
+            lo = first
+    while hi - lo > ALIGN:
+        mid = (lo + hi) // 2 // ALIGN * ALIGN
+        probes += 1
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi, probes
 
 
 class _Crashed(Exception):
@@ -237,13 +267,7 @@ def measure_arena(
             raise FirmwareGenError(
                 f"{source}: TFLM cannot run the model even with a {MAX_ARENA}-byte arena: {reason}"
             )
-        lo, hi = 0, MAX_ARENA  # lo: known (or assumed, 0) to fail; hi: known to succeed
-        while hi - lo > ALIGN:
-            mid = (lo + hi) // 2 // ALIGN * ALIGN
-            if p.try_arena(mid)[0]:
-                hi = mid
-            else:
-                lo = mid
+        hi, _ = bisect_min(lambda size: p.try_arena(size)[0], MAX_ARENA)
         probes = p.requests
     # Check both ends in fresh processes, so no state of the search can leak into the answer.
     with Prober(model) as p:

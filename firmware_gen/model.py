@@ -5,6 +5,10 @@ Everything here reads the file with the schema module shipped with ``tflite_micr
 was built from): a bad offset raises a Python exception, never a crash, and every index the
 runtime follows (tensor, buffer, opcode, subgraph) is range-checked. TFLM itself then only runs in
 a subprocess (``firmware_gen.probe``).
+
+:func:`read_flatbuffer` is the one flatbuffer reader of the project (``tfkws.conversion.model_info``
+describes models with it): structure only, any model. :func:`parse_model` adds what firmware_gen
+needs on top (schema version 3, static shapes, integer compute, known ops).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ TYPE_SIZES = {
     "COMPLEX64": 8,
     "COMPLEX128": 16,
 }
+# Names given to what the schema does not know (parse_model refuses them as corrupt).
+UNKNOWN_OP = "UNKNOWN_OP_"
+UNKNOWN_TYPE = "TYPE"
 # Ops that may see float tensors in an otherwise integer model (float I/O around an int8 core).
 FLOAT_OK_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
@@ -87,6 +94,7 @@ class Operator:
     inputs: tuple[int, ...]  # tensor indices, -1 for an omitted optional input
     outputs: tuple[int, ...]
     options: dict
+    custom_code: str | None = None  # a custom op's code as stored ("" when absent); else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +148,40 @@ def _options_dict(options) -> dict:
 
 
 def parse_model(data: bytes, source: str = "model") -> ModelInfo:
-    """Validate and parse ``data``; raise :class:`FirmwareGenError` naming ``source`` if bad."""
+    """Validate and parse ``data`` as firmware_gen can use it; :class:`FirmwareGenError` naming
+    ``source`` if it is corrupt (:func:`read_flatbuffer`) or not a static-shape integer model."""
+    info = read_flatbuffer(data, source)
+    if info.version != 3:
+        raise FirmwareGenError(f"{source}: unsupported schema version {info.version} (need 3)")
+    for op in info.operators:
+        if op.op.startswith(UNKNOWN_OP):
+            raise FirmwareGenError(
+                f"{source}: corrupt flatbuffer (unknown builtin op code {op.op[len(UNKNOWN_OP) :]})"
+            )
+    for tensors in info.subgraphs:
+        for t in tensors:
+            if t.dtype.startswith(UNKNOWN_TYPE):
+                raise FirmwareGenError(
+                    f"{source}: corrupt flatbuffer (tensor {t.index} type "
+                    f"{t.dtype[len(UNKNOWN_TYPE) :]})"
+                )
+            if any(d < 0 for d in t.shape):
+                raise FirmwareGenError(
+                    f"{source}: tensor '{t.name}' has a dynamic shape {list(t.shape)}; TFLM needs "
+                    "static shapes (export with a fixed batch size of 1)"
+                )
+    if not any(o.subgraph == 0 for o in info.operators):
+        raise FirmwareGenError(f"{source}: model has no operators")
+    _check_integer(info, source)
+    return info
+
+
+def read_flatbuffer(data: bytes, source: str = "model") -> ModelInfo:
+    """Read any ``.tflite`` (float or int8, dynamic shapes allowed) with every offset and index
+    checked; :class:`FirmwareGenError` naming ``source`` if it is not a readable flatbuffer.
+
+    Ops unknown to the schema are named ``UNKNOWN_OP_<code>``, tensor types ``TYPE<code>``.
+    """
     if not isinstance(data, (bytes, bytearray)):
         raise FirmwareGenError(f"{source}: model must be bytes")
     data = bytes(data)
@@ -171,8 +212,6 @@ def parse_model(data: bytes, source: str = "model") -> ModelInfo:
 
 
 def _check(model, data: bytes, source: str, schema) -> ModelInfo:
-    if model.version != 3:
-        raise FirmwareGenError(f"{source}: unsupported schema version {model.version} (need 3)")
     type_names = _enum_names(schema.TensorType)
     op_names = _enum_names(schema.BuiltinOperator)
     buffers = model.buffers or []
@@ -180,31 +219,30 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
     subgraphs = model.subgraphs or []
     if not subgraphs:
         raise FirmwareGenError(f"{source}: corrupt flatbuffer (no subgraphs)")
-    codes: list[str] = []
+    for i, b in enumerate(buffers):
+        if b.offset > 1 and b.offset + b.size > len(data):
+            raise FirmwareGenError(f"{source}: truncated model (buffer {i} ends past the file)")
+    codes: list[tuple[str, str | None]] = []  # (op name, custom code)
     for oc in opcodes:
         code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
-        name = op_names.get(code)
-        if name is None:
-            raise FirmwareGenError(f"{source}: corrupt flatbuffer (unknown builtin op code {code})")
+        name = op_names.get(code, f"{UNKNOWN_OP}{code}")
+        custom = None
         if name == "CUSTOM":
-            custom = oc.customCode.decode("utf-8", "replace") if oc.customCode else "?"
-            name = f"CUSTOM:{custom}"
-        codes.append(name)
+            custom = oc.customCode.decode("utf-8", "replace") if oc.customCode else ""
+            name = f"CUSTOM:{custom or '?'}"
+        codes.append((name, custom))
 
     all_tensors: list[tuple[Tensor, ...]] = []
     operators: list[Operator] = []
     for si, sg in enumerate(subgraphs):
         tensors = []
         for ti, t in enumerate(sg.tensors or []):
-            dtype = type_names.get(t.type)
-            if dtype is None:
-                raise FirmwareGenError(f"{source}: corrupt flatbuffer (tensor {ti} type {t.type})")
+            dtype = type_names.get(t.type, f"{UNKNOWN_TYPE}{t.type}")
             shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
             name = t.name.decode("utf-8", "replace") if t.name else f"tensor_{ti}"
-            if any(d < 0 for d in shape):
+            if any(d < -1 for d in shape) or math.prod(max(d, 1) for d in shape) > 2**31:
                 raise FirmwareGenError(
-                    f"{source}: tensor '{name}' has a dynamic shape {list(shape)}; TFLM needs "
-                    "static shapes (export with a fixed batch size of 1)"
+                    f"{source}: corrupt flatbuffer (tensor '{name}' shape {list(shape)})"
                 )
             if not 0 <= t.buffer < max(len(buffers), 1):
                 raise FirmwareGenError(
@@ -225,7 +263,10 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
             expected = math.prod(shape) * TYPE_SIZES.get(dtype, 1)
             if (
                 nbytes
-                and dtype not in ("STRING", "RESOURCE", "VARIANT", "INT4")
+                and dtype in TYPE_SIZES  # not STRING, RESOURCE, VARIANT or unknown
+                and dtype != "INT4"  # packed two per byte
+                and min(shape, default=0) >= 0
+                and t.sparsity is None
                 and nbytes != expected
             ):
                 raise FirmwareGenError(
@@ -263,10 +304,11 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
                 Operator(
                     index=oi,
                     subgraph=si,
-                    op=codes[op.opcodeIndex],
+                    op=codes[op.opcodeIndex][0],
                     inputs=check_indices(op.inputs, f"operator {oi} inputs"),
                     outputs=check_indices(op.outputs, f"operator {oi} outputs"),
                     options=_options_dict(op.builtinOptions),
+                    custom_code=codes[op.opcodeIndex][1],
                 )
             )
         all_tensors.append(tuple(tensors))
@@ -276,9 +318,7 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
     outputs = tuple(int(i) for i in (sg0.outputs if sg0.outputs is not None else []))
     if not inputs or not outputs or min(inputs + outputs) < 0:
         raise FirmwareGenError(f"{source}: corrupt flatbuffer (subgraph 0 has no inputs/outputs)")
-    if not any(o.subgraph == 0 for o in operators):
-        raise FirmwareGenError(f"{source}: model has no operators")
-    info = ModelInfo(
+    return ModelInfo(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
         version=int(model.version),
@@ -288,8 +328,6 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
         inputs=inputs,
         outputs=outputs,
     )
-    _check_integer(info, source)
-    return info
 
 
 def _check_integer(info: ModelInfo, source: str) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_gen.arena import Prober
+from firmware_gen.arena import ALIGN, Prober, bisect_min
 from firmware_gen.cpus import KERNEL_SETS, Cpu, cpu
 from firmware_gen.elf_size import flash_report
 from firmware_gen.errors import FirmwareGenError
@@ -37,7 +37,6 @@ from firmware_gen.qemu import HARNESS, QemuRun, run_elf
 from firmware_gen.tflm_lib import TflmLibrary, build_library
 from firmware_gen.toolchain import find_toolchain
 
-ALIGN = 16
 ARENA_BUFFER = 2 * 1024 * 1024
 ALLOC_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 1800.0
@@ -52,10 +51,6 @@ DTYPES = {
 _UNDEFINED = re.compile(r"undefined reference to `([^']+)'")
 
 Progress = Callable[[str], None]
-
-
-def _round_up(n: int) -> int:
-    return -(-n // ALIGN) * ALIGN
 
 
 def _dtype(t) -> type:
@@ -143,9 +138,11 @@ class Harness:
     """The harness ELF for one model on one library, and how to run it."""
 
     def __init__(self, src_dir: Path, ident: str, lib: TflmLibrary, work: Path):
-        self.src_dir, self.ident, self.lib, self.work = src_dir, ident, lib, work
-        self.elf = work / "harness.elf"
-        self.map = work / "harness.map"
+        # absolute: the compilers run in ``work``, so a relative -I would point elsewhere
+        self.src_dir, self.work = Path(src_dir).absolute(), Path(work).absolute()
+        self.ident, self.lib = ident, lib
+        self.elf = self.work / "harness.elf"
+        self.map = self.work / "harness.map"
         self.tc = find_toolchain()
 
     def _run_compiler(self, cmd: list[str], what: str) -> subprocess.CompletedProcess:
@@ -282,22 +279,10 @@ def _bisect(h: Harness, where: str) -> dict:
             f"{where}: TFLM cannot allocate the model even with a {ARENA_BUFFER}-byte arena: "
             f"{first.problem()}"
         )
-    probes = 1
-    lo, hi = 0, ARENA_BUFFER  # lo: known (or assumed, 0) to fail; hi: known to succeed
-    guess = _round_up(first.arena_used or 0)
-    if 0 < guess < hi:
-        probes += 1
-        if h.alloc(guess).alloc_ok:
-            hi = guess
-        else:
-            lo = guess
-    while hi - lo > ALIGN:
-        mid = (lo + hi) // 2 // ALIGN * ALIGN
-        probes += 1
-        if h.alloc(mid).alloc_ok:
-            hi = mid
-        else:
-            lo = mid
+    hi, searched = bisect_min(
+        lambda size: bool(h.alloc(size).alloc_ok), ARENA_BUFFER, guess=first.arena_used or 0
+    )
+    probes = 1 + searched
     below = h.alloc(hi - ALIGN) if hi > ALIGN else None
     return {
         "min_bytes": hi,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_gen import __version__
+from firmware_gen import __version__, atomic
 from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena, round_up
 from firmware_gen.codegen import c_identifier, model_data_cc, model_data_h, op_resolver_h
 from firmware_gen.errors import FirmwareGenError
@@ -34,7 +34,6 @@ from firmware_gen.report import (
 )
 from firmware_gen.runtime_size import runtime_estimate
 from firmware_gen.targets import resolve_targets
-from tfkws import atomic
 
 METADATA_FORMAT = "tfkws-model-metadata"
 
@@ -129,8 +128,9 @@ def generate(
     ``tflm_library``: ``full`` (the cached per-CPU library) or ``model`` (only the sources this
     model's ops need: a faster first build).
     """
-    model_path = Path(model)
-    source = str(model_path)
+    # Absolute paths: compilers and QEMU run with temp folders as their working directory.
+    model_path = Path(model).absolute()
+    source = str(Path(model))  # as given, for messages
     if ram_reserve < 0 or flash_reserve < 0:
         raise FirmwareGenError("reserves must be >= 0 bytes")
     for label, v in (("--ram", ram), ("--flash", flash)):
@@ -141,7 +141,7 @@ def generate(
     ops = resolver_ops(info, source)
     out_shape = info.output_tensors[0].shape
     out_elements = math.prod(out_shape[1:] if len(out_shape) > 1 else out_shape)
-    meta_path = Path(metadata) if metadata is not None else metadata_path_for(model_path)
+    meta_path = Path(metadata).absolute() if metadata is not None else metadata_path_for(model_path)
     meta = None
     if metadata is not None or meta_path.exists():
         meta = load_metadata(meta_path, info.sha256, out_elements)
@@ -160,7 +160,7 @@ def generate(
         root = find_tflm_root(tflm_root)
         input_array = _load_inputs(inputs)
     ident = c_identifier(name if name is not None else model_path.stem)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise FirmwareGenError(f"{out_dir}: output path exists and is not a folder")
 

@@ -129,6 +129,7 @@ def run_elf(
     ``icount``: run with ``-icount shift=0`` (SysTick then counts instructions).
     """
     tc = find_toolchain()
+    elf, cwd = Path(elf).absolute(), Path(cwd).absolute()  # QEMU runs in cwd; plugin writes there
     for a in args:
         if "," in a or " " in a:
             raise FirmwareGenError(f"QEMU semihosting argument {a!r} may not contain , or spaces")

@@ -255,6 +255,8 @@ def build_library(
     """
     tc = find_toolchain(need_qemu=False)
     t0 = time.time()
+    root = Path(root).absolute()  # callers compile and link elsewhere with these flags
+    extra_includes = tuple(Path(e).absolute() for e in extra_includes)
     c_flags, cxx_flags = compile_flags(root, cpu, kernels, opt)
     if extra_includes:
         first = [f"-I{e}" for e in extra_includes]

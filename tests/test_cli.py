@@ -30,6 +30,8 @@ def test_models_lists_registry(capsys: pytest.CaptureFixture) -> None:
         (("export", "--run=/nonexistent/run"), "not a tfkws run folder"),
         (("eval", "--model=/nonexistent/m.tflite", "--data=."), "/nonexistent/m.tflite"),
         (("train", "--out=/tmp/x_never"), "--data"),
+        # a firmware_gen error (its own type) reported by tfkws like its own errors
+        (("slim", "select", "--target=no_such_board"), "unknown target 'no_such_board'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from firmware_gen.testing import tiny_model
+from firmware_gen_models import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,3 +103,58 @@ def test_unwritable_output_dir(models, tmp_path):
 def test_unknown_flag_is_exit_2(models, tmp_path):
     r = run_cli(models / "good.tflite", "--out", tmp_path / "o", "--bogus-flag")
     assert r.returncode == 2 and r.stderr.startswith("firmware-gen: error: ")
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_flag_with_its_help(flag):
+    from firmware_gen.cli import FLAGS
+
+    r = run_cli(flag)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("usage: firmware-gen MODEL.tflite --out DIR")
+    text = " ".join(r.stdout.split())  # help lines are wrapped
+    for name in FLAGS:
+        f = FLAGS[name]
+        assert f"--{name}: " in text or f"--[no]{name}: " in text, name
+        assert " ".join(f.help.split()) in text, name
+    assert "Try --helpfull" not in r.stdout
+
+
+def test_relative_paths_from_another_working_directory(models, tmp_path, monkeypatch, capsys):
+    """Every path flag relative to the working directory, resolved once at the CLI edge; the
+    library resolves too (compilers and QEMU run in temp folders)."""
+    import json
+
+    import numpy as np
+
+    from firmware_gen.cli import main
+    from firmware_gen.pipeline import generate
+    from firmware_gen.toolchain import default_tflm_root
+
+    work = tmp_path / "work"
+    (work / "in").mkdir(parents=True)
+    (work / "in" / "m.tflite").write_bytes((models / "good.tflite").read_bytes())
+    (work / "in" / "meta.json").write_text(
+        json.dumps({"format": "tfkws-model-metadata", "labels": ["a", "b", "c", "d"]})
+    )
+    board = {"core": "cortex-m4f", "sram_bytes": 1 << 18, "flash_bytes": 1 << 20, "clock_hz": 1}
+    (work / "in" / "t.json").write_text(json.dumps({"targets": {"b": board}}))
+    np.save(work / "in" / "x.npy", np.zeros((1, 16), np.int8))
+    monkeypatch.chdir(work)
+    tflm = default_tflm_root()
+    args = [
+        *("firmware-gen", "in/m.tflite", "--out", "out", "--json", "j/r.json", "--compile"),
+        *("--metadata", "in/meta.json", "--targets-file", "in/t.json", "--check"),
+        *("--inputs", "in/x.npy"),
+        *(("--tflm-root", os.path.relpath(tflm.resolve(), work)) if tflm else ()),
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    assert f"wrote 5 files to {work / 'out'}" in capsys.readouterr().out
+    rep = json.loads((work / "j" / "r.json").read_text())
+    assert rep == json.loads((work / "out" / "m_report.json").read_text())
+    assert rep["model"]["labels"] == ["a", "b", "c", "d"] and rep["targets"][0]["key"] == "b"
+    assert "host" in rep["compile"]["compilers"]
+    if tflm:
+        assert rep["compile"]["op_resolver"] == "compiled"
+    result = generate("in/m.tflite", "lib_out", name="m")
+    assert result.out_dir == work / "lib_out" and (work / "lib_out" / "m_report.json").exists()

@@ -9,11 +9,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from firmware_gen_models import tiny_model
 
 from firmware_gen import generate
 from firmware_gen.codegen import c_identifier
 from firmware_gen.errors import FirmwareGenError
-from firmware_gen.testing import tiny_model
 
 TFLM_PROBE = textwrap.dedent("""
     import sys, numpy as np

@@ -1,6 +1,7 @@
 """firmware_gen input validation: bad flatbuffers, float models and missing ops are clean errors."""
 
 import pytest
+from firmware_gen_models import edit_ops, tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,7 +10,6 @@ from firmware_gen.errors import FirmwareGenError
 from firmware_gen.layers import layer_table
 from firmware_gen.model import parse_model
 from firmware_gen.ops import resolver_ops
-from firmware_gen.testing import edit_ops, tiny_model
 
 
 @pytest.fixture(scope="module")

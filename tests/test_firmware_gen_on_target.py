@@ -29,8 +29,9 @@ needs_target = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, str, bytes]:
     """Generated sources of the tiny conv model (Conv2D, depthwise, pool, FC, softmax)."""
+    from firmware_gen_models import tiny_model
+
     from firmware_gen.pipeline import generate
-    from firmware_gen.testing import tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     model = root / "tiny.tflite"
@@ -192,7 +193,7 @@ def test_cli_says_what_to_install_when_tools_are_missing(tmp_path):
     import os
     import sys
 
-    from firmware_gen.testing import tiny_model
+    from firmware_gen_models import tiny_model
 
     model = tmp_path / "m.tflite"
     model.write_bytes(tiny_model("dense"))

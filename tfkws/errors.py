@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from firmware_gen.errors import FirmwareGenError
+
 
 class TfkwsError(Exception):
     """An error caused by the user's input (bad file, missing label, model that won't fit...).
@@ -22,3 +24,8 @@ class DatasetError(TfkwsError):
 
 class ModelError(TfkwsError):
     """A model file that is corrupt, not int8, or uses ops TFLM lacks."""
+
+
+# What a tfkws CLI reports as one line with the error's ``exit_code``: tfkws's own errors and those
+# of firmware_gen, which tfkws calls (firmware_gen stands alone and cannot derive from TfkwsError).
+USER_ERRORS: tuple[type[Exception], ...] = (TfkwsError, FirmwareGenError)

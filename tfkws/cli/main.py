@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from absl import flags, logging
 
 import tfkws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tfkws.errors import TfkwsError
+from tfkws.errors import USER_ERRORS
 
 COMMANDS = {
     "synth": "Synthesise the embedded default keyword dataset with espeak-ng (offline).",
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_args = getattr(module, "run_with_args", None)  # commands with an action word
         return int((run_args(fv, positional) if run_args else module.run(fv)) or 0)
-    except TfkwsError as e:
+    except USER_ERRORS as e:
         print(f"tfkws {name}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

@@ -1,25 +1,21 @@
-"""Read a .tflite flatbuffer with the schema alone: ops, I/O shapes, types and quantisation.
+"""What a .tflite holds: ops, I/O shapes, types and quantisation, read without running it.
 
-The buffer is checked structurally here BEFORE any interpreter sees it: the TFLM interpreter
-has no flatbuffer verifier and a corrupt or truncated file can crash the process instead of
-raising.
+The flatbuffer is read and checked structurally by ``firmware_gen.model.read_flatbuffer`` (the one
+flatbuffer reader) BEFORE any interpreter sees it: the TFLM interpreter has no flatbuffer verifier
+and a corrupt or truncated file can crash the process instead of raising.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 from typing import Any
 
-import numpy as np
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
-
+from firmware_gen.errors import FirmwareGenError
+from firmware_gen.model import FILE_IDENTIFIER, read_flatbuffer
+from firmware_gen.model import ModelInfo as Flatbuffer
+from firmware_gen.model import Tensor as FlatbufferTensor
 from tfkws.errors import ModelError
-
-_OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
-_CUSTOM = fb.BuiltinOperator.CUSTOM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,98 +83,33 @@ def source_name(path: str | os.PathLike | None) -> str:
     return str(path) if path is not None else "<model bytes>"
 
 
-def op_name(opcode: Any) -> str:
-    """Builtin op name (``CONV_2D``) of an ``OperatorCode``, or the custom code for customs."""
-    code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
-    if code == _CUSTOM:
-        custom = opcode.CustomCode()
-        return custom.decode("utf-8", "replace") if custom else "CUSTOM"
-    return _OP_NAMES.get(code, f"UNKNOWN_OP_{code}")
+def _op_name(op: Any) -> str:
+    """Builtin op name (``CONV_2D``), or the custom code for custom ops (``CUSTOM`` if none)."""
+    if op.custom_code is not None:
+        return op.custom_code or "CUSTOM"
+    return op.op
 
 
-def _tensor_info(t: Any) -> TensorInfo:
-    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-    q = t.Quantization()
-    scale = zp = None
-    if q is not None and q.ScaleLength() > 0:
-        scale = float(q.Scale(0))
-        zp = int(q.ZeroPoint(0)) if q.ZeroPointLength() > 0 else 0
-    name = (t.Name() or b"").decode("utf-8", "replace")
-    return TensorInfo(name, shape, _TYPE_NAMES.get(t.Type(), f"type{t.Type()}"), scale, zp)
+def _tensor_info(t: FlatbufferTensor) -> TensorInfo:
+    scale = float(t.scale[0]) if t.scale else None
+    zp = (int(t.zero_point[0]) if t.zero_point else 0) if scale is not None else None
+    return TensorInfo(t.name, t.shape, t.dtype.lower(), scale, zp)
 
 
-def _check_offset(data: bytes, off: int, what: str, path: Any) -> None:
-    if not 0 <= off < len(data):
-        raise ModelError(f"{source_name(path)}: corrupt .tflite ({what} points outside the file)")
-
-
-def _walk(data: bytes, path: Any) -> ModelInfo:
-    where = source_name(path)
-    model = fb.Model.GetRootAs(data, 0)
-    _check_offset(data, struct.unpack_from("<I", data, 0)[0], "root table", path)
-    if model.SubgraphsLength() < 1:
-        raise ModelError(f"{where}: .tflite has no subgraph")
-    n_buffers = model.BuffersLength()
-    for i in range(n_buffers):
-        buf = model.Buffers(i)
-        if buf.DataLength():
-            buf.DataAsNumpy()  # raises when the bytes run past the end of the file
-        off, size = int(buf.Offset()), int(buf.Size())
-        if off > 1 and off + size > len(data):
-            raise ModelError(f"{where}: .tflite is truncated (buffer {i} past end of file)")
-    # Full object-API parse: touches every table (op options, metadata, signatures) so that
-    # anything the TFLM/LiteRT loaders would read is in bounds.
-    fb.ModelT.InitFromObj(model)
-    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    names = [op_name(c) for c in codes]
+def _describe(fb: Flatbuffer) -> ModelInfo:
     used: set[str] = set()
     customs: set[str] = set()
-    tensor_count = operator_count = 0
-    float_tensors: list[str] = []
     float_ops: set[str] = set()
-    for s in range(model.SubgraphsLength()):
-        sg = model.Subgraphs(s)
-        n_t = sg.TensorsLength()
-        tensor_count += n_t
-        tensors = [_tensor_info(sg.Tensors(i)) for i in range(n_t)]
-        for t in tensors:
-            if any(d < -1 for d in t.shape) or np.prod(np.maximum(t.shape, 1), dtype=float) > 2**31:
-                raise ModelError(f"{where}: corrupt .tflite (tensor {t.name!r} shape {t.shape})")
-        for i in range(n_t):
-            b = sg.Tensors(i).Buffer()
-            if not 0 <= b < max(n_buffers, 1):
-                raise ModelError(f"{where}: corrupt .tflite (tensor {i} buffer {b})")
-        float_tensors += [t.name for t in tensors if t.dtype.startswith("float")]
-        for k in range(sg.OperatorsLength()):
-            op = sg.Operators(k)
-            idx = op.OpcodeIndex()
-            if not 0 <= idx < len(codes):
-                raise ModelError(f"{where}: corrupt .tflite (operator {k} opcode {idx})")
-            for arr in (op.InputsAsNumpy(), op.OutputsAsNumpy()):
-                if isinstance(arr, np.ndarray) and ((arr < -1) | (arr >= n_t)).any():
-                    raise ModelError(f"{where}: corrupt .tflite (operator {k} tensors)")
-            used.add(names[idx])
-            io_ids = [
-                int(i)
-                for arr in (op.InputsAsNumpy(), op.OutputsAsNumpy())
-                if isinstance(arr, np.ndarray)
-                for i in arr
-                if i >= 0
-            ]
-            if any(tensors[i].dtype.startswith("float") for i in io_ids):
-                float_ops.add(names[idx])
-            if max(codes[idx].BuiltinCode(), codes[idx].DeprecatedBuiltinCode()) == _CUSTOM:
-                customs.add(names[idx])
-            operator_count += 1
-        if s == 0:
-            io = [sg.InputsAsNumpy(), sg.OutputsAsNumpy()]
-            for arr in io:
-                if not isinstance(arr, np.ndarray) or ((arr < 0) | (arr >= n_t)).any():
-                    raise ModelError(f"{where}: corrupt .tflite (bad input/output list)")
-            inputs = tuple(tensors[int(i)] for i in io[0])
-            outputs = tuple(tensors[int(i)] for i in io[1])
-    if not inputs or not outputs:
-        raise ModelError(f"{where}: .tflite main subgraph has no input or no output")
+    for op in fb.operators:
+        name = _op_name(op)
+        used.add(name)
+        if op.custom_code is not None:
+            customs.add(name)
+        tensors = fb.subgraphs[op.subgraph]
+        if any(tensors[i].dtype.startswith("FLOAT") for i in op.inputs + op.outputs if i >= 0):
+            float_ops.add(name)
+    inputs = tuple(_tensor_info(t) for t in fb.input_tensors)
+    outputs = tuple(_tensor_info(t) for t in fb.output_tensors)
     first_in, first_out = inputs[0], outputs[0]
     return ModelInfo(
         ops=tuple(sorted(used)),
@@ -193,11 +124,13 @@ def _walk(data: bytes, path: Any) -> ModelInfo:
         custom_ops=tuple(sorted(customs)),
         inputs=inputs,
         outputs=outputs,
-        tensor_count=tensor_count,
-        subgraph_count=model.SubgraphsLength(),
-        operator_count=operator_count,
-        size_bytes=len(data),
-        float_tensors=tuple(float_tensors),
+        tensor_count=sum(len(ts) for ts in fb.subgraphs),
+        subgraph_count=len(fb.subgraphs),
+        operator_count=len(fb.operators),
+        size_bytes=len(fb.data),
+        float_tensors=tuple(
+            t.name for ts in fb.subgraphs for t in ts if t.dtype.startswith("FLOAT")
+        ),
         float_ops=tuple(sorted(float_ops)),
     )
 
@@ -208,18 +141,13 @@ def inspect_tflite(model_bytes: bytes, path: str | os.PathLike | None = None) ->
     ``path`` only names the file in error messages.
     """
     data = bytes(model_bytes)
-    if len(data) < 16 or data[4:8] != b"TFL3":
-        raise ModelError(
-            f"{source_name(path)}: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier)"
-        )
+    where = source_name(path)
+    if len(data) < 16 or data[4:8] != FILE_IDENTIFIER:
+        raise ModelError(f"{where}: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier)")
     try:
-        return _walk(data, path)
-    except ModelError:
-        raise
-    except Exception as err:  # flatbuffers reads past the end / garbage offsets
-        raise ModelError(
-            f"{source_name(path)}: corrupt or truncated .tflite ({type(err).__name__}: {err})"
-        ) from err
+        return _describe(read_flatbuffer(data, where))
+    except FirmwareGenError as err:
+        raise ModelError(str(err)) from None
 
 
 def read_tflite(path: str | os.PathLike) -> tuple[bytes, ModelInfo]:

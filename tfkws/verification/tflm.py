@@ -17,30 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from firmware_gen.ops import op_table
 from tfkws.conversion.model_info import ModelInfo, inspect_tflite, require_int8, source_name
 from tfkws.errors import ModelError
 
-# Builtin ops registered by the TFLM Python interpreter of tflite-micro 0.dev20261023182759
-# (g8f6596d). Measured, not copied from docs: a one-operator flatbuffer per BuiltinOperator
-# code was loaded in a fresh process; these are the codes for which TFLM did NOT print
-# "Didn't find op for builtin opcode" (it then failed later, in Prepare, on the dummy tensors).
-TFLM_BUILTIN_OPS = frozenset(
-    """
-    ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL
-    BATCH_TO_SPACE_ND BROADCAST_ARGS BROADCAST_TO CALL_ONCE CAST CEIL CONCATENATION CONV_2D
-    COS CUMSUM DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE DIV DYNAMIC_UPDATE_SLICE ELU
-    EMBEDDING_LOOKUP EQUAL EXP EXPAND_DIMS FILL FLOOR FLOOR_DIV FLOOR_MOD FULLY_CONNECTED
-    GATHER GATHER_ND GREATER GREATER_EQUAL HARD_SWISH IF L2_NORMALIZATION L2_POOL_2D
-    LEAKY_RELU LESS LESS_EQUAL LOG LOGICAL_AND LOGICAL_NOT LOGICAL_OR LOGISTIC LOG_SOFTMAX
-    MAXIMUM MAX_POOL_2D MEAN MINIMUM MIRROR_PAD MUL NEG NOT_EQUAL PACK PAD PADV2 PRELU
-    QUANTIZE READ_VARIABLE REDUCE_ALL REDUCE_MAX REDUCE_MIN RELU RELU6 RESHAPE RESIZE_BILINEAR
-    RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT_V2 SHAPE SIN SLICE SOFTMAX
-    SPACE_TO_BATCH_ND SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE
-    STRIDED_SLICE SUB SUM SVDF TANH TRANSPOSE TRANSPOSE_CONV UNIDIRECTIONAL_SEQUENCE_LSTM
-    UNPACK VAR_HANDLE WHILE ZEROS_LIKE
-    """.split()
-)
-# Custom ops the same interpreter registers (same probe with a CUSTOM opcode).
+# Builtin ops TFLM registers: firmware_gen's table (parsed from TFLM's
+# micro_mutable_op_resolver.h, whose Add* methods the Python interpreter's resolver calls too);
+# tests/test_tflm_ops.py ties it to the TFLM sources and to the installed interpreter.
+TFLM_BUILTIN_OPS = frozenset(op_table()["builtin_ops"])
+# Custom ops the TFLM Python interpreter registers (measured: a one-operator flatbuffer with this
+# CUSTOM code, loaded in a fresh process; the resolver's AddDetectionPostprocess).
 TFLM_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
 
 _MISSING_RE = (

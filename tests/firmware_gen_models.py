@@ -1,5 +1,8 @@
 """Small int8 models for firmware_gen's tests and benchmarks (needs TensorFlow + tf_keras).
 
+Here, not in the package: firmware_gen itself never imports TensorFlow (benchmarks put tests/ on
+``sys.path`` to use ``convert``).
+
 Built with tf_keras and the TFLite converter (full int8, static batch 1), cached per process.
 ``edit_ops`` rewrites op codes in a flatbuffer to make models TFLM cannot run.
 """
