@@ -89,6 +89,6 @@ def import_tensorflow() -> None:
     """
     with filtered_stderr():
         import tensorflow  # noqa: F401
+    logging.getLogger("tensorflow").setLevel(logging.NOTSET if _state["verbose"] else logging.ERROR)
     if not _state["verbose"]:
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")

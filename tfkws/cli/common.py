@@ -62,6 +62,18 @@ def resolve_path_flags(fv: flags.FlagValues) -> None:
         flag.value = [absolute(p) for p in flag.value] if flag.is_list else absolute(flag.value)
 
 
+def define_verbose_flag(fv: flags.FlagValues) -> None:
+    """``--verbose`` on every command (``tfkws.cli.main`` reads it before TensorFlow loads)."""
+    flags.DEFINE_bool(
+        "verbose",
+        False,
+        "Also show TensorFlow's own logs and Keras's progress (tfkws prints a line per epoch and "
+        "progress with an ETA either way).",
+        flag_values=fv,
+        short_name="v",
+    )
+
+
 def parse_params(text: str) -> dict[str, Any]:
     """``"size=m,dropout=0.2"`` or a JSON object -> dict; values parsed as JSON when they can be."""
     text = (text or "").strip()

@@ -29,7 +29,6 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool(
         "resume", False, "Continue the QAT run in --out from its last checkpoint.", flag_values=fv
     )
-    flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1, 2).", flag_values=fv)
     common.define_distill_flags(fv)
 
 
@@ -49,7 +48,7 @@ def finetune_and_report(fv: flags.FlagValues, width: float | None) -> int:
         batch_size=fv.batch_size,
         data=fv.data,
         resume=fv.resume,
-        verbose=fv.verbose,
+        verbose=2 if fv.verbose else 1,
         width=width,
         **common.distill_settings(fv),
     )

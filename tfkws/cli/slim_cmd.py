@@ -82,7 +82,6 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool(
         "resume", False, "qat: continue the run in --out from its last checkpoint.", flag_values=fv
     )
-    flags.DEFINE_integer("verbose", 2, "qat: Keras fit verbosity (0, 1, 2).", flag_values=fv)
     common.define_distill_flags(fv, "qat: ")
 
 

@@ -93,12 +93,6 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool(
         "resume", False, "Continue the run in --out from its last checkpoint.", flag_values=fv
     )
-    flags.DEFINE_integer(
-        "verbose",
-        2,
-        "Keras fit verbosity (0, 1 = progress bar, 2 = a line per epoch).",
-        flag_values=fv,
-    )
 
 
 def qat_settings(fv: flags.FlagValues) -> dict:
@@ -161,7 +155,7 @@ def run(fv: flags.FlagValues) -> int:
         data_path=fv.data,
         dataset_mode=fv.mode,
         noise_dir=fv.noise_dir,
-        verbose=fv.verbose,
+        verbose=2 if fv.verbose else 1,
     )
     summary = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
     for split in ("val", "test"):
