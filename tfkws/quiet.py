@@ -26,7 +26,7 @@ from collections.abc import Iterator
 NOISE = re.compile(
     r"^(?:"
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\] .*"  # absl C++ log line
+    r"|[IWE]\d{4} \d\d:\d\d:\d\d+\.\d+ +\d+ [\w.]+:\d+\] .*"  # absl C++ log line
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] .*"  # TF (tsl) C++ log line
     r"|To enable the following instructions: .*"  # 2nd line of cpu_feature_guard's
     r"|fully_quantize: \d+, inference_type: .*"  # the TFLite converter's printf
@@ -79,6 +79,23 @@ def filtered_stderr() -> Iterator[None]:
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
+
+
+class OwnInfoOnly(logging.Filter):
+    """Passes tfkws's own info lines and everyone's warnings; drops other packages' info lines.
+
+    TensorFlow logs some info through absl's Python logger too (``Sharding callback duration``
+    at every checkpoint), the logger tfkws's own messages use.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _state["verbose"] or record.levelno >= logging.WARNING:
+            return True
+        return os.path.abspath(record.pathname).startswith(self.root)
 
 
 def import_tensorflow() -> None:

@@ -92,7 +92,10 @@ def _setup_logging() -> None:
         flags.FLAGS.mark_as_parsed()
     logging.set_verbosity(logging.INFO)
     logging.use_absl_handler()
-    logging.get_absl_handler().setFormatter(None)  # absl's own "I1125 ..." format
+    handler = logging.get_absl_handler()
+    handler.setFormatter(None)  # plain messages, not absl's "I1125 ..." prefix
+    if not any(isinstance(f, quiet.OwnInfoOnly) for f in handler.filters):
+        handler.addFilter(quiet.OwnInfoOnly())
 
 
 def _wants_verbose(args: Sequence[str]) -> bool:
