@@ -103,7 +103,7 @@ def test_tfkws_demo_as_the_readme_writes_it(tmp_path: Path) -> None:
     summary = json.loads((demo / "summary.json").read_text())
     assert summary["out"] == str(demo)
     if on_target:
-        assert summary["on_target"] and summary["on_target"][0]["cpu"] == "m4", out[-4000:]
+        assert summary["on_target"] and summary["on_target"][0]["cpu"] == "cortex-m4", out[-4000:]
         assert summary["on_target"][0]["outputs_bit_exact"]
     else:
         assert "on-target measurement skipped" in out
