@@ -37,7 +37,7 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = [
-        "usage: tfkws [--verbose] COMMAND [--flags]   (tfkws COMMAND --help for its flags)",
+        "usage: tfkws COMMAND [--flags] [--verbose]   (tfkws COMMAND --help for its flags)",
         "",
         "commands:",
     ]
