@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from conftest import REPO
 
 from tfkws.progress import Progress, format_seconds
+from tfkws.quiet import NOISE as TF_NOISE
 from tfkws.training.progress import epoch_line
 
 NOISE = ("Epoch 1/", "oneDNN", "cuda", "E0000", "I0000", "W0000", "Sharding callback")
@@ -54,7 +56,11 @@ def _train(tmp_path: Path, data: Path, *extra: str) -> str:
 
 @pytest.mark.slow
 def test_train_prints_tfkws_lines_only(tmp_path: Path, tone_dataset: Path) -> None:
-    out = _train(tmp_path, tone_dataset)
+    data = tmp_path / "data"
+    shutil.copytree(tone_dataset, data)
+    (data / "high" / "spk00_nohash_99.wav").write_bytes(b"not a wav file")
+    out = _train(tmp_path, data)
+    assert "spk00_nohash_99.wav" in out  # a warning that matters stays visible
     epochs = [int(m.group(1)) for m in map(EPOCH.match, out.splitlines()) if m]
     assert epochs == [1, 2, 3], out
     assert "ETA" in out
@@ -113,3 +119,50 @@ def test_progress_bar_on_a_terminal() -> None:
     text = stream.getvalue()
     assert text.startswith("\r[") and text.endswith("\n")
     assert "rendering: 3/3 (100 %)" in text and "#" * 24 in text
+
+
+def test_noise_pattern() -> None:
+    """TF's C++ log lines (both formats) are noise; tracebacks and tfkws's lines are not."""
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796311217.394873    5671 cudart_stub.cc:31] Could not find cuda drivers on "
+        "your machine, GPU will not be used.",
+        "E0000 00:00:1758131045.203198 3722035 op_def_util.cc:12] NodeDef mentions attribute "
+        "use_unbounded_threadpool which is not in the op definition",
+        "2025-09-17 14:44:05.157831: I tensorflow/core/util/port.cc:153] oneDNN custom operations "
+        "are on. You may see slightly different numerical results.",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow "
+        "with the appropriate compiler flags.",
+        "fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: "
+        "INT8",
+    ]
+    kept = [
+        "Traceback (most recent call last):",
+        "skipping clip: /data/x.wav: not a readable audio file",
+        "F0000 00:00:1796311217.394873    5671 check.cc:1] Check failed: x",
+        "epoch 1/3  loss 1.1037  accuracy 33.3 %  val accuracy 33.3 %  5 s  ETA 9 s",
+    ]
+    assert all(TF_NOISE.match(line) for line in noise)
+    assert not any(TF_NOISE.match(line) for line in kept)
+
+
+def test_filtered_stderr_keeps_what_is_not_noise(tmp_path: Path) -> None:
+    """At file-descriptor level, as C++ writes it: noise dropped, other lines given back."""
+    code = (
+        "import os\n"
+        "from tfkws import quiet\n"
+        "with quiet.filtered_stderr():\n"
+        "    os.write(2, b'I0000 00:00:17.5 12 cudart_stub.cc:31] Could not find cuda\\n')\n"
+        "    os.write(2, b'a real error\\n')\n"
+        "quiet.set_verbose(True)\n"
+        "with quiet.filtered_stderr():\n"
+        "    os.write(2, b'I0000 00:00:18.5 12 x.cc:1] shown when verbose\\n')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stderr.splitlines() == [
+        "a real error",
+        "I0000 00:00:18.5 12 x.cc:1] shown when verbose",
+    ]
