@@ -82,7 +82,7 @@ def filtered_stderr() -> Iterator[None]:
 
 
 class OwnInfoOnly(logging.Filter):
-    """Passes tfkws's own info lines and everyone's warnings; drops other packages' info lines.
+    """Passes tfkws's (and firmware_gen's) info lines and every warning; drops other info lines.
 
     TensorFlow logs some info through absl's Python logger too (``Sharding callback duration``
     at every checkpoint), the logger tfkws's own messages use.
@@ -90,12 +90,13 @@ class OwnInfoOnly(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.roots = tuple(os.path.join(repo, pkg) + os.sep for pkg in ("tfkws", "firmware_gen"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _state["verbose"] or record.levelno >= logging.WARNING:
             return True
-        return os.path.abspath(record.pathname).startswith(self.root)
+        return os.path.abspath(record.pathname).startswith(self.roots)
 
 
 def import_tensorflow() -> None:
