@@ -80,7 +80,12 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--distill_weight", type=float, default=TrainConfig.distill_weight)
     p.add_argument("--distill_temperature", type=float, default=TrainConfig.distill_temperature)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--verbose", type=int, default=2)
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        help="0 quiet, 1 a tfkws line per epoch, 2 also Keras's own epoch output",
+    )
     p.add_argument(
         "--features",
         default="",

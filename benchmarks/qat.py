@@ -81,7 +81,7 @@ def bench_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         cmd_ptq = ["slim", "extract", "--run", str(src), "--width", str(width), "--out", str(ptq)]
         cmd_qat = ["slim", "qat", "--run", str(src), "--width", str(width), "--out", str(qat_run)]
     cmd_ptq += ["--num_calibration", str(args.num_calibration), "--seed", str(args.seed)]
-    cmd_qat += ["--epochs", str(args.qat_epochs), "--verbose", str(args.verbose)]
+    cmd_qat += ["--epochs", str(args.qat_epochs), f"--verbose={args.verbose >= 2}"]
     if args.qat_lr:
         cmd_qat += ["--lr", str(args.qat_lr)]
     distill = args.qat_distill and width is None  # a supernet is no plain teacher

@@ -3,12 +3,75 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from absl import flags
 
 from tfkws.errors import TfkwsError
 from tfkws.features.config import KINDS, FeatureConfig
+
+
+class PathFlag(flags.Flag):
+    """A flag naming files or folders (one, or a comma list): made absolute once, after parsing.
+
+    Every stage below the command line then sees absolute paths, so none depends on the working
+    directory (a relative ``--out`` once broke the demo's firmware step).
+    """
+
+    def __init__(self, name: str, default: Any, help_text: str, is_list: bool = False) -> None:
+        self.is_list = is_list
+        parser = flags.ListParser() if is_list else flags.ArgumentParser()
+        serializer = flags.CsvListSerializer(",") if is_list else flags.ArgumentSerializer()
+        super().__init__(parser, serializer, name, default, help_text)
+
+    def flag_type(self) -> str:
+        return "list of paths" if self.is_list else "path"
+
+
+def define_path(
+    name: str,
+    default: str | None,
+    help_text: str,
+    fv: flags.FlagValues,
+    required: bool = False,
+) -> None:
+    """A string flag that names a file or folder (absolute after :func:`resolve_path_flags`)."""
+    flags.DEFINE_flag(PathFlag(name, default, help_text), fv, required=required)
+
+
+def define_path_list(
+    name: str, default: Sequence[str], help_text: str, fv: flags.FlagValues
+) -> None:
+    """A comma-list flag of files or folders (each absolute after :func:`resolve_path_flags`)."""
+    flags.DEFINE_flag(PathFlag(name, list(default), help_text, is_list=True), fv)
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """``path`` made absolute against the working directory (``~`` expanded, symlinks kept)."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def resolve_path_flags(fv: flags.FlagValues) -> None:
+    """Make every :class:`PathFlag` of parsed ``fv`` absolute (unset flags stay unset)."""
+    for name in list(fv):
+        flag = fv[name]
+        if not isinstance(flag, PathFlag) or not flag.value or flag.name != name:
+            continue
+        flag.value = [absolute(p) for p in flag.value] if flag.is_list else absolute(flag.value)
+
+
+def define_verbose_flag(fv: flags.FlagValues) -> None:
+    """``--verbose`` on every command (``tfkws.cli.main`` reads it before TensorFlow loads)."""
+    flags.DEFINE_bool(
+        "verbose",
+        False,
+        "Also show TensorFlow's own logs and Keras's progress (tfkws prints a line per epoch and "
+        "progress with an ETA either way).",
+        flag_values=fv,
+        short_name="v",
+    )
 
 
 def parse_params(text: str) -> dict[str, Any]:
@@ -76,12 +139,12 @@ def define_distill_flags(fv: flags.FlagValues, what: str = "") -> None:
     from tfkws.training.run_config import TrainConfig
 
     d = TrainConfig()
-    flags.DEFINE_list(
+    define_path_list(
         "teacher",
         [],
         f"{what}Knowledge distillation: trained float run folder(s) with the same features and "
         "labels whose mean softened predictions the model also learns from.",
-        flag_values=fv,
+        fv,
     )
     flags.DEFINE_float(
         "distill_weight",

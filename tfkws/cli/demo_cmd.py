@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.cli import common
+
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string("out", "tfkws_demo", "Output folder.", flag_values=fv)
+    common.define_path("out", "tfkws_demo", "Output folder.", fv)
     flags.DEFINE_enum(
         "size", "default", ["tiny", "default", "large"], "Synthetic dataset size.", flag_values=fv
     )
     flags.DEFINE_integer("epochs", 0, "Training epochs (0 = the demo default).", flag_values=fv)
     flags.DEFINE_string("model", "ds_cnn", "Registered model.", flag_values=fv)
     flags.DEFINE_string("params", "", "Model params: key=value,...", flag_values=fv)
-    flags.DEFINE_string(
+    common.define_path(
         "real_data",
         None,
         "Also evaluate on this real dataset (e.g. ../shared/data/speech_commands_test_dev).",
-        flag_values=fv,
+        fv,
     )
     flags.DEFINE_integer("seed", 0, "Seed.", flag_values=fv)
     flags.DEFINE_bool(
@@ -26,7 +28,6 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def run(fv: flags.FlagValues) -> int:
-    from tfkws.cli.common import parse_params
     from tfkws.demo import run_demo
 
     run_demo(
@@ -34,7 +35,7 @@ def run(fv: flags.FlagValues) -> int:
         size=fv.size,
         epochs=fv.epochs or None,
         model=fv.model,
-        params=parse_params(fv.params),
+        params=common.parse_params(fv.params),
         real_data=fv.real_data,
         seed=fv.seed,
         resume=fv.resume,

@@ -4,30 +4,24 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.cli import common
+
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string(
-        "model",
-        None,
-        "int8 .tflite exported by tfkws (metadata beside it).",
-        flag_values=fv,
-        required=True,
+    common.define_path(
+        "model", None, "int8 .tflite exported by tfkws (metadata beside it).", fv, required=True
     )
-    flags.DEFINE_string(
-        "data",
-        None,
-        "Speech Commands folder, CSV, or folder of CSV lists.",
-        flag_values=fv,
-        required=True,
+    common.define_path(
+        "data", None, "Speech Commands folder, CSV, or folder of CSV lists.", fv, required=True
     )
     flags.DEFINE_string("split", "all", "all, training, validation or testing.", flag_values=fv)
     flags.DEFINE_integer(
         "max_clips", 0, "Evaluate a seeded random subset (0 = every clip).", flag_values=fv
     )
-    flags.DEFINE_string(
-        "json", None, "Write the full report (per class, confusion matrix) here.", flag_values=fv
+    common.define_path(
+        "json", None, "Write the full report (per class, confusion matrix) here.", fv
     )
-    flags.DEFINE_string("plot", None, "Write the confusion matrix PNG here.", flag_values=fv)
+    common.define_path("plot", None, "Write the confusion matrix PNG here.", fv)
 
 
 def run(fv: flags.FlagValues) -> int:

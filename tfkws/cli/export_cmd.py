@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.cli import common
 from tfkws.quantization.ptq import PTQ_CLIPS, REPRESENTATIVE_CLIPS
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string(
-        "run", None, "Run folder written by tfkws train.", flag_values=fv, required=True
-    )
-    flags.DEFINE_string(
-        "out", None, "Output .tflite (default RUN/model_int8.tflite).", flag_values=fv
-    )
+    common.define_path("run", None, "Run folder written by tfkws train.", fv, required=True)
+    common.define_path("out", None, "Output .tflite (default RUN/model_int8.tflite).", fv)
     flags.DEFINE_integer(
         "num_calibration",
         REPRESENTATIVE_CLIPS,
@@ -21,11 +18,9 @@ def define_flags(fv: flags.FlagValues) -> None:
         f"{PTQ_CLIPS} of them (the same clips a QAT run starts its ranges from).",
         flag_values=fv,
     )
-    flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)
+    common.define_path("data", None, "Dataset path if it moved since training.", fv)
     flags.DEFINE_integer("seed", 0, "Seed for the representative subset.", flag_values=fv)
-    flags.DEFINE_string(
-        "firmware_dir", None, "Also run firmware-gen into this folder.", flag_values=fv
-    )
+    common.define_path("firmware_dir", None, "Also run firmware-gen into this folder.", fv)
     flags.DEFINE_list(
         "target",
         None,

@@ -2,6 +2,11 @@
 
 Each subcommand parses its own ``absl.flags.FlagValues`` (no global flag clashes, and tests can run
 commands in-process). A user error prints one line ``tfkws CMD: error: ...`` and exits 2.
+
+Every command also takes ``--verbose`` (or ``tfkws --verbose CMD``): without it TensorFlow's own
+logs and Keras's progress are hidden (``tfkws.quiet``) and tfkws prints one line per epoch and
+progress with an ETA for long steps. Path flags are made absolute here, once
+(``common.resolve_path_flags``), so no stage depends on the working directory.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Sequence
 from absl import flags, logging
 
 import tfkws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tfkws import quiet
+from tfkws.cli import common
 from tfkws.errors import USER_ERRORS
 
 COMMANDS = {
@@ -31,7 +38,7 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = [
-        "usage: tfkws COMMAND [--flags]   (tfkws COMMAND --help for its flags)",
+        "usage: tfkws COMMAND [--flags] [--verbose]   (tfkws COMMAND --help for its flags)",
         "",
         "commands:",
     ]
@@ -42,16 +49,22 @@ def _usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tfkws`` with ``argv`` (without the program name); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    global_verbose = bool(argv) and argv[0] in ("--verbose", "-v")  # tfkws --verbose CMD ...
+    if global_verbose:
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
+    name, rest = argv[0], ["--verbose"] * global_verbose + argv[1:]
     if name not in COMMANDS:
         print(f"tfkws: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    quiet.set_verbose(_wants_verbose(rest))  # before anything imports TensorFlow
+    quiet.import_tensorflow()
     module = importlib.import_module(f"tfkws.cli.{name}_cmd")
     fv = flags.FlagValues()
     module.define_flags(fv)
+    common.define_verbose_flag(fv)
     if any(a in ("-h", "--help", "--helpfull") for a in rest):
         print(f"tfkws {name}: {COMMANDS[name]}\n")
         print(fv.get_help())
@@ -61,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except flags.Error as e:
         print(f"tfkws {name}: error: {e}", file=sys.stderr)
         return 2
+    common.resolve_path_flags(fv)
     _setup_logging()
+    _line_buffered_stdout()
     try:
         run_args = getattr(module, "run_with_args", None)  # commands with an action word
         return int((run_args(fv, positional) if run_args else module.run(fv)) or 0)
@@ -78,7 +93,35 @@ def _setup_logging() -> None:
         flags.FLAGS.mark_as_parsed()
     logging.set_verbosity(logging.INFO)
     logging.use_absl_handler()
-    logging.get_absl_handler().setFormatter(None)  # absl's own "I1125 ..." format
+    handler = logging.get_absl_handler()
+    handler.setFormatter(None)  # plain messages, not absl's "I1125 ..." prefix
+    if not any(isinstance(f, quiet.OwnInfoOnly) for f in handler.filters):
+        handler.addFilter(quiet.OwnInfoOnly())
+
+
+def _wants_verbose(args: Sequence[str]) -> bool:
+    """``--verbose`` as absl will parse it (the last one wins), read before TensorFlow loads."""
+    verbose = False
+    for a in args:
+        if a == "--":
+            break
+        if a in ("--verbose", "-v"):
+            verbose = True
+        elif a == "--noverbose":
+            verbose = False
+        elif a.startswith("--verbose="):
+            verbose = a.split("=", 1)[1].lower() in ("true", "t", "1")
+    return verbose
+
+
+def _line_buffered_stdout() -> None:
+    """stdout to a file or pipe in order with stderr (absl's messages), as on a terminal."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and not sys.stdout.isatty():
+        try:
+            reconfigure(line_buffering=True)
+        except (ValueError, OSError):
+            pass
 
 
 def run() -> None:

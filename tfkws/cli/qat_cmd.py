@@ -16,10 +16,8 @@ from tfkws.cli import common
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string(
-        "run", None, "Trained float run folder (tfkws train).", flag_values=fv, required=True
-    )
-    flags.DEFINE_string("out", None, "New QAT run folder.", flag_values=fv, required=True)
+    common.define_path("run", None, "Trained float run folder (tfkws train).", fv, required=True)
+    common.define_path("out", None, "New QAT run folder.", fv, required=True)
     flags.DEFINE_integer("epochs", 3, "QAT epochs.", flag_values=fv)
     flags.DEFINE_float(
         "lr", None, "Peak learning rate (default: the float run's --lr / 100).", flag_values=fv
@@ -27,11 +25,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "batch_size", None, "Batch size (default: the float run's).", flag_values=fv
     )
-    flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)
+    common.define_path("data", None, "Dataset path if it moved since training.", fv)
     flags.DEFINE_bool(
         "resume", False, "Continue the QAT run in --out from its last checkpoint.", flag_values=fv
     )
-    flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1, 2).", flag_values=fv)
     common.define_distill_flags(fv)
 
 
@@ -51,7 +48,7 @@ def finetune_and_report(fv: flags.FlagValues, width: float | None) -> int:
         batch_size=fv.batch_size,
         data=fv.data,
         resume=fv.resume,
-        verbose=fv.verbose,
+        verbose=2 if fv.verbose else 1,
         width=width,
         **common.distill_settings(fv),
     )

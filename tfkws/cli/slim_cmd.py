@@ -30,13 +30,13 @@ USAGE = (
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string("run", None, "Run folder of a trained slimmable supernet.", flag_values=fv)
+    common.define_path("run", None, "Run folder of a trained slimmable supernet.", fv)
     flags.DEFINE_float("width", None, "extract/qat: width (one of the supernet's).", flag_values=fv)
-    flags.DEFINE_string(
+    common.define_path(
         "out",
         None,
         "extract: output .tflite (default RUN/model_w<W>_int8.tflite); qat: new run folder.",
-        flag_values=fv,
+        fv,
     )
     flags.DEFINE_integer(
         "num_calibration",
@@ -45,7 +45,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         f"{PTQ_CLIPS} of them.",
         flag_values=fv,
     )
-    flags.DEFINE_string("data", None, "Dataset path if it moved since training.", flag_values=fv)
+    common.define_path("data", None, "Dataset path if it moved since training.", fv)
     flags.DEFINE_integer("seed", 0, "Seed for the representative subset.", flag_values=fv)
     flags.DEFINE_multi_string(
         "target",
@@ -59,7 +59,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "max_flash", None, "select: flash limit for model + TFLM runtime (bytes).", flag_values=fv
     )
-    flags.DEFINE_string("out_dir", None, "select: output folder.", flag_values=fv)
+    common.define_path("out_dir", None, "select: output folder.", fv)
     flags.DEFINE_string(
         "split",
         None,
@@ -82,7 +82,6 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool(
         "resume", False, "qat: continue the run in --out from its last checkpoint.", flag_values=fv
     )
-    flags.DEFINE_integer("verbose", 2, "qat: Keras fit verbosity (0, 1, 2).", flag_values=fv)
     common.define_distill_flags(fv, "qat: ")
 
 

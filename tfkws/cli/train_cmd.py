@@ -14,17 +14,15 @@ DEFAULT_KEYWORDS = "yes,no,up,down,left,right,on,off,stop,go"
 
 def define_flags(fv: flags.FlagValues) -> None:
     d = TrainConfig()
-    flags.DEFINE_string(
+    common.define_path(
         "data",
         None,
         "Dataset: a Speech Commands folder, a CSV (file,class) or a "
         "folder with train.csv/val.csv[/test.csv].",
-        flag_values=fv,
+        fv,
         required=True,
     )
-    flags.DEFINE_string(
-        "noise_dir", None, "Extra background-noise folder for augmentation.", flag_values=fv
-    )
+    common.define_path("noise_dir", None, "Extra background-noise folder for augmentation.", fv)
     flags.DEFINE_enum(
         "mode",
         "12class",
@@ -91,15 +89,9 @@ def define_flags(fv: flags.FlagValues) -> None:
         "qat_lr", None, "QAT peak learning rate (default: --lr / 100).", flag_values=fv
     )
     common.define_distill_flags(fv)
-    flags.DEFINE_string("out", None, "Run folder.", flag_values=fv, required=True)
+    common.define_path("out", None, "Run folder.", fv, required=True)
     flags.DEFINE_bool(
         "resume", False, "Continue the run in --out from its last checkpoint.", flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "verbose",
-        2,
-        "Keras fit verbosity (0, 1 = progress bar, 2 = a line per epoch).",
-        flag_values=fv,
     )
 
 
@@ -163,7 +155,7 @@ def run(fv: flags.FlagValues) -> int:
         data_path=fv.data,
         dataset_mode=fv.mode,
         noise_dir=fv.noise_dir,
-        verbose=fv.verbose,
+        verbose=2 if fv.verbose else 1,
     )
     summary = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
     for split in ("val", "test"):

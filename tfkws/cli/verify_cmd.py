@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from absl import flags
 
+from tfkws.cli import common
+
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string(
-        "model", None, "int8 .tflite exported by tfkws.", flag_values=fv, required=True
-    )
-    flags.DEFINE_string(
-        "data",
-        None,
-        "Clips to verify on (default: the source run's validation split).",
-        flag_values=fv,
+    common.define_path("model", None, "int8 .tflite exported by tfkws.", fv, required=True)
+    common.define_path(
+        "data", None, "Clips to verify on (default: the source run's validation split).", fv
     )
     flags.DEFINE_string(
         "split", None, "Split of --data (default validation, else all).", flag_values=fv
     )
     flags.DEFINE_integer("max_clips", 200, "Number of clips.", flag_values=fv)
     flags.DEFINE_float("min_within_1lsb", 0.999, "Fail (exit 1) below this share.", flag_values=fv)
-    flags.DEFINE_string("json", None, "Write the report here.", flag_values=fv)
+    common.define_path("json", None, "Write the report here.", fv)
 
 
 def run(fv: flags.FlagValues) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfkws import quiet
 from tfkws.conversion.model_info import inspect_tflite, require_int8
 from tfkws.errors import ModelError
 from tfkws.folding.fold import with_batch_size
@@ -75,7 +76,8 @@ def to_int8_tflite(
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        data = bytes(converter.convert())
+        with quiet.filtered_stderr():  # the converter's own printf lines
+            data = bytes(converter.convert())
     except Exception as err:  # ConverterError, or a RuntimeError from the calibrator
         raise _converter_error(model, err) from err
     info = inspect_tflite(data)
@@ -98,6 +100,7 @@ def to_float_tflite(model: keras.Model) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(export)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return bytes(converter.convert())
+        with quiet.filtered_stderr():
+            return bytes(converter.convert())
     except Exception as err:
         raise ModelError(f"model {model.name!r} cannot be converted to TFLite: {err}") from err

@@ -21,6 +21,7 @@ from tfkws.data.dataset import KwsDataset
 from tfkws.data.example import Example
 from tfkws.data.spec_augment import SpecAugmentConfig, spec_augment
 from tfkws.errors import AudioError, DatasetError
+from tfkws.progress import Progress
 
 INT16_SCALE = 32768.0
 FeatureFn = Callable[[tf.Tensor], tf.Tensor]
@@ -60,9 +61,10 @@ def load_clips(
     audio = np.zeros((total, num_samples), np.int16)
     ids = np.zeros(total, np.int32)
     kept = np.zeros(total, bool)
-    step = max(1, total // 10)
     skipped = 0
+    progress = Progress("loading clips", total)
     for i, ex in enumerate(examples):
+        progress.update()
         if ex.label not in index:
             where = ex.path or "generated silence"
             raise DatasetError(f"{where}: label {ex.label!r} is not one of {', '.join(labels)}")
@@ -83,8 +85,7 @@ def load_clips(
         audio[i] = to_int16(clip)
         ids[i] = index[ex.label]
         kept[i] = True
-        if (i + 1) % step == 0 or i + 1 == total:
-            logging.info("loaded %d/%d clips (%d%%)", i + 1, total, 100 * (i + 1) // total)
+    progress.close()
     if skipped:
         logging.warning("skipped %d unreadable clip(s) of %d", skipped, total)
     if not kept.any():

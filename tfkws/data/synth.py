@@ -31,6 +31,7 @@ from tfkws import __version__
 from tfkws.atomic import output_dir
 from tfkws.data import espeak
 from tfkws.errors import AudioError, DatasetError
+from tfkws.progress import Progress
 
 KEYWORDS: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -338,10 +339,11 @@ def synthesize_dataset(
 
     validation: list[str] = []
     testing: list[str] = []
+    bar = Progress("synth: rendering clips", len(plan), enabled=progress)
     with output_dir(out_dir) as tmp:
         for name, samples in {**noises, **user_noise}.items():
             _write_wav(tmp / NOISE_DIR / f"{name}.wav", samples, sample_rate)
-        for k, (item, raw) in enumerate(zip(plan, speech, strict=True)):
+        for item, raw in zip(plan, speech, strict=True):
             clip = _render_clip(raw, item["rng"], mix_noises, sample_rate, recipe)
             rel = f"{item['word']}/{item['speaker']}_nohash_{item['rep']}.wav"
             _write_wav(tmp / rel, clip, sample_rate)
@@ -349,11 +351,8 @@ def synthesize_dataset(
                 validation.append(rel)
             elif item["speaker"] in test_ids:
                 testing.append(rel)
-            if progress and (k + 1) % 500 == 0:
-                elapsed = time.monotonic() - start
-                logging.info(
-                    "synth: %d/%d clips, %.0f clips/s", k + 1, len(plan), (k + 1) / elapsed
-                )
+            bar.update()
+        bar.close()
         (tmp / "validation_list.txt").write_text("".join(f"{r}\n" for r in sorted(validation)))
         (tmp / "testing_list.txt").write_text("".join(f"{r}\n" for r in sorted(testing)))
         config = {

@@ -48,6 +48,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
     transforms,
 )
 
+from tfkws import quiet
 from tfkws.errors import ModelError
 from tfkws.folding.fold import _rebuild, fold_model, with_batch_size
 from tfkws.layers.strided_depthwise_conv import StridedDepthwiseConv2D
@@ -366,7 +367,8 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     try:
-        with converter_graph():  # plain FakeQuants, not the integer-rounding emulation
+        # plain FakeQuants, not the integer-rounding emulation; without the converter's printf
+        with converter_graph(), quiet.filtered_stderr():
             data = bytes(converter.convert())
     except Exception as err:  # ConverterError and friends
         first = next((ln for ln in str(err).splitlines() if "error:" in ln), str(err))

@@ -37,7 +37,7 @@ def qat_finetune(
     batch_size: int | None = None,
     data: str | None = None,
     resume: bool = False,
-    verbose: int = 2,
+    verbose: int = 1,
     width: float | None = None,
     teachers: list[str] | tuple[str, ...] = (),
     distill_weight: float = 0.5,
@@ -53,7 +53,7 @@ def qat_finetune(
       batch_size: None = the float run's.
       data: dataset path if it moved since the float run was trained.
       resume: continue the run in ``out`` from its last checkpoint.
-      verbose: Keras ``fit`` verbosity (0, 1, 2).
+      verbose: 0 quiet, 1 a tfkws line per epoch, 2 also Keras's own epoch output.
       width: for a slimmable supernet run (required there, refused otherwise): the width whose
         extracted sub-network is fine-tuned.
       teachers, distill_weight, distill_temperature: knowledge distillation during QAT

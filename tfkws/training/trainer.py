@@ -31,6 +31,7 @@ from tfkws.features.extract import feature_fn_tf
 from tfkws.models.registry import build_model
 from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
+from tfkws.training.progress import EpochLine
 from tfkws.training.run_config import QAT_LR_FACTOR, RUN_CONFIG, RunConfig, TrainConfig
 from tfkws.training.sandwich import wrap_slimmable
 from tfkws.training.strategy import make_strategy
@@ -168,9 +169,11 @@ def train(
     dataset_mode: str = "12class",
     noise_dir: str | None = None,
     test_split: str | None = "testing",
-    verbose: int = 2,
+    verbose: int = 1,
 ) -> dict[str, Any]:
     """Train, checkpoint each epoch, keep the best weights on validation; return the results.
+
+    ``verbose``: 0 quiet, 1 one tfkws line per epoch, 2 also Keras's own epoch output.
 
     Writes into ``out_dir``: run_config.json, checkpoints/, best_weights.h5, history.json,
     logs/ (TensorBoard), plots/*.png, results.json, train.log.
@@ -466,17 +469,17 @@ def _train_phase(
         "model %s%s: %d parameters", cfg.model, " (QAT)" if qat_phase else "", model.count_params()
     )
     ran = 0.0
+    # verbose 1: tfkws's line per epoch; 2: also Keras's own per-epoch output.
+    epoch_line = [EpochLine(cfg.epochs, " (QAT)" if qat_phase else "")] if verbose else []
     for epoch in range(done, last):
         t = time.time()
-        if verbose:
-            print(f"epoch {epoch + 1}/{cfg.epochs}{' (QAT)' if qat_phase else ''}", flush=True)
         h = model.fit(
             train_ds_for(epoch),
             validation_data=val_ds,
             epochs=epoch + 1,
             initial_epoch=epoch,
-            callbacks=[tensorboard],
-            verbose=verbose,
+            callbacks=[tensorboard, *epoch_line],
+            verbose=2 if verbose >= 2 else 0,
         )
         for k, v in h.history.items():
             history.setdefault(k, []).append(float(v[-1]))

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from absl import logging
 
 from tfkws.errors import TfkwsError
+from tfkws.progress import Progress
 
 
 def read_model(model_path: str | os.PathLike) -> tuple[bytes, Any]:
@@ -82,8 +82,15 @@ def evaluate_tflite(
         ]
     noise = load_noise(ds.noise_files, fc.sample_rate)
     x, y = clip_features(examples, meta["labels"], fc, noise, seed=seed)
-    logging.info("running %d clips through TFLM", len(y))
-    out = run_tflm(model, quantize_input(x, meta))
+    xq = quantize_input(x, meta)
+    # In chunks only to show progress: TFLM resets between clips, so the outputs are the same.
+    chunk = max(64, -(-len(y) // 20))
+    outs = []
+    with Progress("running clips through TFLM", len(y)) as progress:
+        for start in range(0, len(y), chunk):
+            outs.append(run_tflm(model, xq[start : start + chunk]))
+            progress.update(len(outs[-1]))
+    out = np.concatenate(outs) if outs else run_tflm(model, xq)
     pred = np.argmax(out.reshape(len(y), -1), axis=-1)
     report = accuracy_report(y, pred, meta["labels"])
     report.update(
