@@ -25,6 +25,7 @@ PATH_FLAGS = {
     "demo": {"out", "real_data"},
     "models": set(),
     "slim": {"run", "out", "data", "out_dir", "teacher"},
+    "zoo": {"out"},
 }
 
 

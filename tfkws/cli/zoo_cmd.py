@@ -11,6 +11,7 @@ import json
 
 from absl import flags
 
+from tfkws.cli import common
 from tfkws.errors import TfkwsError
 
 ACTIONS = ("list", "get")
@@ -18,7 +19,7 @@ USAGE = "usage: tfkws zoo list | tfkws zoo get NAME --out DIR [--target T ...]"
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string("out", None, "get: output folder (default: ./NAME).", flag_values=fv)
+    common.define_path("out", None, "get: output folder (default: ./NAME).", fv)
     flags.DEFINE_multi_string(
         "target",
         None,
@@ -66,7 +67,7 @@ def _get(fv: flags.FlagValues, name: str) -> int:
     from tfkws.zoo.catalog import TFLITE, copy_model, get_model
 
     model = get_model(name)
-    out = Path(fv.out or name).resolve()
+    out = Path(fv.out or common.absolute(name))
     targets = [t for item in (fv.target or DEFAULT_TARGETS) for t in item.split(",") if t]
     files = copy_model(model, out)
     print(f"{name}: {model.card['title']}")
