@@ -77,8 +77,8 @@ def kissfft_root(root: Path, explicit: str | os.PathLike | None = None) -> Path:
     if missing:
         raise FirmwareGenError(
             f"{where}: the micro frontend's FFT needs kissfft's {', '.join(KISSFFT_FILES)} "
-            f"(missing: {', '.join(missing)}); add them from kissfft v130 or set KISSFFT_ROOT "
-            "(export KISSFFT_ROOT=$(firmware_gen/fetch_kissfft.sh) takes Debian's)"
+            f"(missing: {', '.join(missing)}); add them from kissfft v130 with TFLM's "
+            "kissfft.patch, or set KISSFFT_ROOT to a folder holding them"
         )
     return where.resolve()
 
