@@ -311,7 +311,7 @@ def to_markdown(doc: dict) -> str:
             + (
                 "exactly the device's output, so the differences come from the sources "
                 "(TensorFlow's own copies of the frontend and kissfft vs the TFLM tree's frontend "
-                "with the kissfft files below), not from the Cortex-M build"
+                "and its kissfft v130 files), not from the Cortex-M build"
                 if fe.get("device_equals_host_build_of_same_sources")
                 else "**a different output** than the device"
             )
