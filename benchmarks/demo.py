@@ -93,6 +93,7 @@ def main() -> int:
     p.add_argument("--work_dir", type=Path, default=REPO / "benchmarks" / "runs" / "demo")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args()
+    code = provenance.current()  # before the runs: the code they ran
     runs = [run_demo(a.work_dir / f"run{i}", a.real_data) for i in range(a.repeat)]
     identical = (
         "not checked"
@@ -104,7 +105,7 @@ def main() -> int:
         "benchmark": "demo",
         "command": "python benchmarks/demo.py" + (f" {argv}" if argv else ""),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        **provenance.current(),
+        **code,
         "identical": identical,
         "runs": runs,
     }
