@@ -8,6 +8,7 @@ go there, not into the repository), with ``TFKWS_NOTEBOOK_FAST=1`` (tiny data, 1
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CELL_TIMEOUT_S = 900  # per cell; a fast-mode notebook takes about a minute in all
 
 
@@ -59,8 +61,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
+    failure = None
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError) as err:
-        pytest.fail(f"{path.name}: {err}", pytrace=False)
+        failure = ANSI.sub("", str(err))  # the failing cell's source and traceback
+    if failure:
+        pytest.fail(f"{path.name}: {failure}", pytrace=False)
     assert any(tmp_path.iterdir()), f"{path.name}: wrote nothing into its working directory"
