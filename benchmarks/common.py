@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from tfkws.data.dataset import KwsDataset  # noqa: E402
+from tfkws.data.kws_dataset import KwsDataset  # noqa: E402
 from tfkws.features.config import FeatureConfig  # noqa: E402
 from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS  # noqa: E402
 from tfkws.training.run_config import TrainConfig  # noqa: E402

@@ -24,7 +24,8 @@ from typing import Any
 import common
 import numpy as np
 
-from tfkws.data.dataset import KwsDataset, open_dataset
+from tfkws.data.dataset import open_dataset
+from tfkws.data.kws_dataset import KwsDataset
 
 MODELS = {
     "slimmable_ds_cnn": "Slimmable DS-CNN",

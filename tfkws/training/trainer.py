@@ -22,7 +22,7 @@ from absl import logging
 
 from tfkws import atomic
 from tfkws.data.augment import AugmentConfig
-from tfkws.data.dataset import KwsDataset
+from tfkws.data.kws_dataset import KwsDataset
 from tfkws.data.pipeline import load_clips, load_noise, make_dataset
 from tfkws.data.spec_augment import SpecAugmentConfig
 from tfkws.errors import TfkwsError
