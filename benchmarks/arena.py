@@ -48,7 +48,7 @@ NUM_CLASSES = 12
 
 def measure(name: str) -> dict:
     from tfkws.folding.fold import fold_model
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     # What tfkws export deploys: BatchNorm and multi-branch blocks folded.
     registered, _, width = name.partition("@")

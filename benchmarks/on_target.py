@@ -59,7 +59,7 @@ def random_export(name: str, path: Path) -> None:
     """What tfkws export deploys for a registered model, with random weights."""
     from firmware_gen.testing import convert
     from tfkws.folding.fold import fold_model
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     registered, _, width = name.partition("@")
     model = build_model(registered, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1)

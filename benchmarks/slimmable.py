@@ -37,7 +37,7 @@ MODELS = {
 def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, Any]:
     """The supernet's parameters for the sub-network at ``width``, as a one-width model."""
     from tfkws.layers.slimmable_base import active_units
-    from tfkws.models.registry import get_spec
+    from tfkws.models.catalog import get_spec
 
     defaults = get_spec(model).defaults | params
     if model == "slimmable_kwt":  # heads of a fixed size: embedding and MLP slice by head size
@@ -217,7 +217,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tfkws.cli.common import parse_params
     from tfkws.layers.slimmable_base import DEFAULT_WIDTHS
-    from tfkws.models.registry import get_spec
+    from tfkws.models.catalog import get_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, epochs=20)

@@ -15,7 +15,7 @@ from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.models import bc_resnet
-from tfkws.models.registry import build_model, list_models
+from tfkws.models.catalog import build_model, list_models
 
 SHAPE = (49, 40)
 

@@ -5,8 +5,8 @@ import pytest
 import tf_keras as keras
 
 from tfkws.errors import TfkwsError
+from tfkws.models.catalog import build_model
 from tfkws.models.ds_cnn import SIZES
-from tfkws.models.registry import build_model
 
 
 def expected_params(channels: int, blocks: int, num_classes: int, kernel=(10, 4)) -> int:

@@ -17,7 +17,7 @@ from tfkws.conversion.model_info import inspect_tflite
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.quantization import qat
 from tfkws.quantization.quantize_configs import SpectralAffine
 from tfkws.training.run_config import TrainConfig

@@ -23,7 +23,7 @@ from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.slimmable_base import set_width
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.models.slim_extract import extract_width
 from tfkws.quantization import qat
 from tfkws.quantization.decompose import decompose_for_qat

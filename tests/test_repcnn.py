@@ -14,7 +14,7 @@ from tfkws.conversion.tflite_convert import to_int8_tflite
 from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.rep_conv_block import RepConvBlock
-from tfkws.models.registry import build_model, list_models
+from tfkws.models.catalog import build_model, list_models
 
 SHAPE = (49, 40)
 SMALL = {"channels": (8, 8, 12, 12), "strides": (1, 2, 1, 1)}

@@ -17,7 +17,7 @@ from tfkws.layers.slimmable_base import (
     relative_costs,
     set_width,
 )
-from tfkws.models.registry import build_model, get_spec, list_models
+from tfkws.models.catalog import build_model, get_spec, list_models
 from tfkws.models.slim_extract import extract_width
 
 TINY = {

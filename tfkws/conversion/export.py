@@ -142,7 +142,7 @@ def export_run(
         params = deployed_params(model)
         extra = None
         if run.train.slim_width is not None:  # one width of a supernet, fine-tuned
-            from tfkws.models.registry import build_model
+            from tfkws.models.catalog import build_model
             from tfkws.models.slim_extract import width_metadata
 
             supernet = build_model(

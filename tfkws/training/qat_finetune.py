@@ -21,7 +21,7 @@ from tfkws.errors import TfkwsError
 def _supernet_widths(src: Any) -> tuple[float, ...] | None:
     """The source run's widths if its model is a slimmable supernet, else None."""
     from tfkws.layers.slimmable_base import model_widths, slimmable_layers
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     model = build_model(
         src.train.model, src.features.shape, len(src.labels), src.train.model_params

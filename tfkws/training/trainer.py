@@ -28,7 +28,7 @@ from tfkws.data.spec_augment import SpecAugmentConfig
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
 from tfkws.features.extract import feature_fn_tf
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
 from tfkws.training.run_config import QAT_LR_FACTOR, RUN_CONFIG, RunConfig, TrainConfig
