@@ -18,6 +18,7 @@ from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.models.catalog import build_model
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.quantization import qat
 from tfkws.quantization.quantize_configs import SpectralAffine
 from tfkws.training.run_config import TrainConfig
@@ -85,7 +86,7 @@ def test_qat_family_is_pure_int8_and_tflm_matches(family: str, clips: tuple) -> 
     q = qat.qat_model(model, calibration=x)
     assert _quantized_weights_missing(q) == []
     _fit(q, x, y, epochs=1, lr=0.001)
-    data = qat.qat_to_int8_tflite(q)
+    data = qat_to_int8_tflite(q)
 
     info = inspect_tflite(data)
     assert (info.input_dtype, info.output_dtype) == ("int8", "int8")

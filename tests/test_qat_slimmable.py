@@ -25,6 +25,7 @@ from tfkws.layers.slimmable_base import set_width
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
 from tfkws.models.catalog import build_model
 from tfkws.models.slim_extract import extract_width
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.quantization import qat
 from tfkws.quantization.decompose import decompose_for_qat
 from tfkws.training.trainer import make_loss
@@ -100,7 +101,7 @@ def test_qat_of_an_extracted_width_is_pure_int8_and_tflm_matches(family: str, cl
     q = qat.qat_model(extract_width(supernet, WIDTH), calibration=x)
     _nothing_left_float(q)
     _fit(q, x, y, 2, lr / 10)
-    data = qat.qat_to_int8_tflite(q)
+    data = qat_to_int8_tflite(q)
     _check_int8(data)
     ops = set(inspect_tflite(data).ops)
     if family == "slimmable_kwt":
@@ -164,7 +165,7 @@ def test_layer_family_qat_round_trip(kind: str, clips: tuple, tmp_path: Path) ->
     q = qat.qat_model(model, calibration=x)
     _nothing_left_float(q)
     _fit(q, x, y, 1, 0.0003)
-    data = qat.qat_to_int8_tflite(q)
+    data = qat_to_int8_tflite(q)
     _check_int8(data)
     assert expected_ops <= set(inspect_tflite(data).ops)
     rep = verify(data, x, keras_model=q)

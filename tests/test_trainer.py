@@ -181,7 +181,7 @@ def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -
 def _kept_start_is_the_ptq_model(tones: Path, float_run: Path, qat_run: Path, tmp: Path) -> None:
     from tfkws.conversion.export import clip_features, export_run
     from tfkws.data.dataset import open_dataset
-    from tfkws.quantization.qat import qat_to_int8_tflite
+    from tfkws.conversion.tflite_convert import qat_to_int8_tflite
     from tfkws.training.run_config import RunConfig
     from tfkws.training.trainer import load_trained_model
     from tfkws.verification.parity import quantize_features

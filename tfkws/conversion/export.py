@@ -136,7 +136,8 @@ def export_run(
             f"tfkws slim extract --run {run_dir} --width W --out M.tflite"
         )
     if run.train.qat:  # folded before QAT, ranges learnt: convert as it is
-        from tfkws.quantization.qat import deployed_params, qat_to_int8_tflite
+        from tfkws.conversion.tflite_convert import qat_to_int8_tflite
+        from tfkws.quantization.qat import deployed_params
 
         tflite = qat_to_int8_tflite(model)
         params = deployed_params(model)

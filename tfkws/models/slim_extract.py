@@ -21,7 +21,7 @@ from absl import logging
 
 from tfkws.conversion.export import ExportResult
 from tfkws.errors import ModelError, TfkwsError
-from tfkws.folding.fold import _KEEP, _rebuild
+from tfkws.folding.fold import KEEP_BATCH, rebuild
 from tfkws.layers.slimmable_base import (
     SlimmableLayer,
     model_macs,
@@ -34,7 +34,7 @@ from tfkws.layers.slimmable_base import (
 from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
 
 
-def extract_width(supernet: keras.Model, width: float, batch_size: Any = _KEEP) -> keras.Model:
+def extract_width(supernet: keras.Model, width: float, batch_size: Any = KEEP_BATCH) -> keras.Model:
     """Plain model of ``supernet`` at ``width`` (one of its widths); the supernet is untouched.
 
     ``batch_size`` gives the new model a static batch (1 for export); default: keep the
@@ -52,7 +52,7 @@ def extract_width(supernet: keras.Model, width: float, batch_size: Any = _KEEP) 
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         return replaced[id(layer)](*args, **kwargs)
 
-    model = _rebuild(supernet, handler, batch_size)
+    model = rebuild(supernet, handler, batch_size)
     tag = f"{float(width):.4g}".replace(".", "_")
     plain = keras.Model(model.inputs, model.outputs, name=f"{supernet.name}_w{tag}")
     left = [la.name for la in plain.layers if isinstance(la, SlimmableLayer)]
