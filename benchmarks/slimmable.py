@@ -60,9 +60,9 @@ def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, A
 
 def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
     """Float validation accuracy of the trained supernet run at each of its widths."""
-    from tfkws.conversion.export import clip_features
+    from tfkws.features.clips import clip_features
     from tfkws.layers.slimmable_base import model_widths, set_width
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.runs.model import load_trained_model
 
     model, run = load_trained_model(run_dir)
     x, y = clip_features(list(ds.split("validation")), ds.labels, run.features)
@@ -84,7 +84,7 @@ def measure_widths(
     tag: str, trained: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """Every width of run ``tag`` through ``slim select`` (int8 in TFLM) + its float accuracy."""
-    from tfkws.models.slim_select import select_width
+    from tfkws.slimmable.select import select_width
 
     run_dir = Path(args.work_dir) / tag
     sel_dir = Path(args.work_dir) / f"{tag}_select"

@@ -14,9 +14,10 @@ import tf_keras as keras
 from conftest import run_cli
 
 from tfkws.errors import TfkwsError
+from tfkws.runs.config import TrainConfig
+from tfkws.runs.model import load_trained_model
 from tfkws.training.distill import DistillModel
-from tfkws.training.run_config import TrainConfig
-from tfkws.training.trainer import load_trained_model, make_loss
+from tfkws.training.trainer import make_loss
 
 
 @pytest.fixture(scope="module")

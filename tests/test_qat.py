@@ -14,14 +14,14 @@ import tf_keras as keras
 from conftest import quantized_weight_names, run_cli, write_tone_dataset
 
 from tfkws.conversion.model_info import inspect_tflite
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.models.catalog import build_model
-from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.quantization import qat
 from tfkws.quantization.quantize_configs import SpectralAffine
-from tfkws.training.run_config import TrainConfig
+from tfkws.runs.config import TrainConfig
 from tfkws.training.trainer import make_loss
 from tfkws.verification.parity import verify
 
@@ -43,8 +43,8 @@ FAMILIES = {
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
     """Float features and labels of 102 tone clips (34 a word)."""
-    from tfkws.conversion.export import clip_features
     from tfkws.data.dataset import open_dataset
+    from tfkws.features.clips import clip_features
     from tfkws.features.config import FeatureConfig
 
     root = write_tone_dataset(tmp_path_factory.mktemp("qat_tones"), WORDS, clips_per_word=34)

@@ -19,13 +19,13 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer
 )
 
 from tfkws.conversion.model_info import inspect_tflite
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
+from tfkws.folding.slim_width import extract_width
 from tfkws.layers.slimmable_base import set_width
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
 from tfkws.models.catalog import build_model
-from tfkws.models.slim_extract import extract_width
-from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.quantization import qat
 from tfkws.quantization.decompose import decompose_for_qat
 from tfkws.training.trainer import make_loss
@@ -51,8 +51,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndar
     Standardised: a transformer on raw log-mel (0..25) puts its tiny class token and its large
     patch tokens in one int8 range, which says nothing about QAT (see the KWT test).
     """
-    from tfkws.conversion.export import clip_features
     from tfkws.data.dataset import open_dataset
+    from tfkws.features.clips import clip_features
     from tfkws.features.config import FeatureConfig
 
     root = write_tone_dataset(tmp_path_factory.mktemp("qat_slim"), WORDS, clips_per_word=34)

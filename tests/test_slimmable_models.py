@@ -10,6 +10,7 @@ import pytest
 import tf_keras as keras
 
 from tfkws.errors import ModelError, TfkwsError
+from tfkws.folding.slim_width import extract_width
 from tfkws.layers.slimmable_base import (
     DEFAULT_WIDTHS,
     SlimmableLayer,
@@ -18,7 +19,6 @@ from tfkws.layers.slimmable_base import (
     set_width,
 )
 from tfkws.models.catalog import build_model, get_spec, list_models
-from tfkws.models.slim_extract import extract_width
 
 TINY = {
     "slimmable_ds_cnn": dict(channels=16, num_blocks=2, block_stride=2),

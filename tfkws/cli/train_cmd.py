@@ -7,7 +7,7 @@ import json
 from absl import flags
 
 from tfkws.cli import common
-from tfkws.training.run_config import TrainConfig
+from tfkws.runs.config import TrainConfig
 
 DEFAULT_KEYWORDS = "yes,no,up,down,left,right,on,off,stop,go"
 

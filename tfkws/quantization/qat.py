@@ -62,7 +62,6 @@ from tfkws.quantization.int8_layers import (
     InverseSqrt,
     MeanSquare,
 )
-from tfkws.quantization.kernel_rounding import converter_graph
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
     AveragePoolQuantizeConfig,
