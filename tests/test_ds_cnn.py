@@ -83,7 +83,7 @@ def test_dropout_zero_has_no_dropout_layers():
 def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size, dilation):
     """``rep=True`` trains multi-branch blocks; folded, it is the preset DS-CNN, exactly."""
     import random_weights
-    from test_repcnn import signature
+    from helpers import signature
 
     from tfkws.conversion.model_info import inspect_tflite
     from tfkws.conversion.tflite_convert import to_int8_tflite

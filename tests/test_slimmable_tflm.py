@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tf_keras as keras
-from test_slimmable_models import INPUT, TINY, random_supernet
+from slimmable_helpers import INPUT, TINY, random_supernet
 
 from tfkws.conversion.model_info import inspect_tflite
 from tfkws.conversion.tflite_convert import to_int8_tflite
