@@ -200,17 +200,8 @@ def train(
     augment = _augment_config(cfg)
     strategy = make_strategy(cfg.strategy)
     teacher = _teacher_loader(cfg, features, list(dataset.labels), strategy)
-    eval_ds = {
-        "val": make_dataset(*clips.val, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
-    }
-    if clips.test is not None:
-        eval_ds["test"] = make_dataset(
-            *clips.test, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
-        )
-    history: dict[str, list[float]] = {}
-    hist_path = run_dir / HISTORY
-    if resume and hist_path.exists():
-        history = json.loads(hist_path.read_text())
+    eval_ds = _eval_datasets(clips, feature_fn, cfg)
+    history = _load_history(run_dir, resume)
     shared = _Phases(
         cfg=cfg,
         run_dir=run_dir,
@@ -220,19 +211,7 @@ def train(
         steps_per_epoch=math.ceil(len(clips.train[1]) / cfg.batch_size),
         history=history,
         resume=resume,
-        train_ds_for=lambda epoch: make_dataset(
-            *clips.train,
-            feature_fn,
-            cfg.batch_size,
-            training=True,
-            seed=cfg.seed,
-            epoch=epoch,
-            augment=augment,
-            noise=clips.noise,
-            spec=SpecAugmentConfig(
-                cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
-            ),
-        ),
+        train_ds_for=_training_batches(clips, feature_fn, cfg, augment),
         calibration=lambda: qat_start_clips(dataset, features),
         teacher=teacher if cfg.teachers else None,
         val_ds=eval_ds["val"],
@@ -252,9 +231,7 @@ def train(
     results = _summary(model, best_var, cfg, run_dir, history, time.time() - t0 + earlier)
     results.update(_evaluate(model, eval_ds, cfg, list(dataset.labels), run_dir))
     if cfg.teachers:  # what the student learnt from, measured on the same validation split
-        y, p = _predict(teacher(), eval_ds["val"])
-        results["teachers"] = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
-        logging.info("teachers' val accuracy: %.2f %%", 100 * results["teachers"]["val_accuracy"])
+        results["teachers"] = _teachers_report(teacher(), eval_ds["val"], cfg)
     atomic.write_json(run_dir / RESULTS, results)
     return results
 
@@ -285,6 +262,7 @@ class _RunClips:
 def _load_run_clips(
     dataset: KwsDataset, features: FeatureConfig, cfg: TrainConfig, test_split: str | None
 ) -> _RunClips:
+    """Every clip of the run, loaded once (clip ``i`` of a split is the same every epoch)."""
     t0 = time.time()
     n = features.clip_samples
     noise = load_noise(dataset.noise_files, features.sample_rate)
@@ -300,6 +278,61 @@ def _load_run_clips(
         time.time() - t0,
     )
     return _RunClips(noise, train_xy, val_xy, test_xy)
+
+
+def _eval_datasets(
+    clips: _RunClips, feature_fn: Callable, cfg: TrainConfig
+) -> dict[str, tf.data.Dataset]:
+    """Un-augmented, cached batches of the validation (and test) clips."""
+    eval_ds = {
+        "val": make_dataset(*clips.val, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
+    }
+    if clips.test is not None:
+        eval_ds["test"] = make_dataset(
+            *clips.test, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
+        )
+    return eval_ds
+
+
+def _training_batches(
+    clips: _RunClips, feature_fn: Callable, cfg: TrainConfig, augment: AugmentConfig | None
+) -> Callable[[int], tf.data.Dataset]:
+    """``epoch -> that epoch's augmented training batches`` (same seed + epoch: same batches)."""
+
+    def batches(epoch: int) -> tf.data.Dataset:
+        return make_dataset(
+            *clips.train,
+            feature_fn,
+            cfg.batch_size,
+            training=True,
+            seed=cfg.seed,
+            epoch=epoch,
+            augment=augment,
+            noise=clips.noise,
+            spec=SpecAugmentConfig(
+                cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
+            ),
+        )
+
+    return batches
+
+
+def _load_history(run_dir: Path, resume: bool) -> dict[str, list[float]]:
+    """Per-epoch history of a resumed run (trimmed to its checkpoint by each phase), else empty."""
+    hist_path = run_dir / HISTORY
+    if resume and hist_path.exists():
+        return json.loads(hist_path.read_text())
+    return {}
+
+
+def _teachers_report(
+    teacher: keras.Model, val_ds: tf.data.Dataset, cfg: TrainConfig
+) -> dict[str, Any]:
+    """Which runs the student learnt from and their ensemble's validation accuracy."""
+    y, p = _predict(teacher, val_ds)
+    report = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
+    logging.info("teachers' val accuracy: %.2f %%", 100 * report["val_accuracy"])
+    return report
 
 
 def _teacher_loader(
