@@ -49,13 +49,13 @@ NUM_CLASSES = 12
 
 def measure(name: str) -> dict:
     from tfkws.folding.fold import fold_model
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     # What tfkws export deploys: BatchNorm and multi-branch blocks folded.
     registered, _, width = name.partition("@")
     model = build_model(registered, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1)
     if width:
-        from tfkws.models.slim_extract import extract_width
+        from tfkws.folding.slim_width import extract_width
 
         model = extract_width(model, float(width), batch_size=1)
     model = fold_model(model)

@@ -29,10 +29,10 @@ sys.path.insert(2, str(REPO / "tests"))  # firmware_gen_models.convert: keras ->
 import numpy as np  # noqa: E402
 import provenance  # noqa: E402
 
-from tfkws.data.dataset import KwsDataset  # noqa: E402
+from tfkws.data.kws_dataset import KwsDataset  # noqa: E402
 from tfkws.features.config import FeatureConfig  # noqa: E402
 from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS  # noqa: E402
-from tfkws.training.run_config import TrainConfig  # noqa: E402
+from tfkws.runs.config import TrainConfig  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "arabic_speech_commands"
 DEFAULT_NOISE = REPO.parent / "shared" / "data" / "speech_commands_noise"
@@ -237,7 +237,7 @@ def train_run(
     model: str, params: dict[str, Any], ds: KwsDataset, args: argparse.Namespace, run_dir: Path
 ) -> dict[str, Any]:
     """Train ``model`` into ``run_dir`` with the benchmarks' shared settings (all of them)."""
-    from tfkws.training.run_config import TrainConfig
+    from tfkws.runs.config import TrainConfig
     from tfkws.training.trainer import train
 
     cfg = TrainConfig(
@@ -276,7 +276,7 @@ def bench_one(
 ) -> dict[str, Any]:
     from tfkws.conversion.export import export_run
     from tfkws.folding.fold import fold_model
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.runs.model import load_trained_model
     from tfkws.verification.evaluate import evaluate_tflite
 
     tag = model + "".join(f"_{k}{_tag_value(v)}" for k, v in sorted(params.items()))

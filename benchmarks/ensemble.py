@@ -51,9 +51,9 @@ def summary(name: str, probs: np.ndarray, y: np.ndarray, spk: np.ndarray, labels
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from tfkws.conversion.export import clip_features
-    from tfkws.training.run_config import RunConfig
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.features.clips import clip_features
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.model import load_trained_model
 
     runs = [r for r in args.runs.split(",") if r]
     if len(runs) < 2:

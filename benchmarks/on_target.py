@@ -60,12 +60,12 @@ def random_export(name: str, path: Path) -> None:
     from firmware_gen_models import convert
 
     from tfkws.folding.fold import fold_model
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     registered, _, width = name.partition("@")
     model = build_model(registered, INPUT_SHAPE, NUM_CLASSES, {}, batch_size=1)
     if width:
-        from tfkws.models.slim_extract import extract_width
+        from tfkws.folding.slim_width import extract_width
 
         model = extract_width(model, float(width), batch_size=1)
     path.write_bytes(convert(fold_model(model), INPUT_SHAPE, samples=4))

@@ -24,7 +24,8 @@ from typing import Any
 import common
 import numpy as np
 
-from tfkws.data.dataset import KwsDataset, open_dataset
+from tfkws.data.dataset import open_dataset
+from tfkws.data.kws_dataset import KwsDataset
 
 MODELS = {
     "slimmable_ds_cnn": "Slimmable DS-CNN",
@@ -36,7 +37,7 @@ MODELS = {
 def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, Any]:
     """The supernet's parameters for the sub-network at ``width``, as a one-width model."""
     from tfkws.layers.slimmable_base import active_units
-    from tfkws.models.registry import get_spec
+    from tfkws.models.catalog import get_spec
 
     defaults = get_spec(model).defaults | params
     if model == "slimmable_kwt":  # heads of a fixed size: embedding and MLP slice by head size
@@ -59,9 +60,9 @@ def twin_params(model: str, params: dict[str, Any], width: float) -> dict[str, A
 
 def float_width_accuracy(run_dir: Path, ds: KwsDataset) -> dict[float, float]:
     """Float validation accuracy of the trained supernet run at each of its widths."""
-    from tfkws.conversion.export import clip_features
+    from tfkws.features.clips import clip_features
     from tfkws.layers.slimmable_base import model_widths, set_width
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.runs.model import load_trained_model
 
     model, run = load_trained_model(run_dir)
     x, y = clip_features(list(ds.split("validation")), ds.labels, run.features)
@@ -83,7 +84,7 @@ def measure_widths(
     tag: str, trained: dict[str, Any], ds: KwsDataset, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """Every width of run ``tag`` through ``slim select`` (int8 in TFLM) + its float accuracy."""
-    from tfkws.models.slim_select import select_width
+    from tfkws.slimmable.select import select_width
 
     run_dir = Path(args.work_dir) / tag
     sel_dir = Path(args.work_dir) / f"{tag}_select"
@@ -216,7 +217,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tfkws.cli.common import parse_params
     from tfkws.layers.slimmable_base import DEFAULT_WIDTHS
-    from tfkws.models.registry import get_spec
+    from tfkws.models.catalog import get_spec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(p, epochs=20)

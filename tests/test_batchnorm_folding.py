@@ -9,7 +9,7 @@ from random_weights import randomize
 from tfkws.errors import ModelError
 from tfkws.folding.batchnorm import fold_bn_weights
 from tfkws.folding.fold import count_layers, fold_model, with_batch_size
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 
 
 def assert_equivalent(original, folded, shape, seed=0, n=4):

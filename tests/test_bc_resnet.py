@@ -15,7 +15,7 @@ from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.models import bc_resnet
-from tfkws.models.registry import build_model, list_models
+from tfkws.models.catalog import build_model, list_models
 
 SHAPE = (49, 40)
 
@@ -156,6 +156,7 @@ def test_qat_int8_in_tflm_predicts_what_the_fake_quant_model_predicts(monkeypatc
     real clips for a trained BC-ResNet-1). Six blocks (both block kinds, a frequency stride,
     dilations 1..8) with random weights and BN statistics keep it fast.
     """
+    from tfkws.conversion.tflite_convert import qat_to_int8_tflite
     from tfkws.quantization import qat
     from tfkws.verification.parity import float_outputs, quantize_features
     from tfkws.verification.tflm import run_tflm
@@ -170,7 +171,7 @@ def test_qat_int8_in_tflm_predicts_what_the_fake_quant_model_predicts(monkeypatc
     logits.set_weights([kernel * 4 / out.std(), (bias - out.mean(0)) * 4 / out.std()])
 
     q = qat.qat_model(model, calibration=x)
-    data = qat.qat_to_int8_tflite(q)
+    data = qat_to_int8_tflite(q)
     info = inspect_tflite(data)
     tflm = run_tflm(data, quantize_features(x, info.input_scale, info.input_zero_point))
     tflm = tflm.reshape(len(x), -1).astype(int)

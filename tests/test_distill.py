@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import tf_keras as keras
 from conftest import run_cli
+from helpers import fit
 
 from tfkws.errors import TfkwsError
+from tfkws.runs.config import TrainConfig
+from tfkws.runs.model import load_trained_model
 from tfkws.training.distill import DistillModel
-from tfkws.training.run_config import TrainConfig
-from tfkws.training.trainer import load_trained_model, make_loss
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +40,16 @@ def _small(seed: int, shape: tuple) -> keras.Model:
     return keras.Model(inp, keras.layers.Dense(3)(x))
 
 
-def _fit(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = 40) -> None:
-    model.compile(keras.optimizers.Adam(0.02), make_loss(3), metrics=["accuracy"])
-    model.fit(x, y, batch_size=15, epochs=epochs, shuffle=True, verbose=0)
-
-
 def test_student_follows_teacher_with_weight_one_and_labels_with_weight_zero(clips) -> None:
     x, y = clips
     teacher = _small(0, x.shape[1:])
-    _fit(teacher, x, y)
+    fit(teacher, x, y, epochs=40, lr=0.02, batch_size=15)
     assert np.mean(np.argmax(teacher.predict(x, verbose=0), -1) == y) >= 0.95
     wrong = (y + 1) % 3  # labels that contradict the teacher on every clip
     for weight, target in ((1.0, y), (0.0, wrong)):
         student = _small(1, x.shape[1:])
         distill = DistillModel(student, teacher, weight=weight, temperature=2.0)
-        _fit(distill, x, wrong)
+        fit(distill, x, wrong, epochs=40, lr=0.02, batch_size=15)
         pred = np.argmax(student.predict(x, verbose=0), -1)
         assert np.mean(pred == target) >= 0.9, (weight, np.mean(pred == target))
     assert not distill.trainable_weights or all(

@@ -5,8 +5,8 @@ import pytest
 import tf_keras as keras
 
 from tfkws.errors import TfkwsError
+from tfkws.models.catalog import build_model
 from tfkws.models.ds_cnn import SIZES
-from tfkws.models.registry import build_model
 
 
 def expected_params(channels: int, blocks: int, num_classes: int, kernel=(10, 4)) -> int:
@@ -83,7 +83,7 @@ def test_dropout_zero_has_no_dropout_layers():
 def test_rep_ds_cnn_folds_exactly_into_the_plain_ds_cnn(size, dilation):
     """``rep=True`` trains multi-branch blocks; folded, it is the preset DS-CNN, exactly."""
     import random_weights
-    from test_repcnn import signature
+    from helpers import signature
 
     from tfkws.conversion.model_info import inspect_tflite
     from tfkws.conversion.tflite_convert import to_int8_tflite

@@ -8,6 +8,7 @@ rule the emulation (``tfkws.quantization.kernel_rounding``) gets wrong.
 import numpy as np
 import tf_keras as keras
 
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.quantization import qat
 from tfkws.verification.parity import quantize_features
 from tfkws.verification.tflm import run_tflm
@@ -27,7 +28,7 @@ def test_fake_quant_outputs_are_tflm_outputs() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 12, 10)).astype(np.float32)
     q = qat.qat_model(_model(), calibration=x[:100])
-    data = qat.qat_to_int8_tflite(q)
+    data = qat_to_int8_tflite(q)
     from tfkws.conversion.model_info import inspect_tflite
 
     info = inspect_tflite(data)

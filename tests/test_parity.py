@@ -7,7 +7,7 @@ import tf_keras as keras
 from tfkws.conversion.tflite_convert import to_int8_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.verification.parity import quantize_features, verify
 
 SHAPE = (49, 40)

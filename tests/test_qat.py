@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import quantized_weight_names, run_cli, write_tone_dataset
+from conftest import quantized_weight_names, run_cli
+from helpers import TONE_WORDS, fit, tone_features
 
 from tfkws.conversion.model_info import inspect_tflite
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.errors import ModelError, TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.quantization import qat
 from tfkws.quantization.quantize_configs import SpectralAffine
-from tfkws.training.run_config import TrainConfig
-from tfkws.training.trainer import make_loss
+from tfkws.runs.config import TrainConfig
 from tfkws.verification.parity import verify
 
-WORDS = {"high": 2500.0, "low": 400.0, "mid": 1100.0}
 FAMILIES = {
     "ds_cnn": {"channels": 8, "num_blocks": 1},
     "bc_resnet": {"width": 0.5, "dropout": 0.0},
@@ -42,18 +42,7 @@ FAMILIES = {
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
     """Float features and labels of 102 tone clips (34 a word)."""
-    from tfkws.conversion.export import clip_features
-    from tfkws.data.dataset import open_dataset
-    from tfkws.features.config import FeatureConfig
-
-    root = write_tone_dataset(tmp_path_factory.mktemp("qat_tones"), WORDS, clips_per_word=34)
-    ds = open_dataset(root, mode="all")
-    return clip_features(list(ds.split("all")), ds.labels, FeatureConfig())
-
-
-def _fit(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, lr: float) -> None:
-    model.compile(keras.optimizers.Adam(lr), make_loss(3), metrics=["accuracy"])
-    model.fit(x, y, batch_size=17, epochs=epochs, shuffle=False, verbose=0)
+    return tone_features(tmp_path_factory.mktemp("qat_tones"), TONE_WORDS)
 
 
 def _quantized_weights_missing(model: keras.Model) -> list[str]:
@@ -81,11 +70,11 @@ def test_qat_family_is_pure_int8_and_tflm_matches(family: str, clips: tuple) -> 
     x, y = clips
     keras.utils.set_random_seed(0)
     model = build_model(family, x.shape[1:], 3, FAMILIES[family])
-    _fit(model, x, y, epochs=2 if family == "bc_resnet" else 4, lr=0.01)
+    fit(model, x, y, epochs=2 if family == "bc_resnet" else 4, lr=0.01, shuffle=False)
     q = qat.qat_model(model, calibration=x)
     assert _quantized_weights_missing(q) == []
-    _fit(q, x, y, epochs=1, lr=0.001)
-    data = qat.qat_to_int8_tflite(q)
+    fit(q, x, y, epochs=1, lr=0.001, shuffle=False)
+    data = qat_to_int8_tflite(q)
 
     info = inspect_tflite(data)
     assert (info.input_dtype, info.output_dtype) == ("int8", "int8")

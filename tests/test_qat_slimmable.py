@@ -13,24 +13,24 @@ import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from conftest import quantized_weight_names, run_cli, write_tone_dataset
+from conftest import quantized_weight_names, run_cli
+from helpers import TONE_WORDS, fit, tone_features
 from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import (
     QuantizeLayer,
 )
 
 from tfkws.conversion.model_info import inspect_tflite
+from tfkws.conversion.tflite_convert import qat_to_int8_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
+from tfkws.folding.slim_width import extract_width
 from tfkws.layers.slimmable_base import set_width
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
-from tfkws.models.registry import build_model
-from tfkws.models.slim_extract import extract_width
+from tfkws.models.catalog import build_model
 from tfkws.quantization import qat
 from tfkws.quantization.decompose import decompose_for_qat
-from tfkws.training.trainer import make_loss
 from tfkws.verification.parity import verify
 
-WORDS = {"high": 2500.0, "low": 400.0, "mid": 1100.0}
 WIDTH = 0.55
 # family -> (supernet params, float epochs, float lr); the KWT needs more steps to learn tones.
 SUPERNETS = {
@@ -50,19 +50,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndar
     Standardised: a transformer on raw log-mel (0..25) puts its tiny class token and its large
     patch tokens in one int8 range, which says nothing about QAT (see the KWT test).
     """
-    from tfkws.conversion.export import clip_features
-    from tfkws.data.dataset import open_dataset
-    from tfkws.features.config import FeatureConfig
-
-    root = write_tone_dataset(tmp_path_factory.mktemp("qat_slim"), WORDS, clips_per_word=34)
-    ds = open_dataset(root, mode="all")
-    x, y = clip_features(list(ds.split("all")), ds.labels, FeatureConfig())
+    x, y = tone_features(tmp_path_factory.mktemp("qat_slim"), TONE_WORDS)
     return ((x - x.mean()) / x.std()).astype(np.float32), y
-
-
-def _fit(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int, lr: float) -> None:
-    model.compile(keras.optimizers.Adam(lr), make_loss(3), metrics=["accuracy"])
-    model.fit(x, y, batch_size=17, epochs=epochs, shuffle=True, verbose=0)
 
 
 def _nothing_left_float(q: keras.Model) -> None:
@@ -96,11 +85,11 @@ def test_qat_of_an_extracted_width_is_pure_int8_and_tflm_matches(family: str, cl
     keras.utils.set_random_seed(0)
     supernet = build_model(family, x.shape[1:], 3, params)
     set_width(supernet, WIDTH)  # train the width that is cut out
-    _fit(supernet, x, y, epochs, lr)
+    fit(supernet, x, y, epochs, lr)
     q = qat.qat_model(extract_width(supernet, WIDTH), calibration=x)
     _nothing_left_float(q)
-    _fit(q, x, y, 2, lr / 10)
-    data = qat.qat_to_int8_tflite(q)
+    fit(q, x, y, 2, lr / 10)
+    data = qat_to_int8_tflite(q)
     _check_int8(data)
     ops = set(inspect_tflite(data).ops)
     if family == "slimmable_kwt":
@@ -156,15 +145,15 @@ def test_layer_family_qat_round_trip(kind: str, clips: tuple, tmp_path: Path) ->
     make, expected_ops = ROUND_TRIPS[kind]
     keras.utils.set_random_seed(0)
     model = make()
-    _fit(model, x, y, 4, 0.003)
+    fit(model, x, y, 4, 0.003)
     ref = model(x[:16], training=False).numpy()
     decomposed = decompose_for_qat(fold_model(model))
     np.testing.assert_allclose(decomposed(x[:16], training=False).numpy(), ref, atol=1e-4)
 
     q = qat.qat_model(model, calibration=x)
     _nothing_left_float(q)
-    _fit(q, x, y, 1, 0.0003)
-    data = qat.qat_to_int8_tflite(q)
+    fit(q, x, y, 1, 0.0003)
+    data = qat_to_int8_tflite(q)
     _check_int8(data)
     assert expected_ops <= set(inspect_tflite(data).ops)
     rep = verify(data, x, keras_model=q)

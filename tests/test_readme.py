@@ -161,6 +161,6 @@ def test_readme_command_parses(argv: list[str]) -> None:
         assert not positional, positional
     if "params" in fv and fv.params:
         from tfkws.cli.common import parse_params
-        from tfkws.models.registry import resolve_params
+        from tfkws.models.catalog import resolve_params
 
         resolve_params(fv.model, parse_params(fv.params))

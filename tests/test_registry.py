@@ -3,7 +3,7 @@
 import pytest
 
 from tfkws.errors import TfkwsError
-from tfkws.models.registry import build_model, get_spec, list_models, resolve_params
+from tfkws.models.catalog import build_model, get_spec, list_models, resolve_params
 
 
 def test_ds_cnn_and_aliases_are_registered():

@@ -7,6 +7,7 @@ import pytest
 import random_weights
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from helpers import signature
 from tflite_micro.python.tflite_micro import runtime
 
 from tfkws.conversion.model_info import inspect_tflite
@@ -14,23 +15,10 @@ from tfkws.conversion.tflite_convert import to_int8_tflite
 from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.layers.rep_conv_block import RepConvBlock
-from tfkws.models.registry import build_model, list_models
+from tfkws.models.catalog import build_model, list_models
 
 SHAPE = (49, 40)
 SMALL = {"channels": (8, 8, 12, 12), "strides": (1, 2, 1, 1)}
-CONV_KEYS = (
-    "filters",
-    "kernel_size",
-    "strides",
-    "padding",
-    "dilation_rate",
-    "use_bias",
-    "activation",
-    "depth_multiplier",
-    "units",
-    "target_shape",
-    "rate",
-)
 
 
 def randomize(model: keras.Model, seed: int):
@@ -41,17 +29,6 @@ def randomize(model: keras.Model, seed: int):
 def features(n: int, seed: int = 0) -> np.ndarray:
     # Micro-frontend-like range (about 0..26).
     return np.random.default_rng(seed).uniform(0, 26, size=(n, *SHAPE)).astype(np.float32)
-
-
-def signature(model: keras.Model) -> list[tuple]:
-    """Layer types, weight shapes and the config fields that define the computed function."""
-    out = []
-    for layer in model.layers:
-        cfg = layer.get_config()
-        fields = tuple((k, str(cfg[k])) for k in CONV_KEYS if k in cfg)
-        shapes = tuple(tuple(w.shape) for w in layer.weights)
-        out.append((type(layer).__name__, shapes, fields))
-    return out
 
 
 def run_int8(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from test_slimmable_base import WIDTHS, check_config_round_trip, check_extraction, masked
+from slimmable_helpers import WIDTHS, check_config_round_trip, check_extraction, masked
 
 from tfkws.errors import ModelError
 from tfkws.layers.slimmable_attention import SlimmableAttention

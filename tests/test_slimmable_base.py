@@ -1,18 +1,12 @@
-"""Slimmable-layer machinery: width rounding, width lists, the width switch; shared helpers.
-
-``randomize`` and ``check_extraction`` are used by the other ``test_slimmable_*`` /
-``test_switchable_*`` files: a layer cut at width W must equal the supernet layer run at W.
-"""
+"""Slimmable-layer machinery: width rounding, width lists, the width switch."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
-from random_weights import randomize
+from slimmable_helpers import WIDTHS
 
 from tfkws.errors import ModelError
 from tfkws.layers.slimmable_base import (
@@ -25,54 +19,6 @@ from tfkws.layers.slimmable_base import (
     width_index,
 )
 from tfkws.layers.slimmable_dense import SlimmableDense
-
-WIDTHS = (0.25, 0.5, 0.75, 1.0)
-
-
-def masked(x: np.ndarray, live: int) -> np.ndarray:
-    """``x`` with channels from ``live`` on zeroed (what a slimmable producer outputs)."""
-    y = x.copy()
-    y[..., live:] = 0.0
-    return y
-
-
-def check_extraction(
-    layer: keras.layers.Layer,
-    x: np.ndarray,
-    live_in: Callable[[int], int],
-    live_out: Callable[[int], int],
-    plain_type: type,
-) -> None:
-    """At every width: extracted plain layer on the live inputs == supernet layer's live outputs,
-    the supernet layer's inactive outputs are zero, and the plain layer has the right type."""
-    layer(x)  # build
-    randomize(layer, 7)
-    for i in range(len(layer.widths)):
-        set_width_index(layer, i)
-        cin, cout = live_in(i), live_out(i)
-        want = layer(masked(x, cin), training=False).numpy()
-        plain = layer.extract(i)
-        got = plain(tf.constant(x[..., :cin]), training=False).numpy()
-        assert got.shape == (*want.shape[:-1], cout)
-        assert np.abs(got - want[..., :cout]).max() <= 1e-5, f"width index {i}"
-        assert not want[..., cout:].any(), "inactive channels must be zero"
-        inner = getattr(plain, "layer", None)
-        if inner is not None:
-            assert type(inner) is plain_type
-
-
-def check_config_round_trip(layer: keras.layers.Layer, x: np.ndarray, index: int) -> None:
-    """from_config(get_config()) + the same weights gives the same layer at width ``index``."""
-    layer(x)
-    randomize(layer, 3)
-    clone = type(layer).from_config(layer.get_config())
-    clone(x)
-    clone.set_weights(layer.get_weights())
-    set_width_index(layer, index)
-    set_width_index(clone, index)
-    np.testing.assert_array_equal(clone(x, training=False), layer(x, training=False))
-    restored = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert type(restored) is type(layer) and restored.get_config() == layer.get_config()
 
 
 def test_active_units_rounds_to_divisor_within_bounds() -> None:

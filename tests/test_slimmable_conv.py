@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tf_keras as keras
-from test_slimmable_base import WIDTHS, check_config_round_trip, check_extraction
+from slimmable_helpers import WIDTHS, check_config_round_trip, check_extraction
 
 from tfkws.errors import ModelError
 from tfkws.layers.slimmable_base import active_units, set_width_index

@@ -1,15 +1,14 @@
-"""Slimmable supernets in the registry: widths, size bounds, exact extraction of every width.
-
-``random_supernet`` is shared with test_slimmable_tflm.py.
-"""
+"""Slimmable supernets in the registry: widths, size bounds, exact extraction of every width."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tf_keras as keras
+from slimmable_helpers import INPUT, TINY, random_supernet
 
 from tfkws.errors import ModelError, TfkwsError
+from tfkws.folding.slim_width import extract_width
 from tfkws.layers.slimmable_base import (
     DEFAULT_WIDTHS,
     SlimmableLayer,
@@ -17,36 +16,7 @@ from tfkws.layers.slimmable_base import (
     relative_costs,
     set_width,
 )
-from tfkws.models.registry import build_model, get_spec, list_models
-from tfkws.models.slim_extract import extract_width
-
-TINY = {
-    "slimmable_ds_cnn": dict(channels=16, num_blocks=2, block_stride=2),
-    "slimmable_kwt": dict(embed_dim=16, num_heads=8, mlp_dim=32, depth=2, patch_frames=2),
-    "slimmable_tc_cnn": dict(channels=(16, 24), strides=(2, 1), kernel_size=3),
-}
-INPUT = (13, 10)  # tiny (frames, features)
-
-
-def random_supernet(name: str, seed: int = 0, **overrides: object) -> keras.Model:
-    """Initial kernels (outputs of order 1), random per-width BN/LN parameters and statistics,
-    random biases and tokens."""
-    model = build_model(name, INPUT, 3, {**TINY[name], **overrides})
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        name_, shape = w.name, tuple(w.shape)
-        if "moving_variance" in name_:
-            value = rng.uniform(0.3, 2.0, shape)
-        elif "moving_mean" in name_:
-            value = rng.normal(0.0, 0.5, shape)
-        elif "gamma" in name_:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "kernel" not in name_:  # beta, biases, class token, positions
-            value = rng.normal(0.0, 0.3, shape)
-        else:
-            continue
-        w.assign(value.astype(np.float32))
-    return model
+from tfkws.models.catalog import build_model, get_spec, list_models
 
 
 def test_registered_with_eight_widths_from_quarter_to_full() -> None:

@@ -11,7 +11,7 @@ import tf_keras as keras
 
 from tfkws.errors import ModelError
 from tfkws.layers.slimmable_base import slimmable_layers
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.training.sandwich import SandwichModel, soft_cross_entropy, wrap_slimmable
 
 INPUT = (13, 10)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tf_keras as keras
-from test_slimmable_models import INPUT, TINY, random_supernet
+from slimmable_helpers import INPUT, TINY, random_supernet
 
 from tfkws.conversion.model_info import inspect_tflite
 from tfkws.conversion.tflite_convert import to_int8_tflite
 from tfkws.folding.fold import fold_model
-from tfkws.models.slim_extract import extract_width
+from tfkws.folding.slim_width import extract_width
 from tfkws.verification.tflm import run_tflm
 
 FAST = {"slimmable_kwt": dict(depth=1)}  # conversion time grows with the number of blocks

@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
-from tfkws.data.dataset import DEFAULT_KEYWORDS, open_dataset
+from tfkws.data.dataset import open_dataset
 from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
+from tfkws.data.kws_dataset import DEFAULT_KEYWORDS
 from tfkws.data.speech_commands import speaker_id, which_set
 from tfkws.errors import DatasetError
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from test_slimmable_base import WIDTHS, check_config_round_trip, check_extraction, randomize
+from random_weights import randomize
+from slimmable_helpers import WIDTHS, check_config_round_trip, check_extraction
 
 from tfkws.layers.slimmable_base import active_units, set_width_index
 from tfkws.layers.switchable_batch_norm import SwitchableBatchNorm

@@ -9,7 +9,7 @@ from tfkws.conversion.model_info import inspect_tflite
 from tfkws.conversion.tflite_convert import static_batch_one, to_float_tflite, to_int8_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.quantization.ptq import calibration_set
 
 SHAPE = (49, 40)

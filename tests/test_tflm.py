@@ -9,7 +9,7 @@ from tfkws.conversion.model_info import inspect_tflite
 from tfkws.conversion.tflite_convert import to_float_tflite, to_int8_tflite
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
-from tfkws.models.registry import build_model
+from tfkws.models.catalog import build_model
 from tfkws.verification import tflm
 from tfkws.verification.litert import run_litert
 from tfkws.verification.tflm import missing_tflm_ops, run_tflm, tflm_supported_ops

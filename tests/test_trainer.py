@@ -36,7 +36,7 @@ def _train_cmd(data: Path, out: Path, epochs: int, extra: tuple[str, ...] = ()) 
 
 
 def _weights(run: Path) -> list[np.ndarray]:
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.runs.model import load_trained_model
 
     model, _ = load_trained_model(run)
     return model.get_weights()
@@ -121,7 +121,7 @@ def test_label_smoothing_reaches_the_loss() -> None:
 
 def test_speed_perturb_reaches_the_augmentation_and_is_validated() -> None:
     from tfkws.errors import TfkwsError
-    from tfkws.training.run_config import TrainConfig
+    from tfkws.runs.config import TrainConfig
     from tfkws.training.trainer import _augment_config
 
     assert _augment_config(TrainConfig(speed_perturb=0.1)).speed == (0.9, 1.1)
@@ -134,7 +134,8 @@ def test_speed_perturb_reaches_the_augmentation_and_is_validated() -> None:
 def test_resume_accepts_a_run_saved_before_a_setting_existed(tmp_path: Path) -> None:
     from tfkws.errors import TfkwsError
     from tfkws.features.config import FeatureConfig
-    from tfkws.training.run_config import RUN_CONFIG, RunConfig, TrainConfig
+    from tfkws.runs.config import RunConfig, TrainConfig
+    from tfkws.runs.files import RUN_CONFIG
     from tfkws.training.trainer import _check_resume
 
     run = RunConfig(train=TrainConfig(), features=FeatureConfig(), labels=["a", "b"], data="d")
@@ -179,11 +180,12 @@ def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -
 
 
 def _kept_start_is_the_ptq_model(tones: Path, float_run: Path, qat_run: Path, tmp: Path) -> None:
-    from tfkws.conversion.export import clip_features, export_run
+    from tfkws.conversion.export import export_run
+    from tfkws.conversion.tflite_convert import qat_to_int8_tflite
     from tfkws.data.dataset import open_dataset
-    from tfkws.quantization.qat import qat_to_int8_tflite
-    from tfkws.training.run_config import RunConfig
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.features.clips import clip_features
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.model import load_trained_model
     from tfkws.verification.parity import quantize_features
     from tfkws.verification.tflm import run_tflm
 

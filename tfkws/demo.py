@@ -49,8 +49,9 @@ def run_demo(
     from tfkws.data.dataset import open_dataset
     from tfkws.data.synth import synthesize_dataset
     from tfkws.features.config import FeatureConfig
-    from tfkws.training.run_config import TrainConfig
-    from tfkws.training.trainer import RESULTS, train
+    from tfkws.runs.config import TrainConfig
+    from tfkws.runs.files import RESULTS
+    from tfkws.training.trainer import train
     from tfkws.verification.evaluate import evaluate_tflite
     from tfkws.verification.verify_model import verify_tflite
 

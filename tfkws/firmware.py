@@ -30,7 +30,8 @@ def real_inputs(tflite: str | os.PathLike, data: str, num: int = 3) -> Any:
 
     Features and quantisation come from the model's metadata, as ``tfkws eval`` computes them.
     """
-    from tfkws.conversion.export import clip_features, load_metadata
+    from tfkws.conversion.export import load_metadata
+    from tfkws.features.clips import clip_features
     from tfkws.verification.evaluate import features_for, open_for_model, quantize_input
 
     meta = load_metadata(tflite)

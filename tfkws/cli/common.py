@@ -136,7 +136,7 @@ def keywords_from_flag(text: str) -> tuple[str, ...]:
 
 def define_distill_flags(fv: flags.FlagValues, what: str = "") -> None:
     """--teacher / --distill_weight / --distill_temperature (``tfkws.training.distill``)."""
-    from tfkws.training.run_config import TrainConfig
+    from tfkws.runs.config import TrainConfig
 
     d = TrainConfig()
     define_path_list(

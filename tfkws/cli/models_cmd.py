@@ -12,7 +12,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def run(fv: flags.FlagValues) -> int:
-    from tfkws.models.registry import get_spec, list_models
+    from tfkws.models.catalog import get_spec, list_models
 
     specs = [get_spec(n) for n in list_models()]
     if fv.json:

@@ -101,7 +101,7 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
         raise TfkwsError(f"slim extract needs --run and --width; {USAGE}")
     from pathlib import Path
 
-    from tfkws.models.slim_extract import export_width
+    from tfkws.slimmable.extract import export_width
 
     out = fv.out or str(Path(fv.run) / f"model_w{fv.width:g}_int8.tflite")
     res = export_width(
@@ -119,7 +119,7 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
 
 
 def _select(fv: flags.FlagValues) -> int:
-    from tfkws.models.slim_select import budget_targets, select_width
+    from tfkws.slimmable.select import budget_targets, select_width
 
     budget_targets(fv.target, fv.max_arena, fv.max_flash)  # argument errors before any work
     if not fv.run or not fv.out_dir:

@@ -7,7 +7,7 @@ import json
 from absl import flags
 
 from tfkws.cli import common
-from tfkws.training.run_config import TrainConfig
+from tfkws.runs.config import TrainConfig
 
 DEFAULT_KEYWORDS = "yes,no,up,down,left,right,on,off,stop,go"
 
@@ -136,7 +136,7 @@ def run(fv: flags.FlagValues) -> int:
         **qat_settings(fv),
     )
     features = common.feature_config_from_flags(fv)
-    from tfkws.models.registry import resolve_params
+    from tfkws.models.catalog import resolve_params
 
     resolve_params(cfg.model, cfg.model_params)  # fail fast on a bad model or param
     ds = open_dataset(

@@ -30,7 +30,6 @@ def metadata_path(model_path: str | os.PathLike) -> Path:
 
 def load_metadata(model_path: str | os.PathLike) -> dict[str, Any]:
     """The metadata written beside ``model_path`` by export; a clear error when absent."""
-    import json
 
     path = metadata_path(model_path)
     if not path.exists():
@@ -56,50 +55,6 @@ class ExportResult:
     metadata: dict[str, Any]
 
 
-def clip_features(
-    examples: list, labels: list[str], features: Any, noise: Any = None, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``examples`` and compute their float features (no augmentation)."""
-    from tfkws.data.pipeline import load_clips
-    from tfkws.features.extract import compute_features
-
-    audio, y = load_clips(examples, labels, features.clip_samples, noise, seed=seed)
-    return compute_features(
-        audio.astype(np.float32) / (32768.0 if audio.dtype == np.int16 else 1.0), features
-    ), y
-
-
-def representative_features(run: Any, num: int, seed: int, data: str | None = None) -> np.ndarray:
-    """Float features of ``num`` training clips of the run, chosen by ``seed``."""
-    ds = run.open_dataset(data)
-    return dataset_representative(ds, run.labels, run.features, num, seed)
-
-
-def dataset_representative(
-    ds: Any, labels: list[str], features: Any, num: int, seed: int
-) -> np.ndarray:
-    """Float features of ``num`` clips of ``ds``'s training split (all clips if it has none)."""
-    from tfkws.data.pipeline import load_noise
-
-    split = "training" if ds.has_split("training") else "all"
-    examples = list(ds.split(split))
-    rng = np.random.default_rng(seed)
-    pick = sorted(rng.choice(len(examples), size=min(num, len(examples)), replace=False))
-    noise = load_noise(ds.noise_files, features.sample_rate)
-    x, _ = clip_features([examples[i] for i in pick], labels, features, noise, seed=seed)
-    return x
-
-
-def ptq_clips(representative: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The clips int8 PTQ calibrates on: ``PTQ_CLIPS`` of the representative set, by ``seed``.
-
-    A QAT run starts its ranges from these same clips, so its start is the PTQ model.
-    """
-    from tfkws.quantization.ptq import PTQ_CLIPS, calibration_set
-
-    return calibration_set(representative, PTQ_CLIPS, seed)
-
-
 def export_run(
     run_dir: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -110,13 +65,15 @@ def export_run(
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
 
     A QAT run (``train.qat``) is converted with its own learnt ranges (no representative set),
-    unless no QAT epoch beat its calibrated start (``kept_ptq_start``): that start is the float
-    run's PTQ model, which is then exported itself, bit for bit.
+    unless no QAT epoch beat its calibrated start (``tfkws.runs.files.kept_ptq_start``): that
+    start is the float run's PTQ model, which is then exported itself, bit for bit.
     """
     from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
-    from tfkws.training.run_config import RunConfig
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.quantization.calibration import ptq_clips, representative_features
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.files import kept_ptq_start
+    from tfkws.runs.model import load_trained_model
 
     out_path = Path(out_path)
     if out_path.suffix != ".tflite":
@@ -136,14 +93,15 @@ def export_run(
             f"tfkws slim extract --run {run_dir} --width W --out M.tflite"
         )
     if run.train.qat:  # folded before QAT, ranges learnt: convert as it is
-        from tfkws.quantization.qat import deployed_params, qat_to_int8_tflite
+        from tfkws.conversion.tflite_convert import qat_to_int8_tflite
+        from tfkws.quantization.qat import deployed_params
 
         tflite = qat_to_int8_tflite(model)
         params = deployed_params(model)
         extra = None
         if run.train.slim_width is not None:  # one width of a supernet, fine-tuned
-            from tfkws.models.registry import build_model
-            from tfkws.models.slim_extract import width_metadata
+            from tfkws.folding.slim_width import width_metadata
+            from tfkws.models.catalog import build_model
 
             supernet = build_model(
                 run.train.model, run.features.shape, len(run.labels), run.train.model_params, 1
@@ -188,26 +146,6 @@ def export_run(
     )
 
 
-def kept_ptq_start(run_dir: str | os.PathLike, run: Any) -> Path | None:
-    """The float run a QAT run started from, if no QAT epoch beat the calibrated start.
-
-    That start is calibrated on the clips PTQ calibrates on (``ptq_clips``), so it *is* the
-    float run's PTQ model; its own conversion matches it only up to float32 rounding of the
-    ranges (a clip or two of 2,400). Exporting the PTQ model keeps QAT's promise of never
-    handing back less than its start. None for other runs, a supernet width (cut by
-    ``tfkws slim``), or when the float run is no longer there.
-    """
-    if not run.train.qat or not run.train.qat_source or run.train.slim_width is not None:
-        return None
-    results = Path(run_dir) / "results.json"
-    source = Path(run.train.qat_source)
-    if not results.exists() or not (source / "run_config.json").exists():
-        return None
-    if not json.loads(results.read_text()).get("qat_kept_start"):
-        return None
-    return source
-
-
 def write_export(
     run_dir: str | os.PathLike,
     run: Any,
@@ -224,7 +162,7 @@ def write_export(
     ``extra`` adds keys (e.g. ``slim``: the width a sub-network was cut at).
     """
     from tfkws.conversion.model_info import inspect_tflite
-    from tfkws.training.trainer import BEST_WEIGHTS
+    from tfkws.runs.files import BEST_WEIGHTS
 
     info = inspect_tflite(tflite, str(out_path))
     meta = {

@@ -1,4 +1,5 @@
-"""Keras -> .tflite: full-integer int8 (what TFLM runs) and float (for debugging).
+"""Keras -> .tflite: full-integer int8 (what TFLM runs; PTQ-calibrated or a QAT model's own
+ranges) and float (for debugging).
 
 Both convert a static-batch-1 graph: with a dynamic batch the converter emits shape arithmetic
 (SHAPE, REDUCE_PROD, ...) that TFLM cannot run.
@@ -16,7 +17,9 @@ from tfkws import quiet
 from tfkws.conversion.model_info import inspect_tflite, require_int8
 from tfkws.errors import ModelError
 from tfkws.folding.fold import with_batch_size
+from tfkws.quantization.kernel_rounding import converter_graph
 from tfkws.quantization.ptq import PTQ_CLIPS, calibration_set, representative_dataset
+from tfkws.quantization.qat import is_qat_model, qat_batch_one
 
 
 def static_batch_one(model: keras.Model) -> keras.Model:
@@ -26,8 +29,9 @@ def static_batch_one(model: keras.Model) -> keras.Model:
     return with_batch_size(model, 1)
 
 
-def _layers_named(names: list[str]) -> list[str]:
-    """Keras layer names inside TF op/tensor names such as ``model/my_layer/Sin``."""
+def layers_named(names: list[str]) -> list[str]:
+    """Keras layer names inside TF op/tensor names such as ``model/my_layer/Sin``: error
+    messages name the layer a user can change, not the converter's tensor."""
     found = []
     for name in names:
         parts = name.split(";")[0].split("/")
@@ -40,7 +44,7 @@ def _converter_error(model: keras.Model, err: Exception) -> ModelError:
     msg = str(err)
     ops = sorted(set(re.findall(r"'tfl?\.([A-Za-z0-9_]+)' op", msg)))
     ops += sorted(set(re.findall(r"TF Select ops: ([A-Za-z0-9_, ]+)", msg)) - set(ops))
-    layers = _layers_named(re.findall(r'"([^"@]+)@', msg))
+    layers = layers_named(re.findall(r'"([^"@]+)@', msg))
     what = f"op(s) {', '.join(ops)}" if ops else "an op"
     if layers:
         what += f" in layer(s) {', '.join(layers)}"
@@ -84,12 +88,63 @@ def to_int8_tflite(
     require_int8(info, f"<int8 export of {model.name}>")
     if info.float_ops:
         ops = [op for op in info.float_ops if op not in ("QUANTIZE", "DEQUANTIZE")]
-        layers = _layers_named(list(info.float_tensors))
+        layers = layers_named(list(info.float_tensors))
         raise ModelError(
             f"model {model.name!r} cannot be fully int8-quantised: op(s) "
             f"{', '.join(ops or info.float_ops)}"
             + (f" in layer(s) {', '.join(layers)}" if layers else "")
             + " have no int8 kernel and stay float"
+        )
+    return data
+
+
+def qat_to_int8_tflite(model: keras.Model) -> bytes:
+    """QAT Keras model -> full-integer .tflite: int8 I/O, int8 builtin ops, batch 1.
+
+    Every range comes from the model's fake-quant nodes; a tensor left without one would stay
+    float, which is reported as a ModelError naming the ops.
+    """
+    if not is_qat_model(model):
+        raise ModelError(f"model {model.name!r} is not a QAT model (build it with qat_model)")
+    bad = sorted(  # the converter crashes on NaN ranges instead of reporting them
+        {
+            layer.name
+            for layer in model.layers
+            for w in layer.weights
+            if w.dtype.is_floating and not np.all(np.isfinite(w.numpy()))
+        }
+    )
+    if bad:
+        raise ModelError(
+            f"QAT model {model.name!r} has non-finite weights or int8 ranges in layer(s) "
+            f"{', '.join(bad)} (training diverged: lower the learning rate)"
+        )
+    export = qat_batch_one(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # No TFLITE_BUILTINS_INT8 here: with it, tf 2.21's Keras converter demands a representative
+    # set before it has looked for fake-quant ops. Pure int8 is checked on the result instead.
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        # plain FakeQuants, not the integer-rounding emulation; without the converter's printf
+        with converter_graph(), quiet.filtered_stderr():
+            data = bytes(converter.convert())
+    except Exception as err:  # ConverterError and friends
+        first = next((ln for ln in str(err).splitlines() if "error:" in ln), str(err))
+        first = first.split("error:", 1)[-1].strip()[:300]
+        raise ModelError(
+            f"QAT model {model.name!r} cannot be converted to int8 TFLite: {first}"
+        ) from err
+    info = inspect_tflite(data)
+    require_int8(info, f"<QAT int8 export of {model.name}>")
+    if info.float_ops or info.custom_ops:
+        layers = layers_named(list(info.float_tensors))
+        raise ModelError(
+            f"QAT model {model.name!r} did not convert to pure int8: op(s) "
+            f"{', '.join(info.float_ops or info.custom_ops)}"
+            + (f" in layer(s) {', '.join(layers)}" if layers else "")
+            + " stay float (a tensor without a fake-quant range)"
         )
     return data
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from absl import logging
 
 from tfkws.data.audio import is_audio_file
-from tfkws.data.dataset import BACKGROUND_NOISE_DIR, SPLITS, KwsDataset
 from tfkws.data.example import Example
+from tfkws.data.kws_dataset import BACKGROUND_NOISE_DIR, SPLITS, KwsDataset
 from tfkws.errors import DatasetError
 
 COLUMNS = ("file", "class")

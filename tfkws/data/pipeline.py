@@ -17,8 +17,8 @@ from absl import logging
 
 from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio, load_noise
 from tfkws.data.augment import AugmentConfig, NoiseBank, augment_clip, random_segment_np
-from tfkws.data.dataset import KwsDataset
 from tfkws.data.example import Example
+from tfkws.data.kws_dataset import KwsDataset
 from tfkws.data.spec_augment import SpecAugmentConfig, spec_augment
 from tfkws.errors import AudioError, DatasetError
 from tfkws.progress import Progress

@@ -18,14 +18,14 @@ import numpy as np
 from absl import logging
 
 from tfkws.data.audio import is_audio_file
-from tfkws.data.dataset import (
+from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
+from tfkws.data.kws_dataset import (
     BACKGROUND_NOISE_DIR,
     DEFAULT_KEYWORDS,
     MODES,
     SPLITS,
     KwsDataset,
 )
-from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
 from tfkws.errors import DatasetError
 
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # as in TF's input_data.py: keeps the hash split stable

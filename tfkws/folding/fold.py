@@ -25,7 +25,8 @@ import tf_keras as keras
 from tfkws.errors import ModelError
 from tfkws.folding.batchnorm import folded_layer, is_foldable_bn, is_foldable_linear
 
-_KEEP: Any = object()  # "keep the input's batch size"
+# ``rebuild``'s default batch size: keep each input's own (a sentinel, since None is "dynamic").
+KEEP_BATCH: Any = object()
 
 # Identity at inference (SpatialDropout*D subclass Dropout).
 _INFERENCE_IDENTITY = (
@@ -58,7 +59,7 @@ def _new_inputs(model: keras.Model, batch_size: Any) -> list[Any]:
     new = []
     for x in model.inputs:
         shape = tuple(x.shape)
-        batch = shape[0] if batch_size is _KEEP else batch_size
+        batch = shape[0] if batch_size is KEEP_BATCH else batch_size
         new.append(
             keras.Input(
                 shape=shape[1:], batch_size=batch, dtype=x.dtype, name=x._keras_history.layer.name
@@ -103,15 +104,23 @@ def _copier(
     return copy
 
 
-def _rebuild(model: keras.Model, handler: Handler | None, batch_size: Any = _KEEP) -> keras.Model:
-    """Re-run ``model``'s graph on new inputs, letting ``handler`` replace nodes."""
+def rebuild(
+    model: keras.Model, handler: Handler | None, batch_size: Any = KEEP_BATCH
+) -> keras.Model:
+    """Re-run ``model``'s graph on new inputs, letting ``handler`` replace nodes.
+
+    The one graph-rewriting engine of tfkws: folding, QAT wrapping, decomposition and slimmable
+    width extraction are each a ``handler(node, args, kwargs, copy)`` returning the node's new
+    outputs, or None to copy its layer (weights too). ``batch_size`` gives the inputs a static
+    batch (``KEEP_BATCH``: as they are).
+    """
     _require_functional(model)
     inputs = _new_inputs(model, batch_size)
     tensors = _Lookup()
     for old, new in zip(model.inputs, inputs, strict=True):
         tensors[str(id(old))] = new
 
-    copy = _copier({}, lambda m: _rebuild(m, handler))
+    copy = _copier({}, lambda m: rebuild(m, handler))
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
             if node.is_input or any(t not in tensors for t in node.flat_input_ids):
@@ -133,7 +142,7 @@ def _rebuild(model: keras.Model, handler: Handler | None, batch_size: Any = _KEE
 
 def with_batch_size(model: keras.Model, batch_size: int | None) -> keras.Model:
     """Copy of ``model`` (same weights) whose inputs have batch ``batch_size`` (1 for export)."""
-    return _rebuild(model, None, batch_size)
+    return rebuild(model, None, batch_size)
 
 
 def _first_arg(args: tuple, kwargs: dict) -> Any:
@@ -202,7 +211,7 @@ def _fold_batchnorms(model: keras.Model) -> keras.Model:
             return _fold_batchnorms(layer)(*args, **kwargs)
         return None
 
-    return _rebuild(model, handler)
+    return rebuild(model, handler)
 
 
 def fold_model(model: keras.Model) -> keras.Model:
@@ -211,7 +220,7 @@ def fold_model(model: keras.Model) -> keras.Model:
     Outputs match ``model(x, training=False)`` to float rounding. BatchNorms that cannot be
     folded (after an activation, a shared layer, or a tensor with other readers) are kept.
     """
-    return _fold_batchnorms(_rebuild(model, _block_replacer()))
+    return _fold_batchnorms(rebuild(model, _block_replacer()))
 
 
 def count_layers(model: keras.Model, kind: type) -> int:

@@ -2,7 +2,7 @@
 
 The DS-CNN of ``ds_cnn`` (conv 10x4 + depthwise-separable blocks + average pool + logits) built
 from slimmable layers and switchable BatchNorms: one set of weights holds a sub-network per
-width in ``widths``; ``tfkws.models.slim_extract.extract_width`` cuts any of them out as a plain
+width in ``widths``; ``tfkws.folding.slim_width.extract_width`` cuts any of them out as a plain
 DS-CNN for folding, int8 conversion and TFLM. Train it with the sandwich rule
 (``tfkws.training.sandwich``), which the trainer applies to every slimmable model.
 """

@@ -25,7 +25,7 @@ import numpy as np
 import tf_keras as keras
 
 from tfkws.errors import ModelError
-from tfkws.folding.fold import _rebuild
+from tfkws.folding.fold import rebuild
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
 from tfkws.quantization.int8_layers import (
     BatchMatMul,
@@ -138,4 +138,4 @@ def decompose_for_qat(model: keras.Model) -> keras.Model:
             return out
         return None
 
-    return _rebuild(model, handler)
+    return rebuild(model, handler)

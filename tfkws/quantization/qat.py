@@ -1,9 +1,10 @@
-"""Quantization-aware training (tfmot) on the graph that gets deployed, and its int8 export.
+"""Quantization-aware training (tfmot) on the graph that gets deployed.
 
 ``qat_model`` folds the trained float model first (BatchNorms into convs, RepConvBlocks into one
 conv, Dropout dropped, SubSpectralNorm into a per-(freq, channel) affine), then wraps every layer
 with tfmot fake-quant. The fake-quant ranges therefore sit on exactly the tensors the int8
-TFLite graph has, and the converter takes them as they are (no representative set).
+TFLite graph has, and the converter takes them as they are (no representative set;
+``tfkws.conversion.tflite_convert.qat_to_int8_tflite``).
 LayerNorm, self-attention and the keyword transformer's class token convert to chains of int8
 ops; ``tfkws.quantization.decompose`` rewrites them into one layer per op first, so each tensor
 of those chains gets its own fake-quant range too (an extracted slimmable width is an ordinary
@@ -48,9 +49,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
     transforms,
 )
 
-from tfkws import quiet
 from tfkws.errors import ModelError
-from tfkws.folding.fold import _rebuild, fold_model, with_batch_size
+from tfkws.folding.fold import fold_model, rebuild, with_batch_size
 from tfkws.layers.strided_depthwise_conv import StridedDepthwiseConv2D
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.quantization.decompose import decompose_for_qat
@@ -62,7 +62,6 @@ from tfkws.quantization.int8_layers import (
     InverseSqrt,
     MeanSquare,
 )
-from tfkws.quantization.kernel_rounding import converter_graph
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
     AveragePoolQuantizeConfig,
@@ -207,7 +206,7 @@ def _ssn_to_affine(model: keras.Model) -> keras.Model:
         new.set_weights([scale.astype(np.float32), offset.astype(np.float32)])
         return out
 
-    return _rebuild(model, handler)
+    return rebuild(model, handler)
 
 
 def _annotate(model: keras.Model) -> keras.Model:
@@ -333,57 +332,3 @@ def qat_batch_one(model: keras.Model) -> keras.Model:
         return model
     with quantize_scope():
         return with_batch_size(model, 1)
-
-
-def qat_to_int8_tflite(model: keras.Model) -> bytes:
-    """QAT Keras model -> full-integer .tflite: int8 I/O, int8 builtin ops, batch 1.
-
-    Every range comes from the model's fake-quant nodes; a tensor left without one would stay
-    float, which is reported as a ModelError naming the ops.
-    """
-    from tfkws.conversion.model_info import inspect_tflite, require_int8
-    from tfkws.conversion.tflite_convert import _layers_named
-
-    if not is_qat_model(model):
-        raise ModelError(f"model {model.name!r} is not a QAT model (build it with qat_model)")
-    bad = sorted(  # the converter crashes on NaN ranges instead of reporting them
-        {
-            layer.name
-            for layer in model.layers
-            for w in layer.weights
-            if w.dtype.is_floating and not np.all(np.isfinite(w.numpy()))
-        }
-    )
-    if bad:
-        raise ModelError(
-            f"QAT model {model.name!r} has non-finite weights or int8 ranges in layer(s) "
-            f"{', '.join(bad)} (training diverged: lower the learning rate)"
-        )
-    export = qat_batch_one(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(export)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    # No TFLITE_BUILTINS_INT8 here: with it, tf 2.21's Keras converter demands a representative
-    # set before it has looked for fake-quant ops. Pure int8 is checked on the result instead.
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    try:
-        # plain FakeQuants, not the integer-rounding emulation; without the converter's printf
-        with converter_graph(), quiet.filtered_stderr():
-            data = bytes(converter.convert())
-    except Exception as err:  # ConverterError and friends
-        first = next((ln for ln in str(err).splitlines() if "error:" in ln), str(err))
-        first = first.split("error:", 1)[-1].strip()[:300]
-        raise ModelError(
-            f"QAT model {model.name!r} cannot be converted to int8 TFLite: {first}"
-        ) from err
-    info = inspect_tflite(data)
-    require_int8(info, f"<QAT int8 export of {model.name}>")
-    if info.float_ops or info.custom_ops:
-        layers = _layers_named(list(info.float_tensors))
-        raise ModelError(
-            f"QAT model {model.name!r} did not convert to pure int8: op(s) "
-            f"{', '.join(info.float_ops or info.custom_ops)}"
-            + (f" in layer(s) {', '.join(layers)}" if layers else "")
-            + " stay float (a tensor without a fake-quant range)"
-        )
-    return data

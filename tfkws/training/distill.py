@@ -23,6 +23,10 @@ import tf_keras as keras
 
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
+from tfkws.folding.fold import fold_model
+from tfkws.runs.config import RunConfig
+from tfkws.runs.files import BEST_WEIGHTS, RUN_CONFIG
+from tfkws.runs.model import load_trained_model
 from tfkws.training.inner_model import InnerModelWeights
 from tfkws.training.sandwich import soft_cross_entropy
 
@@ -32,9 +36,6 @@ def check_teachers(
 ) -> None:
     """One-line error unless every run is a trained float run with these features and labels
     (checked before a student's run folder is written)."""
-    from tfkws.training.run_config import RUN_CONFIG, RunConfig
-    from tfkws.training.trainer import BEST_WEIGHTS
-
     for run_dir in run_dirs:
         if not os.path.exists(os.path.join(run_dir, RUN_CONFIG)):
             raise TfkwsError(f"{run_dir}: not a tfkws run folder (no {RUN_CONFIG}); --teacher")
@@ -59,9 +60,6 @@ def load_teachers(
 
     Every run must have the student's feature config and labels (``check_teachers``).
     """
-    from tfkws.folding.fold import fold_model
-    from tfkws.training.trainer import load_trained_model
-
     if not run_dirs:
         raise TfkwsError("distillation needs at least one teacher run")
     check_teachers(run_dirs, features, labels)

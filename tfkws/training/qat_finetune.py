@@ -21,7 +21,7 @@ from tfkws.errors import TfkwsError
 def _supernet_widths(src: Any) -> tuple[float, ...] | None:
     """The source run's widths if its model is a slimmable supernet, else None."""
     from tfkws.layers.slimmable_base import model_widths, slimmable_layers
-    from tfkws.models.registry import build_model
+    from tfkws.models.catalog import build_model
 
     model = build_model(
         src.train.model, src.features.shape, len(src.labels), src.train.model_params
@@ -65,8 +65,9 @@ def qat_finetune(
     ``train_seconds`` ... Raises ``TfkwsError`` (one line) on bad input.
     """
     from tfkws.layers.slimmable_base import width_index
-    from tfkws.training.run_config import RUN_CONFIG, RunConfig
-    from tfkws.training.trainer import BEST_WEIGHTS, FLOAT_BEST_WEIGHTS, train
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.files import BEST_WEIGHTS, FLOAT_BEST_WEIGHTS, RUN_CONFIG
+    from tfkws.training.trainer import train
 
     src_dir, out = Path(src_run), Path(out)
     src = RunConfig.load(src_dir)

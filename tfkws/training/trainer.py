@@ -3,10 +3,16 @@
 One ``model.fit`` call per epoch with that epoch's own deterministic dataset, then a checkpoint
 (model, optimizer, epoch): a killed run resumes from its last finished epoch and ends with the same
 weights as an uninterrupted one.
+
+``train`` composes small steps: start the run folder, load the clips once, then one phase per
+model graph (float, then QAT for a QAT run; the phase's model comes from
+``tfkws.training.phases``: sandwich-wrapped, fake-quantised, distilling), then evaluate and write
+the results. File names of the run folder are ``tfkws.runs.files``'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,27 +28,29 @@ from absl import logging
 
 from tfkws import atomic
 from tfkws.data.augment import AugmentConfig
-from tfkws.data.dataset import KwsDataset
+from tfkws.data.kws_dataset import KwsDataset
 from tfkws.data.pipeline import load_clips, load_noise, make_dataset
 from tfkws.data.spec_augment import SpecAugmentConfig
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
 from tfkws.features.extract import feature_fn_tf
-from tfkws.models.registry import build_model
+from tfkws.quantization.calibration import qat_start_clips
+from tfkws.runs.config import QAT_LR_FACTOR, RunConfig, TrainConfig
+from tfkws.runs.files import (
+    BEST_WEIGHTS,
+    CHECKPOINTS,
+    FLOAT_BEST_WEIGHTS,
+    HISTORY,
+    QAT_CHECKPOINTS,
+    QAT_START,
+    RESULTS,
+    RUN_CONFIG,
+)
 from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
+from tfkws.training.phases import float_model, qat_from_float, with_teachers
 from tfkws.training.progress import EpochLine
-from tfkws.training.run_config import QAT_LR_FACTOR, RUN_CONFIG, RunConfig, TrainConfig
-from tfkws.training.sandwich import wrap_slimmable
 from tfkws.training.strategy import make_strategy
-
-BEST_WEIGHTS = "best_weights.h5"  # legacy HDF5 weights (by layer name); QAT graph in QAT runs
-FLOAT_BEST_WEIGHTS = "float_best_weights.h5"  # QAT runs: best float weights QAT starts from
-CHECKPOINTS = "checkpoints"
-QAT_CHECKPOINTS = "checkpoints_qat"  # the QAT graph has other variables: its own checkpoints
-HISTORY = "history.json"
-QAT_START = "qat_start.json"  # QAT runs: val accuracy of the calibrated fake-quant start
-RESULTS = "results.json"
 
 
 def set_determinism(seed: int) -> None:
@@ -147,7 +155,7 @@ def _check_resume(run_dir: Path, run: RunConfig, resume: bool) -> None:
                 f"{cfg_path}: --resume with different settings ({', '.join(diff)}); "
                 "use the same flags"
             )
-    elif resume and (run_dir / "checkpoints").exists():
+    elif resume and (run_dir / CHECKPOINTS).exists():
         raise TfkwsError(f"{run_dir}: cannot resume, {RUN_CONFIG} is missing")
 
 
@@ -187,15 +195,77 @@ def train(
         dataset_mode=dataset_mode,
         noise_dir=noise_dir,
     )
+    _start_run(run_dir, run, resume)
+
+    t0 = time.time()
+    clips = _load_run_clips(dataset, features, cfg, test_split)
+    feature_fn = feature_fn_tf(features)
+    augment = _augment_config(cfg)
+    strategy = make_strategy(cfg.strategy)
+    teacher = _teacher_loader(cfg, features, list(dataset.labels), strategy)
+    eval_ds = _eval_datasets(clips, feature_fn, cfg)
+    history = _load_history(run_dir, resume)
+    shared = _Phases(
+        cfg=cfg,
+        run_dir=run_dir,
+        strategy=strategy,
+        features=features,
+        labels=list(dataset.labels),
+        steps_per_epoch=math.ceil(len(clips.train[1]) / cfg.batch_size),
+        history=history,
+        resume=resume,
+        train_ds_for=_training_batches(clips, feature_fn, cfg, augment),
+        calibration=lambda: qat_start_clips(dataset, features),
+        teacher=teacher if cfg.teachers else None,
+        val_ds=eval_ds["val"],
+        tensorboard=keras.callbacks.TensorBoard(
+            str(run_dir / "logs"), write_graph=False, profile_batch=0
+        ),
+        verbose=verbose,
+    )
+    ran_here = 0.0  # seconds of epochs this process ran (earlier processes' are in history)
+    for qat_phase in _phases_to_run(cfg, run_dir):
+        model, best_var, seconds = _train_phase(qat_phase, shared)
+        ran_here += seconds
+
+    model.load_weights(str(run_dir / BEST_WEIGHTS))
+    # A resumed run counts the epochs its killed predecessors finished, not only its own time.
+    earlier = sum(history.get("epoch_seconds", [])) - ran_here
+    results = _summary(model, best_var, cfg, run_dir, history, time.time() - t0 + earlier)
+    results.update(_evaluate(model, eval_ds, cfg, list(dataset.labels), run_dir))
+    if cfg.teachers:  # what the student learnt from, measured on the same validation split
+        results["teachers"] = _teachers_report(teacher(), eval_ds["val"], cfg)
+    atomic.write_json(run_dir / RESULTS, results)
+    return results
+
+
+def _start_run(run_dir: Path, run: RunConfig, resume: bool) -> None:
+    """Check the folder (and teachers) before anything is written, then write the run config
+    and seed every RNG."""
     _check_resume(run_dir, run, resume)
-    if cfg.teachers:  # before anything is written
+    if run.train.teachers:  # before anything is written
         from tfkws.training.distill import check_teachers
 
-        check_teachers(cfg.teachers, features, list(dataset.labels))
+        check_teachers(run.train.teachers, run.features, list(run.labels))
     run_dir.mkdir(parents=True, exist_ok=True)
     run.save(run_dir)
-    set_determinism(cfg.seed)
+    set_determinism(run.train.seed)
 
+
+@dataclasses.dataclass
+class _RunClips:
+    """A run's audio, loaded once: (clips, label ids) per split, and the noise recordings."""
+
+    noise: Any
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray] | None
+
+
+def _load_run_clips(
+    dataset: KwsDataset, features: FeatureConfig, cfg: TrainConfig, test_split: str | None
+) -> _RunClips:
+    """Every clip of the run, loaded once (clip ``i`` of a split is the same every epoch)."""
     t0 = time.time()
     n = features.clip_samples
     noise = load_noise(dataset.noise_files, features.sample_rate)
@@ -210,76 +280,101 @@ def train(
         len(val_xy[1]),
         time.time() - t0,
     )
+    return _RunClips(noise, train_xy, val_xy, test_xy)
 
-    feature_fn = feature_fn_tf(features)
-    augment = _augment_config(cfg)
-    strategy = make_strategy(cfg.strategy)
-    teachers: list[keras.Model] = []  # loaded once, when the first phase needs them
+
+def _eval_datasets(
+    clips: _RunClips, feature_fn: Callable, cfg: TrainConfig
+) -> dict[str, tf.data.Dataset]:
+    """Un-augmented, cached batches of the validation (and test) clips."""
+    eval_ds = {
+        "val": make_dataset(*clips.val, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
+    }
+    if clips.test is not None:
+        eval_ds["test"] = make_dataset(
+            *clips.test, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
+        )
+    return eval_ds
+
+
+def _training_batches(
+    clips: _RunClips, feature_fn: Callable, cfg: TrainConfig, augment: AugmentConfig | None
+) -> Callable[[int], tf.data.Dataset]:
+    """``epoch -> that epoch's augmented training batches`` (same seed + epoch: same batches)."""
+
+    def batches(epoch: int) -> tf.data.Dataset:
+        return make_dataset(
+            *clips.train,
+            feature_fn,
+            cfg.batch_size,
+            training=True,
+            seed=cfg.seed,
+            epoch=epoch,
+            augment=augment,
+            noise=clips.noise,
+            spec=SpecAugmentConfig(
+                cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
+            ),
+        )
+
+    return batches
+
+
+def _load_history(run_dir: Path, resume: bool) -> dict[str, list[float]]:
+    """Per-epoch history of a resumed run (trimmed to its checkpoint by each phase), else empty."""
+    hist_path = run_dir / HISTORY
+    if resume and hist_path.exists():
+        return json.loads(hist_path.read_text())
+    return {}
+
+
+def _teachers_report(
+    teacher: keras.Model, val_ds: tf.data.Dataset, cfg: TrainConfig
+) -> dict[str, Any]:
+    """Which runs the student learnt from and their ensemble's validation accuracy."""
+    y, p = _predict(teacher, val_ds)
+    report = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
+    logging.info("teachers' val accuracy: %.2f %%", 100 * report["val_accuracy"])
+    return report
+
+
+def _teacher_loader(
+    cfg: TrainConfig,
+    features: FeatureConfig,
+    labels: list[str],
+    strategy: tf.distribute.Strategy,
+) -> Callable[[], keras.Model]:
+    """``teacher()``: the teachers' ensemble, loaded once, when the first phase needs it; both
+    phases learn from it, results report its accuracy."""
+    teachers: list[keras.Model] = []
 
     def teacher() -> keras.Model:
-        """The teachers' ensemble: both phases learn from it, results report its accuracy."""
         if not teachers:
             from tfkws.training.distill import load_teachers
 
             with strategy.scope():
-                teachers.append(load_teachers(cfg.teachers, features, list(dataset.labels)))
+                teachers.append(load_teachers(cfg.teachers, features, labels))
         return teachers[0]
 
-    steps_per_epoch = math.ceil(len(train_xy[1]) / cfg.batch_size)
-    eval_ds = {
-        "val": make_dataset(*val_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed),
-    }
-    if test_xy is not None:
-        eval_ds["test"] = make_dataset(
-            *test_xy, feature_fn, cfg.batch_size, training=False, seed=cfg.seed
-        )
+    return teacher
 
-    tensorboard = keras.callbacks.TensorBoard(
-        str(run_dir / "logs"), write_graph=False, profile_batch=0
-    )
-    history: dict[str, list[float]] = {}
-    hist_path = run_dir / HISTORY
-    if resume and hist_path.exists():
-        history = json.loads(hist_path.read_text())
-    phases = [False, True] if cfg.qat else [False]
+
+def _phases_to_run(cfg: TrainConfig, run_dir: Path) -> list[bool]:
+    """``qat_phase`` of each phase still to run: float, then QAT for a QAT run."""
     if cfg.qat and (cfg.float_epochs == 0 or _latest(run_dir / QAT_CHECKPOINTS)):
-        phases = [True]  # float phase done (or done elsewhere: tfkws qat)
-    ran_here = 0.0  # seconds of epochs this process ran (earlier processes' are in history)
-    for qat_phase in phases:
-        model, best_var, seconds = _train_phase(
-            qat_phase,
-            cfg,
-            run_dir,
-            strategy,
-            features,
-            dataset.labels,
-            steps_per_epoch,
-            history,
-            resume,
-            lambda epoch: make_dataset(
-                *train_xy,
-                feature_fn,
-                cfg.batch_size,
-                training=True,
-                seed=cfg.seed,
-                epoch=epoch,
-                augment=augment,
-                noise=noise,
-                spec=SpecAugmentConfig(
-                    cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
-                ),
-            ),
-            lambda: _qat_calibration(dataset, features),
-            teacher if cfg.teachers else None,
-            eval_ds["val"],
-            tensorboard,
-            verbose,
-        )
-        ran_here += seconds
+        return [True]  # float phase done (or done elsewhere: tfkws qat)
+    return [False, True] if cfg.qat else [False]
 
-    model.load_weights(str(run_dir / BEST_WEIGHTS))
-    # A resumed run counts the epochs its killed predecessors finished, not only its own time.
-    earlier = sum(history.get("epoch_seconds", [])) - ran_here
+
+def _summary(
+    model: keras.Model,
+    best_var: tf.Variable,
+    cfg: TrainConfig,
+    run_dir: Path,
+    history: dict[str, list[float]],
+    seconds: float,
+) -> dict[str, Any]:
+    """The run's headline numbers (before the per-split accuracy reports)."""
     results: dict[str, Any] = {
         "model": cfg.model,
         "model_params": cfg.model_params,
@@ -287,7 +382,7 @@ def train(
         "epochs": cfg.epochs,
         "qat": cfg.qat,
         "best_val_accuracy": float(best_var.numpy()),
-        "train_seconds": round(time.time() - t0 + earlier, 1),
+        "train_seconds": round(seconds, 1),
     }
     if cfg.slim_width is not None:
         results["slim_width"] = cfg.slim_width
@@ -300,151 +395,107 @@ def train(
         )
     if hasattr(model, "cost_report"):  # sandwich training: cost in full-width steps
         results["sandwich_cost"] = model.cost_report()
+    return results
+
+
+def _evaluate(
+    model: keras.Model,
+    eval_ds: dict[str, tf.data.Dataset],
+    cfg: TrainConfig,
+    labels: list[str],
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Accuracy report (and confusion-matrix plot) of the best model on every eval split."""
+    reports = {}
     for name, ds in eval_ds.items():
         y, p = _predict(model, ds)
-        rep = accuracy_report(y, p, dataset.labels)
-        results[name] = rep
+        rep = accuracy_report(y, p, labels)
+        reports[name] = rep
         plots.plot_confusion_matrix(
             np.array(rep["confusion_matrix"]),
-            dataset.labels,
+            labels,
             run_dir / "plots" / f"confusion_{name}.png",
             title=f"{'QAT' if cfg.qat else 'float'} {name}",
         )
         logging.info(
             "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
         )
-    if cfg.teachers:  # what the student learnt from, measured on the same validation split
-        y, p = _predict(teacher(), eval_ds["val"])
-        results["teachers"] = {"runs": list(cfg.teachers), "val_accuracy": float(np.mean(y == p))}
-        logging.info("teachers' val accuracy: %.2f %%", 100 * results["teachers"]["val_accuracy"])
-    atomic.write_json(run_dir / RESULTS, results)
-    return results
+    return reports
 
 
 def _latest(ckpt_dir: Path) -> str | None:
     return tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
 
 
-def _build_qat_from_float(
-    cfg: TrainConfig,
-    input_shape: Any,
-    num_classes: int,
-    weights: Path | None,
-    calibration: np.ndarray | None = None,
-) -> keras.Model:
-    """Float model (``weights`` loaded if given), folded and wrapped for QAT.
+@dataclasses.dataclass
+class _Phases:
+    """What the float and QAT phases of one run share."""
 
-    ``calibration`` clips start the int8 ranges at the float model's (see ``qat_model``).
+    cfg: TrainConfig
+    run_dir: Path
+    strategy: tf.distribute.Strategy
+    features: FeatureConfig
+    labels: list[str]
+    steps_per_epoch: int
+    history: dict[str, list[float]]  # updated in place, epoch by epoch
+    resume: bool
+    train_ds_for: Callable[[int], tf.data.Dataset]  # epoch -> that epoch's augmented batches
+    calibration: Callable[[], np.ndarray]  # clips that start a fresh QAT phase's ranges
+    teacher: Callable[[], keras.Model] | None  # distillation's teachers, if any
+    val_ds: tf.data.Dataset
+    tensorboard: keras.callbacks.Callback
+    verbose: int
+
+
+def _phase_model(qat_phase: bool, p: _Phases, fresh: bool) -> tuple[keras.Model, Any]:
+    """The phase's model (``tfkws.training.phases``) and learning-rate schedule.
+
+    A fresh QAT phase starts from the float phase's best weights and calibrated ranges; a
+    resumed one gets both from its checkpoint.
     """
-    from tfkws.quantization.qat import qat_model
-
-    model = build_model(cfg.model, input_shape, num_classes, cfg.model_params)
-    if weights is not None:
-        if not weights.exists():
-            raise TfkwsError(f"{weights}: missing; QAT starts from the best float weights")
-        model.load_weights(str(weights))
-    return qat_model(_slim_width_of(model, cfg), calibration=calibration)
-
-
-def _distilling(
-    model: keras.Model, cfg: TrainConfig, teacher: Callable[[], keras.Model]
-) -> keras.Model:
-    """``model`` wrapped to learn from ``teacher()`` (``cfg.teachers``) too
-    (``tfkws.training.distill``)."""
-    from tfkws.layers.slimmable_base import slimmable_layers
-    from tfkws.training.distill import DistillModel
-
-    if slimmable_layers(model):
-        raise TfkwsError(
-            f"model {cfg.model!r} is a slimmable supernet: it already distils its widths from "
-            "the largest; --teacher is for plain models"
+    cfg = p.cfg
+    first, last = (cfg.float_epochs, cfg.epochs) if qat_phase else (0, cfg.float_epochs)
+    if qat_phase:
+        model = qat_from_float(
+            cfg,
+            p.features.shape,
+            len(p.labels),
+            p.run_dir / FLOAT_BEST_WEIGHTS if fresh else None,
+            p.calibration() if fresh else None,
         )
-    logging.info(
-        "distilling from %d teacher run(s), weight %g, temperature %g",
-        len(cfg.teachers),
-        cfg.distill_weight,
-        cfg.distill_temperature,
-    )
-    return DistillModel(model, teacher(), cfg.distill_weight, cfg.distill_temperature)
+        lr = cfg.qat_learning_rate or cfg.learning_rate * QAT_LR_FACTOR
+        schedule: Any = WarmupSchedule(
+            lr, cfg.lr_schedule, 0, max((last - first) * p.steps_per_epoch, 1)
+        )
+    else:
+        model = float_model(cfg, p.features.shape, len(p.labels))
+        schedule = make_lr_schedule(cfg, p.steps_per_epoch)
+    if p.teacher is not None:
+        model = with_teachers(model, cfg, p.teacher)
+    return model, schedule
 
 
-def _qat_calibration(dataset: KwsDataset, features: FeatureConfig) -> np.ndarray:
-    """The clips ``tfkws export`` calibrates PTQ on (its default pool and seed): QAT starts
-    from the PTQ model's ranges, so a kept start converts to the PTQ model's accuracy."""
-    from tfkws.conversion.export import dataset_representative, ptq_clips
-    from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS
-
-    rep = dataset_representative(dataset, list(dataset.labels), features, REPRESENTATIVE_CLIPS, 0)
-    return ptq_clips(rep, 0)
-
-
-def _slim_width_of(model: keras.Model, cfg: TrainConfig) -> keras.Model:
-    """``model`` itself, or for a QAT run of one supernet width (``cfg.slim_width``) that
-    width's plain sub-network, cut out with the supernet's current weights."""
-    if cfg.slim_width is None:
-        return model
-    from tfkws.models.slim_extract import extract_width
-
-    return extract_width(model, cfg.slim_width)
-
-
-def _train_phase(
-    qat_phase: bool,
-    cfg: TrainConfig,
-    run_dir: Path,
-    strategy: tf.distribute.Strategy,
-    features: FeatureConfig,
-    labels: list[str],
-    steps_per_epoch: int,
-    history: dict[str, list[float]],
-    resume: bool,
-    train_ds_for: Any,
-    calibration: Any,
-    teacher: Callable[[], keras.Model] | None,
-    val_ds: tf.data.Dataset,
-    tensorboard: keras.callbacks.Callback,
-    verbose: int,
-) -> tuple[keras.Model, tf.Variable, float]:
+def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable, float]:
     """Epochs ``[0, float_epochs)`` in float, or ``[float_epochs, epochs)`` as QAT.
 
     Each phase has its own model graph, optimizer, LR schedule and checkpoint folder; a QAT
     phase starts from the float phase's best weights, folded. Each epoch's wall time goes into
     ``history["epoch_seconds"]``. Returns (model, best accuracy, seconds of epochs run here).
     """
+    cfg, run_dir, history = p.cfg, p.run_dir, p.history
     first, last = (cfg.float_epochs, cfg.epochs) if qat_phase else (0, cfg.float_epochs)
     ckpt_dir = run_dir / (QAT_CHECKPOINTS if qat_phase else CHECKPOINTS)
     best_path = run_dir / (FLOAT_BEST_WEIGHTS if cfg.qat and not qat_phase else BEST_WEIGHTS)
-    latest = _latest(ckpt_dir) if resume else None
+    latest = _latest(ckpt_dir) if p.resume else None
     if qat_phase:
         keras.utils.set_random_seed(cfg.seed + 1)  # same start whether resumed or not
-    with strategy.scope():
-        if qat_phase:
-            fresh = not latest  # else the checkpoint overwrites weights and ranges
-            model = _build_qat_from_float(
-                cfg,
-                features.shape,
-                len(labels),
-                run_dir / FLOAT_BEST_WEIGHTS if fresh else None,
-                calibration() if fresh else None,
-            )
-            lr = cfg.qat_learning_rate or cfg.learning_rate * QAT_LR_FACTOR
-            schedule: Any = WarmupSchedule(
-                lr, cfg.lr_schedule, 0, max((last - first) * steps_per_epoch, 1)
-            )
-            if teacher is not None:
-                model = _distilling(model, cfg, teacher)
-        else:
-            model = wrap_slimmable(
-                build_model(cfg.model, features.shape, len(labels), cfg.model_params),
-                seed=cfg.seed,
-            )
-            if teacher is not None:
-                model = _distilling(model, cfg, teacher)
-            schedule = make_lr_schedule(cfg, steps_per_epoch)
+    with p.strategy.scope():
+        # fresh: else the checkpoint overwrites weights and ranges
+        model, schedule = _phase_model(qat_phase, p, fresh=not latest)
         optimizer = keras.optimizers.Adam(schedule)
         model.compile(
             optimizer=optimizer,
-            loss=make_loss(len(labels), cfg.label_smoothing),
+            loss=make_loss(len(p.labels), cfg.label_smoothing),
             metrics=["accuracy"],
         )
         epoch_var = tf.Variable(first, dtype=tf.int64, trainable=False, name="epoch")
@@ -458,7 +509,7 @@ def _train_phase(
     if qat_phase and not latest:
         # The calibrated fake-quant model is a candidate too: QAT keeps it unless an epoch beats
         # it on validation, so fine-tuning never hands back a model worse than where it started.
-        _, start_acc = model.evaluate(val_ds, verbose=0)
+        _, start_acc = model.evaluate(p.val_ds, verbose=0)
         best_var.assign(float(start_acc))
         _save_weights(model, best_path)
         atomic.write_json(run_dir / QAT_START, {"val_accuracy": float(start_acc)})
@@ -470,16 +521,16 @@ def _train_phase(
     )
     ran = 0.0
     # verbose 1: tfkws's line per epoch; 2: also Keras's own per-epoch output.
-    epoch_line = [EpochLine(cfg.epochs, " (QAT)" if qat_phase else "")] if verbose else []
+    epoch_line = [EpochLine(cfg.epochs, " (QAT)" if qat_phase else "")] if p.verbose else []
     for epoch in range(done, last):
         t = time.time()
         h = model.fit(
-            train_ds_for(epoch),
-            validation_data=val_ds,
+            p.train_ds_for(epoch),
+            validation_data=p.val_ds,
             epochs=epoch + 1,
             initial_epoch=epoch,
-            callbacks=[tensorboard, *epoch_line],
-            verbose=2 if verbose >= 2 else 0,
+            callbacks=[p.tensorboard, *epoch_line],
+            verbose=2 if p.verbose >= 2 else 0,
         )
         for k, v in h.history.items():
             history.setdefault(k, []).append(float(v[-1]))
@@ -503,30 +554,3 @@ def _save_weights(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.h5")
     model.save_weights(str(tmp))
     os.replace(tmp, path)
-
-
-def load_trained_model(
-    run_dir: str | os.PathLike, batch_size: int | None = None
-) -> tuple[keras.Model, RunConfig]:
-    """Rebuild a run's model from its config and load its best weights.
-
-    A QAT run (``train.qat``) gives its QAT model: folded graph wrapped with fake-quant; of one
-    supernet width's sub-network when the run fine-tuned a width (``train.slim_width``).
-    """
-    run = RunConfig.load(run_dir)
-    weights = Path(run_dir) / BEST_WEIGHTS
-    if not weights.exists():
-        raise TfkwsError(f"{run_dir}: no {BEST_WEIGHTS} (training did not finish an epoch)")
-    model = build_model(
-        run.train.model,
-        run.features.shape,
-        len(run.labels),
-        run.train.model_params,
-        batch_size=batch_size,
-    )
-    if run.train.qat:  # best weights are those of the folded, fake-quantised graph
-        from tfkws.quantization.qat import qat_model
-
-        model = qat_model(_slim_width_of(model, run.train))
-    model.load_weights(str(weights))
-    return model, run

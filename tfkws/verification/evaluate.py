@@ -65,8 +65,9 @@ def evaluate_tflite(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run every clip of ``split`` through TFLM; accuracy, per-class accuracy, confusion matrix."""
-    from tfkws.conversion.export import clip_features, load_metadata
+    from tfkws.conversion.export import load_metadata
     from tfkws.data.pipeline import load_noise
+    from tfkws.features.clips import clip_features
     from tfkws.training.metrics import accuracy_report
     from tfkws.verification.tflm import run_tflm
 

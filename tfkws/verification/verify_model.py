@@ -19,9 +19,11 @@ def verify_tflite(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Parity report; clips come from ``data`` or else the source run's validation split."""
-    from tfkws.conversion.export import clip_features, load_metadata
+    from tfkws.conversion.export import load_metadata
     from tfkws.data.pipeline import load_noise
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.features.clips import clip_features
+    from tfkws.runs.files import RUN_CONFIG
+    from tfkws.runs.model import load_trained_model
     from tfkws.verification.evaluate import features_for, open_for_model, read_model
     from tfkws.verification.parity import verify
 
@@ -30,7 +32,7 @@ def verify_tflite(
     fc = features_for(meta)
     keras_model = None
     run_dir = meta.get("source_run")
-    if run_dir and Path(run_dir, "run_config.json").exists():
+    if run_dir and Path(run_dir, RUN_CONFIG).exists():
         keras_model, run = load_trained_model(run_dir, batch_size=1)
         data = data or run.data
         split = split or "validation"

@@ -187,9 +187,9 @@ def select_width(
     from firmware_gen.runtime_size import runtime_estimate
     from tfkws.conversion.export import load_metadata, metadata_path
     from tfkws.layers.slimmable_base import model_widths, slimmable_layers
-    from tfkws.models.slim_extract import export_width
-    from tfkws.training.run_config import RunConfig
-    from tfkws.training.trainer import load_trained_model
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.model import load_trained_model
+    from tfkws.slimmable.extract import export_width
     from tfkws.verification.evaluate import open_for_model
 
     limits = budget_targets(targets, max_arena, max_flash)

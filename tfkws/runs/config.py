@@ -12,9 +12,7 @@ from typing import Any
 from tfkws import __version__, atomic
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
-
-RUN_CONFIG = "run_config.json"
-
+from tfkws.runs.files import RUN_CONFIG
 
 # QAT fine-tunes the folded graph: no BatchNorm to absorb large steps and no dropout. On Arabic
 # Speech Commands (benchmarks/results/qat.md) the float lr / 10 lost 1-2 points in 3 epochs,
