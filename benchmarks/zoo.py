@@ -82,7 +82,8 @@ def add(a: argparse.Namespace) -> None:
         else:
             tflite = tmp / TFLITE
             export_cmd = sh(["tfkws", "export", "--run", rel(run), "--out", str(tflite)])
-            export_cmd = export_cmd.replace(str(tflite), f"{rel(run)}/model_int8.tflite")
+            shown_run = a.run_as or rel(run)
+            export_cmd = export_cmd.replace(f" --out {tflite}", "").replace(rel(run), shown_run)
         meta_src = tflite.with_name(tflite.stem + ".metadata.json")
         meta = json.loads(meta_src.read_text())
         eval_json = tmp / "eval.json"
@@ -195,6 +196,7 @@ def main() -> int:
     ad.add_argument("name")
     ad.add_argument("--run", required=True, help="trained run folder")
     ad.add_argument("--tflite", help="an export of the run (default: tfkws export it now)")
+    ad.add_argument("--run_as", default="", help="the run folder as the train command names it")
     ad.add_argument("--export_command", default="", help="how --tflite was exported")
     ad.add_argument("--data", required=True)
     ad.add_argument("--data_note", default="", help="data and split, for people")
