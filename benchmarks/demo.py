@@ -82,6 +82,14 @@ def markdown(doc: dict) -> str:
         f"Real data: `{real.get('data')}` (half of the Speech Commands v0.02 12-class test set). "
         "The model never hears real speech in training; chance is 8.3 %.",
         "",
+        (
+            f"Wall times on {doc['machine']}, load average {doc['load_average']:.1f} when it "
+            "started (above 2 the demo shared the machine with other jobs: upper bounds)."
+            if "load_average" in doc
+            else "Wall times on a 2-core CPU machine shared with other jobs (tests, a training) "
+            "during this run: upper bounds; its load was not recorded."
+        ),
+        "",
     ]
     return "\n".join(lines)
 
@@ -94,6 +102,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args()
     code = provenance.current()  # before the runs: the code they ran
+    load = os.getloadavg()[0]
     runs = [run_demo(a.work_dir / f"run{i}", a.real_data) for i in range(a.repeat)]
     identical = (
         "not checked"
@@ -106,6 +115,7 @@ def main() -> int:
         "command": "python benchmarks/demo.py" + (f" {argv}" if argv else ""),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
         **code,
+        "load_average": round(load, 2),
         "identical": identical,
         "runs": runs,
     }
