@@ -39,6 +39,7 @@ from tfkws.zoo.catalog import (  # noqa: E402
     TFLITE,
     ZOO_DIR,
     card_markdown,
+    deployed_params,
     list_models,
 )
 
@@ -101,7 +102,7 @@ def add(a: argparse.Namespace) -> None:
         shown = lambda c: c.replace(str(tflite), TFLITE).replace(f" --json {eval_json}", "")  # noqa: E731
         arena = {"host": report["min_arena_bytes"]}
         for v in (report.get("on_target") or {}).get("variants", []):
-            arena[f"{v['cpu']}_{v['kernels']}".replace("-", "_")] = v["arena"]["min_bytes"]
+            arena[f"{v['cpu']}/{v['kernels']}"] = v["arena"]["min_bytes"]
         card = {
             "format": CARD_FORMAT,
             "name": a.name,
@@ -121,7 +122,8 @@ def add(a: argparse.Namespace) -> None:
                 "clips": ev["num_clips"],
                 "per_class": {k: v["accuracy"] for k, v in ev["per_class"].items()},
             },
-            "params": meta["params"],
+            "params": deployed_params(tflite),
+            "trained_params": meta["params"],
             "macs": report["total_macs"],
             "tflite_bytes": report["model_bytes"],
             "arena_bytes": arena,
@@ -164,17 +166,17 @@ def table(_a: argparse.Namespace | None = None) -> None:
         "Produced by `python benchmarks/zoo.py table` from the cards in `tfkws/zoo/models/` "
         "(each card written by `python benchmarks/zoo.py add`, with its own commands).",
         "",
-        "| model | int8 TFLM accuracy | params | MACs | .tflite bytes | arena host | "
-        "arena M4 | arena M55 | data |",
+        "| model | int8 TFLM accuracy | deployed params | MACs | .tflite bytes | arena host | "
+        "arena M4 CMSIS-NN | arena M55 CMSIS-NN | data |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cards:
         ar = c["arena_bytes"]
-        m4 = next((v for k, v in ar.items() if k.startswith("m4")), None)
-        m55 = next((v for k, v in ar.items() if k.startswith("m55")), None)
+        m4 = next((v for k, v in ar.items() if k.startswith("cortex-m4/")), None)
+        m55 = next((v for k, v in ar.items() if k.startswith("cortex-m55/")), None)
         lines.append(
             f"| {c['name']} | {100 * c['accuracy']['int8_tflm']:.2f} % "
-            f"({c['accuracy']['clips']:,} {c['accuracy']['split']} clips) | {c['params']:,} | "
+            f"({c['accuracy']['clips']:,} clips, {c['accuracy']['split']}) | {c['params']:,} | "
             f"{c['macs']:,} | {c['tflite_bytes']:,} | {ar['host']:,} | "
             f"{f'{m4:,}' if m4 else '—'} | {f'{m55:,}' if m55 else '—'} | {c['data']} |"
         )

@@ -17,6 +17,7 @@ from tfkws.zoo.catalog import (
     TFLITE,
     ZOO_DIR,
     card_markdown,
+    deployed_params,
     get_model,
     list_models,
 )
@@ -38,7 +39,8 @@ def test_card_matches_its_files(name: str) -> None:
     assert meta["tflite_sha256"] == hashlib.sha256(m.tflite.read_bytes()).hexdigest()
     assert m.card["labels"] == meta["labels"]
     assert m.card["features"] == meta["feature_config"]
-    assert m.card["params"] == meta["params"]
+    assert m.card["trained_params"] == meta["params"]
+    assert m.card["params"] == deployed_params(m.tflite)
     assert m.card["tflite_bytes"] == m.tflite.stat().st_size
     assert (m.folder / CARD_MD).read_text() == card_markdown(m.card)
     for key in ("train_command", "eval_command", "data"):
@@ -70,8 +72,8 @@ def test_card_on_target_arenas_equal_firmware_gen(name: str, tmp_path: Path) -> 
     wanted = {k: v for k, v in m.card["arena_bytes"].items() if k != "host"}
     if not wanted:
         pytest.skip(f"{name}: card has no on-target arena")
-    cpus = sorted({k.split("_")[0] for k in wanted})
-    kernels = sorted({k.split("_", 1)[1].replace("_", "-") for k in wanted})
+    cpus = sorted({k.split("/")[0].removeprefix("cortex-") for k in wanted})
+    kernels = sorted({k.split("/")[1] for k in wanted})
     report = generate(
         m.tflite,
         tmp_path / "fw",
@@ -81,7 +83,7 @@ def test_card_on_target_arenas_equal_firmware_gen(name: str, tmp_path: Path) -> 
         tflm_library="model",
     ).report
     got = {
-        f"{v['cpu']}_{v['kernels']}".replace("-", "_"): v["arena"]["min_bytes"]
+        f"{v['cpu']}/{v['kernels']}": v["arena"]["min_bytes"]
         for v in report["on_target"]["variants"]
     }
     assert got == wanted

@@ -123,13 +123,29 @@ def copy_model(m: ZooModel, out_dir: Path) -> list[Path]:
     return [out_dir / n for n in names if (out_dir / n).exists()]
 
 
+def deployed_params(tflite: Path) -> int:
+    """Parameters as deployed: elements of the quantized constant tensors (weights and biases).
+
+    Read from the flatbuffer, so it counts what the device stores, after folding.
+    """
+    from firmware_gen.model import parse_model, read_model_file
+
+    model = parse_model(read_model_file(tflite))
+    count = 0
+    for t in model.subgraphs[0]:
+        if t.buffer_bytes and t.scale:
+            n = 1
+            for d in t.shape:
+                n *= d
+            count += n
+    return count
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card for people (``CARD.md``), from ``card.json``."""
     acc = card["accuracy"]
     arena = card["arena_bytes"]
-    on_target = ", ".join(
-        f"{k.replace('_', ' ')} {v:,} B" for k, v in arena.items() if k != "host" and v
-    )
+    on_target = ", ".join(f"{k} {v:,} B" for k, v in arena.items() if k != "host" and v)
     lines = [
         f"# {card['name']}: {card['title']}",
         "",
@@ -140,16 +156,22 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"| data | {card['data']} |",
         f"| labels | {len(card['labels'])}: {', '.join(card['labels'])} |",
         f"| features | {card['features_note']} |",
-        f"| int8 accuracy in TFLM | **{100 * acc['int8_tflm']:.2f} %** on {acc['clips']:,} "
-        f"{acc['split']} clips |",
-        f"| parameters | {card['params']:,} |",
+        f"| int8 accuracy in TFLM | **{100 * acc['int8_tflm']:.2f} %** on {acc['clips']:,} clips "
+        f"({acc['split']} split) |",
+        f"| parameters (deployed; trained) | {card['params']:,}; {card['trained_params']:,} |",
         f"| MACs per inference | {card['macs']:,} |",
         f"| `.tflite` | {card['tflite_bytes']:,} bytes |",
         f"| arena (host, TFLM Python interpreter) | {arena['host']:,} B |",
     ]
     if on_target:
         lines.append(f"| arena on emulated Cortex-M (QEMU) | {on_target} |")
-    lines += [f"| measured at commit | `{card.get('commit', '?')}` |", "", "## How it was made", ""]
+    dirty = " plus uncommitted changes" if card.get("dirty") else ""
+    lines += [
+        f"| measured at commit | `{card.get('commit', '?')}`{dirty} |",
+        "",
+        "## How it was made",
+        "",
+    ]
     for key, title in (
         ("train_command", "Trained"),
         ("export_command", "Exported"),
