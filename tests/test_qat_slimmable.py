@@ -222,7 +222,7 @@ def test_cli_supernet_then_slim_qat_then_export(
     argv = ["slim", "qat", f"--run={supernet}", "--width=0.55", f"--out={qat_run}"]
     code, out, err = run_cli(capsys, *argv, "--epochs=1", "--verbose=0")
     assert code == 0, err
-    assert json.loads(out[: out.rindex("}") + 1])["width"] == 0.55
+    assert json.loads(out[out.index("{") : out.rindex("}") + 1])["width"] == 0.55
     cfg = json.loads((qat_run / "run_config.json").read_text())["train"]
     assert cfg["qat"] and cfg["slim_width"] == 0.55
     assert cfg["qat_source"] == str(supernet.resolve())

@@ -132,9 +132,9 @@ def test_readme_command_parses(argv: list[str]) -> None:
     from absl import flags
 
     if argv[0] == "firmware-gen":
-        import firmware_gen.cli  # noqa: F401  (defines its flags on absl's global FLAGS)
+        import firmware_gen.cli  # its own flag registry, FLAGS
 
-        fv = copy.deepcopy(flags.FLAGS)
+        fv = copy.deepcopy(firmware_gen.cli.FLAGS)
         args = argv[1:]
     else:
         from tfkws.cli import common
@@ -157,6 +157,13 @@ def test_readme_command_parses(argv: list[str]) -> None:
         from tfkws.cli.slim_cmd import ACTIONS
 
         assert len(positional) == 1 and positional[0] in ACTIONS, positional
+    elif argv[1] == "zoo":
+        from tfkws.cli.zoo_cmd import ACTIONS
+        from tfkws.zoo.catalog import get_model
+
+        assert positional and positional[0] in ACTIONS, positional
+        if positional[0] == "get":
+            assert len(positional) == 2 and get_model(positional[1]), positional
     else:
         assert not positional, positional
     if "params" in fv and fv.params:
