@@ -36,7 +36,8 @@ STEPS = (
 
 def readme_commands() -> list[list[str]]:
     """Every ``tfkws ...`` / ``firmware-gen ...`` command of README.md's bash blocks, as argv."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    # fences may be indented (a block inside a list item)
+    blocks = re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", README.read_text(), flags=re.S | re.M)
     commands = []
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
@@ -112,7 +113,7 @@ def test_tfkws_demo_as_the_readme_writes_it(tmp_path: Path) -> None:
 def test_readme_bash_blocks_hold_the_pipeline() -> None:
     """The parser below finds the README's commands (a parser that finds none checks nothing)."""
     seen = {(c[0], c[1]) for c in readme_commands() if len(c) > 1}
-    for cmd in ("demo", "train", "export", "verify", "eval", "slim"):
+    for cmd in ("demo", "train", "export", "verify", "eval", "slim", "zoo"):
         assert ("tfkws", cmd) in seen, cmd
     assert any(c[0] == "firmware-gen" for c in readme_commands())
 
