@@ -232,12 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first_stride", default="2,2", help="first conv stride (DS-CNN-S: 2,2)")
     p.add_argument("--block_stride", type=int, default=1, help="first DS block stride (S: 1)")
     p.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
-    p.add_argument("--alone", default="0.25,0.55,1.0", help="widths also trained alone")
+    p.add_argument(
+        "--alone", default="0.25,0.55,1.0", help='widths also trained alone ("" for none)'
+    )
     p.add_argument("--random_widths", type=int, default=1, help="sandwich random widths/step")
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "slimmable"
     widths = [float(w) for w in args.widths.split(",")]
-    alone_widths = [float(w) for w in args.alone.split(",")]
+    alone_widths = [float(w) for w in args.alone.split(",") if w.strip()]
     if not set(alone_widths) <= set(widths):
         p.error(f"--alone widths {alone_widths} must be among --widths {widths}")
 
