@@ -5,11 +5,14 @@ Training a tiny model in memory, tone-clip features, and a model's structural si
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tf_keras as keras
-from conftest import write_tone_dataset
+from conftest import REPO, write_tone_dataset
 
 from tfkws.training.trainer import make_loss
 
@@ -67,4 +70,21 @@ def signature(model: keras.Model) -> list[tuple]:
         fields = tuple((k, str(cfg[k])) for k in CONV_KEYS if k in cfg)
         shapes = tuple(tuple(w.shape) for w in layer.weights)
         out.append((type(layer).__name__, shapes, fields))
+    return out
+
+
+def run_command(
+    argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
+) -> str:
+    """Run a command as a user would (this repo on PYTHONPATH); its stdout + stderr.
+
+    Fails the test with the output's tail when it exits non-zero.
+    """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from helpers import run_command
 
 from tfkws.progress import Progress, format_seconds
 from tfkws.quiet import NOISE as TF_NOISE
@@ -27,8 +28,7 @@ EPOCH = re.compile(r"^epoch (\d+)/3  loss \d+\.\d{4}  accuracy [\d.]+ %  val acc
 
 def _train(tmp_path: Path, data: Path, *extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
+    return run_command(
         [
             sys.executable,
             "-m",
@@ -44,14 +44,7 @@ def _train(tmp_path: Path, data: Path, *extra: str) -> str:
         ],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 @pytest.mark.slow

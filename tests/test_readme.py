@@ -16,12 +16,12 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO, SHARED_DATA
+from helpers import run_command
 
 README = REPO / "README.md"
 STEPS = (
@@ -77,23 +77,12 @@ def test_tfkws_demo_as_the_readme_writes_it(tmp_path: Path) -> None:
     from firmware_gen.toolchain import available
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     env["TFKWS_DEMO_FAST"] = "1"
     tflm = _tflm_root()
     if tflm:
         env["TFLM_ROOT"] = tflm
     on_target = available() is None and tflm is not None
-    proc = subprocess.run(
-        [*_cli_command(), "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    out = run_command([*_cli_command(), "demo"], cwd=tmp_path, env=env, timeout=1800)
     positions = [out.find(step) for step in STEPS]
     assert all(p >= 0 for p in positions), out[-4000:]
     assert positions == sorted(positions)

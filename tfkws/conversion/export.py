@@ -68,7 +68,6 @@ def export_run(
     unless no QAT epoch beat its calibrated start (``tfkws.runs.files.kept_ptq_start``): that
     start is the float run's PTQ model, which is then exported itself, bit for bit.
     """
-    from tfkws.conversion.tflite_convert import to_int8_tflite
     from tfkws.folding.fold import fold_model
     from tfkws.quantization.calibration import ptq_clips, representative_features
     from tfkws.runs.config import RunConfig
@@ -112,13 +111,33 @@ def export_run(
     rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
     logging.info("calibration: %d of %d representative training clips", len(rep), num_calibration)
     folded = fold_model(model)
+    return export_folded(
+        run_dir, run, out_path, model, folded, rep, seed, int(model.count_params()), extra=extra
+    )
+
+
+def export_folded(
+    run_dir: str | os.PathLike,
+    run: Any,
+    out_path: Path,
+    model: Any,
+    folded: Any,
+    rep: np.ndarray,
+    seed: int,
+    params: int,
+    what: str = "folding changed the model's outputs",
+    extra: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Check ``folded`` computes what ``model`` does, then int8 PTQ it and write the export.
+
+    The check runs clip by clip on up to 64 calibration clips (batch 1, as exported); a
+    difference beyond float rounding raises ``"{run_dir}: {what} (max abs diff ...)"``.
+    """
+    from tfkws.conversion.tflite_convert import to_int8_tflite
+
     probe = rep[: min(64, len(rep))]
-    ref = np.concatenate(
-        [model(probe[i : i + 1], training=False).numpy() for i in range(len(probe))]
-    )
-    got = np.concatenate(
-        [folded(probe[i : i + 1], training=False).numpy() for i in range(len(probe))]
-    )
+    ref = np.concatenate([model(c[None], training=False).numpy() for c in probe])
+    got = np.concatenate([folded(c[None], training=False).numpy() for c in probe])
     fold_diff = float(np.max(np.abs(ref - got)))
     scale = float(np.max(np.abs(ref))) or 1.0
     logging.info(
@@ -129,20 +148,10 @@ def export_run(
         scale,
     )
     if fold_diff > 1e-4 * max(scale, 1.0):
-        raise TfkwsError(
-            f"{run_dir}: folding changed the model's outputs (max abs diff {fold_diff:.3g})"
-        )
+        raise TfkwsError(f"{run_dir}: {what} (max abs diff {fold_diff:.3g})")
     tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
     return write_export(
-        run_dir,
-        run,
-        out_path,
-        tflite,
-        int(model.count_params()),
-        fold_diff,
-        int(len(rep)),
-        "ptq",
-        extra,
+        run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra
     )
 
 

@@ -29,6 +29,22 @@ def static_batch_one(model: keras.Model) -> keras.Model:
     return with_batch_size(model, 1)
 
 
+def graph_converter(export: keras.Model) -> tf.lite.TFLiteConverter:
+    """A converter over ``export``'s inference graph as one concrete function, variables frozen.
+
+    Not ``from_keras_model``: that first writes a Keras SavedModel, tracing every layer's call
+    functions, which took 39 s of a 12-block QAT BC-ResNet's 47 s conversion; this gives the same
+    int8 graph (same ops, identical outputs; a layer called several times is still stored once).
+    """
+    spec = [tf.TensorSpec(x.shape, x.dtype) for x in export.inputs]
+
+    def infer(*xs: tf.Tensor) -> tf.Tensor:
+        return export(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+    concrete = tf.function(infer).get_concrete_function(*spec)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+
+
 def layers_named(names: list[str]) -> list[str]:
     """Keras layer names inside TF op/tensor names such as ``model/my_layer/Sin``: error
     messages name the layer a user can change, not the converter's tensor."""
@@ -73,7 +89,7 @@ def to_int8_tflite(
             f"representative data has clips of shape {tuple(clips.shape[1:])}, "
             f"model {model.name!r} expects {expected}"
         )
-    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    converter = graph_converter(export)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset(clips)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -120,15 +136,15 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
             f"{', '.join(bad)} (training diverged: lower the learning rate)"
         )
     export = qat_batch_one(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(export)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    # No TFLITE_BUILTINS_INT8 here: with it, tf 2.21's Keras converter demands a representative
-    # set before it has looked for fake-quant ops. Pure int8 is checked on the result instead.
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
     try:
         # plain FakeQuants, not the integer-rounding emulation; without the converter's printf
         with converter_graph(), quiet.filtered_stderr():
+            converter = graph_converter(export)  # traced here, inside converter_graph()
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            # No TFLITE_BUILTINS_INT8: with it, tf 2.21's converter demands a representative
+            # set before it has looked for fake-quant ops. Pure int8 is checked on the result.
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
             data = bytes(converter.convert())
     except Exception as err:  # ConverterError and friends
         first = next((ln for ln in str(err).splitlines() if "error:" in ln), str(err))
@@ -152,7 +168,7 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
 def to_float_tflite(model: keras.Model) -> bytes:
     """Float32 .tflite of the batch-1 graph (debugging; TFLM targets want ``to_int8_tflite``)."""
     export = static_batch_one(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(export)
+    converter = graph_converter(export)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
         with quiet.filtered_stderr():

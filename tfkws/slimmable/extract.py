@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 from absl import logging
 
-from tfkws.conversion.export import ExportResult, write_export
-from tfkws.conversion.tflite_convert import to_int8_tflite
+from tfkws.conversion.export import ExportResult, export_folded
 from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
 from tfkws.folding.slim_width import extract_width, width_metadata
@@ -46,24 +44,15 @@ def export_width(
     folded = fold_model(extract_width(supernet, width, batch_size=1))
     rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
     logging.info("width %s: calibration on %d training clips", width, len(rep))
-    probe = rep[: min(64, len(rep))]
-    ref = np.concatenate([supernet(c[None], training=False).numpy() for c in probe])
-    got = np.concatenate([folded(c[None], training=False).numpy() for c in probe])
-    diff = float(np.max(np.abs(ref - got)))
-    if diff > 1e-4 * max(float(np.max(np.abs(ref))), 1.0):
-        raise TfkwsError(
-            f"{run_dir}: width {width} sub-network differs from the supernet (max abs diff "
-            f"{diff:.3g})"
-        )
-    tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
-    return write_export(
+    return export_folded(
         run_dir,
         run,
         out_path,
-        tflite,
+        supernet,
+        folded,
+        rep,
+        seed,
         int(folded.count_params()),
-        diff,
-        int(len(rep)),
-        "ptq",
+        what=f"width {width} sub-network differs from the supernet",
         extra={"slim": width_metadata(supernet, width)},
     )
