@@ -5,12 +5,15 @@ The device runs the C twin of this class (``firmware_gen.detector`` writes ``NAM
 on the int8 output tensor with integer arithmetic only, so they cannot drift apart through float
 rounding. Per step (one model Invoke):
 
-1. the int8 score row enters a ring of the last ``window`` rows; ``sum[l]`` is label ``l``'s
-   sum over the ring (smoothed score ``sum / window``: posterior smoothing);
+0. the int8 output row becomes probability levels 0..255 (probability x 256): tfkws models end
+   in logits, so by an integer softmax over a table of ``exp`` (``firmware_gen.detector``
+   documents it); a model ending in a softmax (scale 1/256) gives ``q - zero_point`` directly;
+1. the level row enters a ring of the last ``window`` rows; ``sum[l]`` is label ``l``'s
+   sum over the ring (smoothed probability ``sum / (256 * window)``: posterior smoothing);
 2. nothing fires until the ring is full, nor for ``refractory`` steps after a detection;
 3. the candidate is the label with the largest sum among keywords (labels with a threshold) and
    gate labels (``_silence_``/``_unknown_`` by default); ties go to the lower index;
-4. a keyword candidate fires when ``sum >= threshold * window`` (``threshold`` an int8 level).
+4. a keyword candidate fires when ``sum >= threshold * window`` (``threshold`` a level).
 
 So a gate label that dominates blocks every keyword, as micro_speech's "top label" rule does.
 """
@@ -24,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from firmware_gen.detector import exp_table
 from tfkws.errors import TfkwsError
 
 
 @dataclasses.dataclass(frozen=True)
 class Detection:
-    """One detection: the step it fired at, the label, its smoothed int8 sum and probability."""
+    """One detection: the step it fired at, the label, its level sum over the ring and the
+    smoothed probability that sum stands for."""
 
     step: int
     label_index: int
@@ -42,9 +47,10 @@ class Detection:
 class DetectorConfig:
     """What the detector needs; ``to_spec()`` is the dict ``firmware_gen.detector`` reads.
 
-    ``thresholds``: int8 level of the smoothed score per label, or None (never fires).
-    ``gated``: labels that block detection while they lead. ``window``/``refractory`` in steps.
-    ``scale``/``zero_point``: the output tensor's quantization (only to report probabilities).
+    ``thresholds``: probability level (0..255, probability x 256) of the smoothed score per
+    label, or None (never fires). ``gated``: labels that block detection while they lead.
+    ``window``/``refractory`` in steps. ``softmax``: the int8 outputs are logits (apply the
+    integer softmax). ``scale``/``zero_point``: the output tensor's quantization.
     """
 
     labels: tuple[str, ...]
@@ -52,6 +58,7 @@ class DetectorConfig:
     gated: tuple[bool, ...]
     window: int
     refractory: int
+    softmax: bool
     scale: float
     zero_point: int
 
@@ -71,6 +78,7 @@ class DetectorConfig:
             "gated": list(self.gated),
             "window": self.window,
             "refractory": self.refractory,
+            "softmax": self.softmax,
             "scale": float(self.scale),
             "zero_point": int(self.zero_point),
         }
@@ -83,27 +91,41 @@ class DetectorConfig:
             tuple(spec["gated"]),
             int(spec["window"]),
             int(spec["refractory"]),
+            bool(spec["softmax"]),
             float(spec["scale"]),
             int(spec["zero_point"]),
         )
 
     def probability(self, total: int) -> float:
-        """The smoothed probability a sum over the ring stands for."""
-        return (total / self.window - self.zero_point) * self.scale
+        """The smoothed probability a level sum over the ring stands for."""
+        return total / (LEVELS * self.window)
 
 
-def probability_to_level(p: float, scale: float, zero_point: int) -> int:
-    """Lowest int8 level whose probability ``(q - zp) * scale`` is >= ``p`` (clipped to int8)."""
+LEVELS = 256  # probability level l stands for l / 256 (0..255)
+
+
+def probability_to_level(p: float) -> int:
+    """Lowest level (0..255) whose probability ``level / 256`` is >= ``p``."""
     if not 0.0 <= p <= 1.0:
         raise TfkwsError(f"detection threshold must be a probability in [0, 1], got {p:g}")
-    q = math.ceil(round(p / scale, 6) + zero_point)  # round(): 0.5/(1/256) is 128, not 128.0001
-    return int(min(max(q, -128), 127))
+    return int(min(math.ceil(round(p * LEVELS, 6)), LEVELS - 1))
+
+
+def probability_levels(config: DetectorConfig, scores: np.ndarray) -> np.ndarray:
+    """int8 output row -> probability levels (int64, 0..255), exactly as the C header does."""
+    q = scores.astype(np.int64)
+    if not config.softmax:
+        return np.clip(q - config.zero_point, 0, LEVELS - 1)
+    e = np.asarray(exp_table(config.scale), np.int64)[q.max() - q]
+    total = int(e.sum())
+    return np.minimum((e * LEVELS + total // 2) // total, LEVELS - 1)
 
 
 def make_config(
     labels: Sequence[str],
     scale: float,
     zero_point: int,
+    softmax: bool = True,
     threshold: float | Mapping[str, float] = 0.8,
     window: int = 3,
     refractory: int = 10,
@@ -132,15 +154,14 @@ def make_config(
             p = threshold.get(label)
         else:
             p = None if label.startswith("_") else threshold
-        levels.append(
-            None if label in gate_set or p is None else probability_to_level(p, scale, zero_point)
-        )
+        levels.append(None if label in gate_set or p is None else probability_to_level(p))
     return DetectorConfig(
         tuple(labels),
         tuple(levels),
         tuple(x in gate_set for x in labels),
         int(window),
         int(refractory),
+        bool(softmax),
         float(scale),
         int(zero_point),
     )
@@ -152,7 +173,7 @@ class Detector:
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         n = len(config.labels)
-        never = 127 * config.window + 1
+        never = 255 * config.window + 1
         self._thr = [never if t is None else t * config.window for t in config.thresholds]
         pairs = zip(config.thresholds, config.gated, strict=True)
         self._considered = [i for i, (t, g) in enumerate(pairs) if t is not None or g]
@@ -177,7 +198,7 @@ class Detector:
                 f"detector: expects {len(c.labels)} int8 scores per step, got "
                 f"{row.shape[0]} {row.dtype}"
             )
-        row = row.astype(np.int64)
+        row = probability_levels(c, row)
         if self._count == c.window:
             self._sum -= self._ring[self._pos]
         self._ring[self._pos] = row
