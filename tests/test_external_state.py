@@ -77,6 +77,7 @@ def test_streaming_keeps_only_the_rows_it_needs() -> None:
     sm = to_streaming(_ds_cnn(channels=16, num_blocks=2))
     # conv0 10 rows /2: 8 kept; each 3-row depthwise: 2; pool over 16 rows, 1 new: 15
     assert [s[1] for s in sm.state_shapes] == [8, 2, 2, 15]
+    assert sm.state_shapes[-1] == (1, 15, 20, 16)  # whole rows: one int8 MEAN, as non-streaming
     assert sm.used == 48 and sm.warmup_steps == 23
 
 
@@ -87,3 +88,43 @@ def test_same_padding_in_time_cannot_stream() -> None:
         to_streaming(model)
     with pytest.raises(TfkwsError, match="time_padding"):
         build_ds_cnn((49, 40), 5, time_padding="causal")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"channels": 16, "num_blocks": 2},
+        {"size": "m", "channels": 12, "num_blocks": 2, "time_dilation": [1, 2]},
+    ],
+)
+def test_int8_step_model_in_tflm_equals_the_int8_window_model(params: dict) -> None:
+    """The int8 step model in TFLM, its int8 state fed back each step, gives the non-streaming
+    int8 model's outputs on every window after the warm-up (the spec allows 1 LSB; with pinned
+    ranges they are bit-identical)."""
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.features.extract import features_to_int8
+    from tfkws.folding.fold import fold_model
+    from tfkws.streaming.streaming_int8 import TflmStepper, streaming_int8
+    from tfkws.verification.tflm import run_tflm
+
+    rng = np.random.default_rng(0)
+    rep = (np.abs(rng.standard_normal((32, 49, 40))) * 3).astype(np.float32)
+    res = streaming_int8(fold_model(_ds_cnn(**params)), rep)
+    sm = res.streaming
+    info = inspect_tflite(res.step_tflite)
+    assert {"CONCATENATION", "STRIDED_SLICE"} <= set(info.ops) and not info.float_ops
+    window_info = inspect_tflite(res.window_tflite)
+    frames = (np.abs(rng.standard_normal((120, 40))) * 3).astype(np.float32)
+    q = features_to_int8(frames, window_info.input_scale, window_info.input_zero_point)
+    stepper = TflmStepper(res.step_tflite, sm)
+    outs = [stepper.step(q[k * sm.hop : (k + 1) * sm.hop]) for k in range(len(q) // sm.hop)]
+    ends = [sm.window_end(k) for k in range(sm.warmup_steps, len(outs))]
+    ends = [e for e in ends if e <= len(q)]
+    ref = run_tflm(res.window_tflite, np.stack([q[e - sm.window : e] for e in ends]))
+    got = np.stack(outs[sm.warmup_steps : sm.warmup_steps + len(ends)])
+    assert len(ends) >= 10 and np.unique(ref).size > 5  # real, varied outputs
+    assert np.abs(got.astype(int) - ref.reshape(len(ends), -1)).max() <= 1
+    # a fresh stepper restarts from zero state: the same first outputs again
+    stepper.reset()
+    again = [stepper.step(q[k * sm.hop : (k + 1) * sm.hop]) for k in range(sm.warmup_steps + 1)]
+    np.testing.assert_array_equal(again[-1], outs[sm.warmup_steps])

@@ -13,7 +13,9 @@ frames), so the streamable model variants pad only frequency (e.g. ``ds_cnn`` wi
 ``time_padding="valid"``).
 
 ``StreamingAveragePool`` is ``GlobalAveragePooling2D`` over the last ``frames`` rows: it keeps the
-frequency means of the last ``frames - n`` rows and averages them with the new ones.
+last ``frames - n`` rows whole and takes one mean over time and frequency, the very op the
+non-streaming model runs, so int8 rounds alike (keeping only frequency means would need less
+state but round twice).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Stream(keras.layers.Layer):
 @keras.utils.register_keras_serializable(package="tfkws")
 class StreamingAveragePool(keras.layers.Layer):
     """``GlobalAveragePooling2D`` over the last ``frames`` time rows: ``(new, state) ->
-    (pooled, new_state)``; ``state`` holds the frequency means ``[B, frames - n, C]``."""
+    (pooled, new_state)``; ``state`` holds the previous rows ``[B, frames - n, F, C]``."""
 
     def __init__(self, frames: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,10 +83,9 @@ class StreamingAveragePool(keras.layers.Layer):
 
     def call(self, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
         new, state = inputs
-        rows = tf.reduce_mean(new, axis=2)  # [B, n, C]
-        buf = tf.concat([state, rows], axis=1)
+        buf = tf.concat([state, new], axis=1)
         keep = self.frames - new.shape[1]
-        return [tf.reduce_mean(buf, axis=1), buf[:, buf.shape[1] - keep :]]
+        return [tf.reduce_mean(buf, axis=[1, 2]), buf[:, buf.shape[1] - keep :]]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "frames": self.frames}

@@ -26,6 +26,7 @@ import numpy as np
 import tf_keras as keras
 
 from tfkws.errors import TfkwsError
+from tfkws.layers.fixed_fake_quant import FixedFakeQuant
 from tfkws.layers.stream import Stream, StreamingAveragePool, time_receptive
 
 _CONV = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
@@ -72,11 +73,17 @@ class StreamingModel:
 
 
 def _chain(model: keras.Model) -> list[keras.layers.Layer]:
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    for a, b in zip(layers, layers[1:], strict=False):
-        if b.input is not a.output:
-            raise TfkwsError(f"{model.name}: not a chain of layers ({b.name} after {a.name})")
-    return layers
+    """The model's layers after its input, checked to form a chain (from the model's own config:
+    a layer reused in other models has other inbound nodes too)."""
+    entries = model.get_config()["layers"]
+    for prev, entry in zip(entries, entries[1:], strict=False):
+        nodes = entry["inbound_nodes"]
+        inbound = [n[0] for node in nodes for n in node] if nodes else []
+        if inbound != [prev["config"]["name"]]:
+            raise TfkwsError(
+                f"{model.name}: not a chain of layers ({entry['config']['name']} reads {inbound})"
+            )
+    return [model.get_layer(e["config"]["name"]) for e in entries[1:]]
 
 
 def to_streaming(model: keras.Model) -> StreamingModel:
@@ -101,6 +108,7 @@ def to_streaming(model: keras.Model) -> StreamingModel:
     new = keras.Input((hop, feats), batch_size=1, name="frames")
     states, new_states = [], []
     x, rows = new, hop
+    last_fq: FixedFakeQuant | None = None
     for layer in layers:
         if isinstance(layer, keras.layers.Reshape):
             x = keras.layers.Reshape((rows, *layer.target_shape[1:]), name=layer.name)(x)
@@ -125,17 +133,21 @@ def to_streaming(model: keras.Model) -> StreamingModel:
             state = keras.Input(
                 (max(receptive - stride, 0), *x.shape[2:]), batch_size=1, name=f"{layer.name}_state"
             )
-            x, kept = wrapper([x, state])
+            x, kept = wrapper([x, last_fq(state) if last_fq is not None else state])
             states.append(state)
             new_states.append(kept)
             rows //= stride
         elif isinstance(layer, keras.layers.GlobalAveragePooling2D):
             frames = int(layer.input_shape[1])
-            state = keras.Input((frames - rows, x.shape[-1]), batch_size=1, name="pool_state")
-            x, kept = StreamingAveragePool(frames, name=f"{layer.name}_stream")([x, state])
+            state = keras.Input((frames - rows, *x.shape[2:]), batch_size=1, name="pool_state")
+            fed = last_fq(state) if last_fq is not None else state
+            x, kept = StreamingAveragePool(frames, name=f"{layer.name}_stream")([x, fed])
             states.append(state)
             new_states.append(kept)
             rows = 1
+        elif isinstance(layer, FixedFakeQuant):  # its state inputs get the same int8 params
+            x = layer(x)
+            last_fq = layer
         elif isinstance(layer, _PER_ROW):
             x = layer(x)
         else:
