@@ -124,6 +124,13 @@ def test_int8_step_model_in_tflm_equals_the_int8_window_model(params: dict) -> N
     got = np.stack(outs[sm.warmup_steps : sm.warmup_steps + len(ends)])
     assert len(ends) >= 10 and np.unique(ref).size > 5  # real, varied outputs
     assert np.abs(got.astype(int) - ref.reshape(len(ends), -1)).max() <= 1
+    # pinned min/max ranges are what the converter's own calibration finds: the window model
+    # computes what tfkws export's PTQ model of the same folded model computes
+    from tfkws.conversion.tflite_convert import to_int8_tflite
+
+    ptq = to_int8_tflite(fold_model(_ds_cnn(**params)), rep, num_calibration=None)
+    ptq_ref = run_tflm(ptq, np.stack([q[e - sm.window : e] for e in ends]))
+    assert np.abs(ptq_ref.astype(int) - ref.astype(int)).max() <= 1
     # a fresh stepper restarts from zero state: the same first outputs again
     stepper.reset()
     again = [stepper.step(q[k * sm.hop : (k + 1) * sm.hop]) for k in range(sm.warmup_steps + 1)]
