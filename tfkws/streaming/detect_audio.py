@@ -99,7 +99,7 @@ def detect_audio(
             f"{audio_path}: {audio.shape[0] / fc.sample_rate:.3f} s is shorter than the model's "
             f"window ({fc.clip_duration_ms} ms)"
         )
-    windows = run_sliding_window(model, frames, hop, model_path)
+    windows = run_sliding_window(model, frames, hop, model_path, progress=True)
     found = detect(config, windows.scores)
     detections = [
         {

@@ -33,13 +33,16 @@ def run_sliding_window(
     frames: np.ndarray,
     hop: int = DEFAULT_HOP_FRAMES,
     path: str | os.PathLike | None = None,
+    progress: bool = False,
 ) -> WindowScores:
     """Push int8 ``frames`` ``[T, features]`` through a ring; Invoke in TFLM every ``hop`` frames.
 
     The first Invoke is on the first full window (last frame ``N - 1``), then on every ``hop``-th
     frame after it. The model is stateless, so the interpreter is not reset between Invokes.
+    ``progress``: show the Invokes' progress (a long recording takes minutes).
     """
     from tfkws.conversion.model_info import source_name
+    from tfkws.progress import Progress
     from tfkws.verification.tflm import tflm_interpreter
 
     where = source_name(path)
@@ -59,21 +62,24 @@ def run_sliding_window(
     ring = FeatureRing(n, f)
     outs, ends = [], []
     since = 0
-    for t, frame in enumerate(frames):
-        ring.push(frame)
-        if not ring.full:
-            continue
-        since += 1
-        if ring.count > n and since < hop:
-            continue
-        since = 0
-        try:
-            interp.set_input(ring.window().reshape(shape), 0)
-            interp.invoke()
-        except (RuntimeError, ValueError) as err:
-            raise ModelError(f"{where}: TFLM failed to run it ({err})") from err
-        outs.append(np.array(interp.get_output(0), dtype=np.int8).reshape(-1))
-        ends.append(t)
+    total = 1 + (len(frames) - n) // hop if len(frames) >= n else 0
+    with Progress("running windows through TFLM", total, enabled=progress) as bar:
+        for t, frame in enumerate(frames):
+            ring.push(frame)
+            if not ring.full:
+                continue
+            since += 1
+            if ring.count > n and since < hop:
+                continue
+            since = 0
+            try:
+                interp.set_input(ring.window().reshape(shape), 0)
+                interp.invoke()
+            except (RuntimeError, ValueError) as err:
+                raise ModelError(f"{where}: TFLM failed to run it ({err})") from err
+            outs.append(np.array(interp.get_output(0), dtype=np.int8).reshape(-1))
+            ends.append(t)
+            bar.update()
     labels = int(np.prod(info.output_shape[1:]))
     scores = np.stack(outs) if outs else np.zeros((0, labels), np.int8)
     return WindowScores(scores, np.asarray(ends, np.int64))
