@@ -27,7 +27,7 @@ USAGE = f"usage: {PROG} MODEL.tflite --out DIR [flags]"
 # importing this module (tfkws does, for ``on_target_lines``) defines nothing global.
 FLAGS = flags.FlagValues()
 # Flags that name files or folders: made absolute before use (see the module docstring).
-PATH_FLAGS = ("out", "json", "targets-file", "tflm-root", "inputs", "metadata")
+PATH_FLAGS = ("out", "json", "targets-file", "tflm-root", "inputs", "metadata", "detector")
 
 flags.DEFINE_string(
     "out", None, "Output folder for the generated sources and report.", flag_values=FLAGS
@@ -125,6 +125,13 @@ flags.DEFINE_string(
     "metadata",
     None,
     "tfkws metadata JSON (default: X.metadata.json beside X.tflite, when present).",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "detector",
+    None,
+    "Detector spec JSON (tfkws detect --detector_spec writes one): also write NAME_detector.h, "
+    "the keyword detector (smoothing, thresholds, refractory period) in plain C.",
     flag_values=FLAGS,
 )
 
@@ -234,6 +241,7 @@ def _main(argv: list[str]) -> int:
             kernels=[FLAGS.kernels],
             inputs=paths["inputs"],
             tflm_library=FLAGS["tflm-library"].value,
+            detector=paths["detector"],
             progress=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr, flush=True),
         )
     except FirmwareGenError as e:

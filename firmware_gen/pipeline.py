@@ -115,6 +115,7 @@ def generate(
     inputs: np.ndarray | str | os.PathLike | None = None,
     tflm_library: str = "full",
     progress: Callable[[str], None] | None = None,
+    detector: dict | str | os.PathLike | None = None,
 ) -> Result:
     """Generate ``NAME_model_data.{h,cc}``, ``NAME_op_resolver.h`` and ``NAME_report.{json,md}``.
 
@@ -126,7 +127,8 @@ def generate(
     arena and flash then decide the fit of targets with that core. ``inputs``: int8 records
     ``[N, ...]`` (array or ``.npy``) for the output-parity check (default: seeded random).
     ``tflm_library``: ``full`` (the cached per-CPU library) or ``model`` (only the sources this
-    model's ops need: a faster first build).
+    model's ops need: a faster first build). ``detector``: a detector spec (dict or JSON file,
+    ``firmware_gen.detector``) to also write ``NAME_detector.h``.
     """
     # Absolute paths: compilers and QEMU run with temp folders as their working directory.
     model_path = Path(model).absolute()
@@ -146,6 +148,15 @@ def generate(
     if metadata is not None or meta_path.exists():
         meta = load_metadata(meta_path, info.sha256, out_elements)
     target_list = resolve_targets(list(targets), targets_file, ram, flash)
+    if detector is not None:
+        from firmware_gen.detector import check_spec, read_spec
+
+        detector = check_spec(detector) if isinstance(detector, dict) else read_spec(detector)
+        if len(detector["labels"]) != out_elements:
+            raise FirmwareGenError(
+                f"detector spec has {len(detector['labels'])} labels but the model has "
+                f"{out_elements} outputs"
+            )
     cpus = list(on_target)
     if cpus:
         from firmware_gen.cpus import CPUS, KERNEL_SETS, parse_list
@@ -202,6 +213,11 @@ def generate(
         f"{ident}_model_data.cc": model_data_cc(info, ident, model_path.name, __version__, meta),
         f"{ident}_op_resolver.h": op_resolver_h(info, ident, model_path.name, __version__, ops),
     }
+    if detector is not None:
+        from firmware_gen.detector import detector_h
+
+        files[f"{ident}_detector.h"] = detector_h(detector, ident, __version__)
+        report["detector"] = detector
     report["files"] = sorted([*files, f"{ident}_report.json", f"{ident}_report.md"])
     try:
         with atomic.output_dir(out_dir) as tmp:

@@ -22,6 +22,7 @@ PATH_FLAGS = {
     "export": {"run", "out", "data", "firmware_dir"},
     "verify": {"model", "data", "json"},
     "eval": {"model", "data", "json", "plot"},
+    "detect": {"model", "audio", "json", "detector_spec"},
     "demo": {"out", "real_data"},
     "models": set(),
     "slim": {"run", "out", "data", "out_dir", "teacher"},

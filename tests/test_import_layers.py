@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tfkws.training",),  # trainer, phases, distillation, QAT fine-tuning
     ("tfkws.conversion",),  # .tflite conversion, export of a run, model metadata
     ("tfkws.verification",),  # TFLM / LiteRT runs, parity, evaluation
+    ("tfkws.streaming",),  # continuous audio: frame-by-frame features, sliding window, detector
     # pipelines over the layers below
     ("tfkws.slimmable", "tfkws.firmware", "tfkws.demo", "tfkws.zoo"),
     ("tfkws.cli",),  # absl command-line front ends

@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "Fold, quantize to int8 and write .tflite + metadata (and firmware C files).",
     "verify": "Run a .tflite in TFLM and LiteRT on real clips; report parity and agreement.",
     "eval": "Accuracy of an int8 .tflite run in TFLM on any dataset.",
+    "detect": "Keyword detections in a recording of any length (frontend, TFLM, detector).",
     "demo": "synth -> train -> export -> verify -> firmware, with no data and no network.",
     "models": "List registered models and their default parameters.",
     "slim": "Slimmable supernets: slim extract (one width -> int8), select (best that fits), qat.",

@@ -16,7 +16,9 @@ from tfkws.features.config import FeatureConfig
 LOG_OFFSET = 1e-6
 
 
-def _logmel_clip(clip: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def logmel_frames(clip: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Audio of any length -> ``[frames, num_channels]`` (frames are independent of each other,
+    so a stream's frames equal a clip's)."""
     mel = librosa.feature.melspectrogram(
         y=clip,
         sr=config.sample_rate,
@@ -41,8 +43,8 @@ def logmel(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
             f"got {audio.shape}"
         )
     if audio.ndim == 1:
-        return _logmel_clip(audio, config)
+        return logmel_frames(audio, config)
     out = np.empty((audio.shape[0], config.num_frames, config.num_channels), np.float32)
     for i, clip in enumerate(audio):
-        out[i] = _logmel_clip(clip, config)
+        out[i] = logmel_frames(clip, config)
     return out

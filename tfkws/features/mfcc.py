@@ -13,7 +13,8 @@ from tfkws.features.config import FeatureConfig
 from tfkws.features.logmel import logmel
 
 
-def _mfcc_from_logmel(log_mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+def mfcc_from_logmel(log_mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """``[frames, num_channels]`` log-mel -> ``[frames, num_mfcc]`` (frame by frame)."""
     # librosa wants [n_mels, frames]; DCT-II with orthonormal scaling (librosa's default).
     coeffs = librosa.feature.mfcc(S=log_mel.T, n_mfcc=config.num_mfcc, dct_type=2, norm="ortho")
     return coeffs.T.astype(np.float32)
@@ -27,5 +28,5 @@ def mfcc(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
         )
     log_mel = logmel(audio, config)
     if log_mel.ndim == 2:
-        return _mfcc_from_logmel(log_mel, config)
-    return np.stack([_mfcc_from_logmel(m, config) for m in log_mel]).astype(np.float32)
+        return mfcc_from_logmel(log_mel, config)
+    return np.stack([mfcc_from_logmel(m, config) for m in log_mel]).astype(np.float32)

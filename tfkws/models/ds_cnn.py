@@ -50,6 +50,17 @@ def _conv_bn_relu(x: Any, layer: keras.layers.Layer, name: str, momentum: float)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _pad_frequency(x: Any, kernel: int, stride: int, dilation: int, name: str) -> Any:
+    """Zero-pad frequency (axis 2) as ``same`` padding would, time not at all."""
+    size = int(x.shape[2])
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + span - size, 0)
+    if not total:
+        return x
+    pad = ((0, 0), (total // 2, total - total // 2))
+    return keras.layers.ZeroPadding2D(pad, name=f"{name}_fpad")(x)
+
+
 def _rep_relu(x: Any, block: RepConvBlock) -> Any:
     return keras.layers.ReLU(name=f"{block.name}_relu")(block(x))
 
@@ -66,6 +77,7 @@ def build_ds_cnn(
     bn_momentum: float = 0.9,
     rep: bool = False,
     time_dilation: tuple[int, ...] | None = None,
+    time_padding: str = "same",
 ) -> keras.Model:
     """DS-CNN: conv 10x4 + BN/ReLU, depthwise-separable blocks, global average pool, logits.
 
@@ -74,6 +86,8 @@ def build_ds_cnn(
     ``rep``: multi-branch blocks for training that fold into this same network (module doc).
     ``time_dilation``: each DS block's depthwise dilation along time (e.g. 1,2,4,8; with ``rep``
     too): the same parameters, a receptive field over the whole clip instead of about half.
+    ``time_padding``: ``same`` (Hello Edge) or ``valid``: convolutions pad frequency only, so the
+    model streams exactly (``tfkws.streaming.external_state``; time shrinks layer by layer).
     """
     key = str(size).lower()
     if key not in SIZES:
@@ -86,6 +100,11 @@ def build_ds_cnn(
     if not 0.0 <= float(dropout) < 1.0:
         raise TfkwsError(f"ds_cnn dropout must be in [0, 1), got {dropout}")
     dilations = block_dilations("ds_cnn", time_dilation, blocks, tuple(ds_stride) != (1, 1))
+    if time_padding not in ("same", "valid"):
+        raise TfkwsError(f"ds_cnn time_padding must be same or valid, got {time_padding!r}")
+    valid = time_padding == "valid"
+    if valid and rep:
+        raise TfkwsError("ds_cnn time_padding=valid is not implemented for rep=True")
 
     frames, feats = (int(d) for d in input_shape)
     inputs = keras.Input(shape=(frames, feats), batch_size=batch_size, name="features")
@@ -98,10 +117,17 @@ def build_ds_cnn(
             RepConvBlock(ch, [k0, half], strides=conv_stride, momentum=bn_momentum, name="conv0"),
         )
     else:
+        if valid:
+            x = _pad_frequency(x, k0[1], conv_stride[1], 1, "conv0")
         x = _conv_bn_relu(
             x,
             keras.layers.Conv2D(
-                ch, k0, strides=conv_stride, padding="same", use_bias=False, name="conv0"
+                ch,
+                k0,
+                strides=conv_stride,
+                padding=time_padding,
+                use_bias=False,
+                name="conv0",
             ),
             "conv0",
             bn_momentum,
@@ -126,13 +152,15 @@ def build_ds_cnn(
             )
             x = _rep_relu(x, RepConvBlock(ch, [(1, 1)], momentum=bn_momentum, name=f"ds{i}_pw"))
             continue
+        if valid:
+            x = _pad_frequency(x, 3, stride[1], 1, f"ds{i}_dw")
         x = _conv_bn_relu(
             x,
             keras.layers.DepthwiseConv2D(
                 (3, 3),
                 strides=stride,
                 dilation_rate=(dilations[i - 1], 1),
-                padding="same",
+                padding=time_padding,
                 use_bias=False,
                 name=f"ds{i}_dw",
             ),
@@ -160,6 +188,7 @@ _DEFAULTS: dict[str, Any] = {
     "bn_momentum": 0.9,
     "rep": False,
     "time_dilation": None,
+    "time_padding": "same",
 }
 
 

@@ -1,0 +1,85 @@
+"""Sliding-window streaming: every ``hop`` frames, a full-window Invoke of the int8 model in TFLM.
+
+The baseline that works for every model, stateful layers or not: the device keeps a ring of the
+last ``N`` feature frames (``N`` = the model's input frames), and once the ring is full invokes
+the unchanged model on it every ``hop`` new frames. Each Invoke costs a whole window, so ``hop``
+trades compute against detection latency: the default 2 frames (40 ms at micro_speech's 20 ms
+stride) is 25 Invokes a second, fine for a DS-CNN-S on a Cortex-M4 at tens of MHz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from tfkws.errors import ModelError, TfkwsError
+from tfkws.streaming.ring import FeatureRing
+
+DEFAULT_HOP_FRAMES = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowScores:
+    """int8 outputs ``[steps, labels]`` and, per step, the index of its window's last frame."""
+
+    scores: np.ndarray
+    end_frames: np.ndarray
+
+
+def run_sliding_window(
+    model_bytes: bytes,
+    frames: np.ndarray,
+    hop: int = DEFAULT_HOP_FRAMES,
+    path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> WindowScores:
+    """Push int8 ``frames`` ``[T, features]`` through a ring; Invoke in TFLM every ``hop`` frames.
+
+    The first Invoke is on the first full window (last frame ``N - 1``), then on every ``hop``-th
+    frame after it. The model is stateless, so the interpreter is not reset between Invokes.
+    ``progress``: show the Invokes' progress (a long recording takes minutes).
+    """
+    from tfkws.conversion.model_info import source_name
+    from tfkws.progress import Progress
+    from tfkws.verification.tflm import tflm_interpreter
+
+    where = source_name(path)
+    if hop < 1:
+        raise TfkwsError(f"sliding window hop must be >= 1 frame, got {hop}")
+    interp, info = tflm_interpreter(model_bytes, path=path)
+    shape = tuple(info.input_shape)
+    if len(shape) < 3 or int(np.prod(shape[3:], dtype=np.int64)) != 1:
+        raise ModelError(f"{where}: input {list(shape)} is not [1, frames, features(, 1)]")
+    n, f = int(shape[1]), int(shape[2])
+    frames = np.asarray(frames)
+    if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != f:
+        raise ModelError(
+            f"{where}: stream frames {frames.dtype} {list(frames.shape)} do not fit the model "
+            f"input {list(shape)} (expected int8 [T, {f}])"
+        )
+    ring = FeatureRing(n, f)
+    outs, ends = [], []
+    since = 0
+    total = 1 + (len(frames) - n) // hop if len(frames) >= n else 0
+    with Progress("running windows through TFLM", total, enabled=progress) as bar:
+        for t, frame in enumerate(frames):
+            ring.push(frame)
+            if not ring.full:
+                continue
+            since += 1
+            if ring.count > n and since < hop:
+                continue
+            since = 0
+            try:
+                interp.set_input(ring.window().reshape(shape), 0)
+                interp.invoke()
+            except (RuntimeError, ValueError) as err:
+                raise ModelError(f"{where}: TFLM failed to run it ({err})") from err
+            outs.append(np.array(interp.get_output(0), dtype=np.int8).reshape(-1))
+            ends.append(t)
+            bar.update()
+    labels = int(np.prod(info.output_shape[1:]))
+    scores = np.stack(outs) if outs else np.zeros((0, labels), np.int8)
+    return WindowScores(scores, np.asarray(ends, np.int64))
