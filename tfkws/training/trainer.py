@@ -297,7 +297,8 @@ def _train(
     earlier = sum(history.get("epoch_seconds", [])) - ran_here
     results = _summary(model, best_var, cfg, run_dir, history, time.time() - t0 + earlier)
     # Every worker evaluates (reading synchronised BatchNorm statistics is a collective op).
-    results.update(_evaluate(model, eval_ds, cfg, list(dataset.labels), write_dir))
+    labels = list(dataset.labels)
+    results.update(_evaluate(model, eval_ds, cfg, labels, write_dir, plot=write_dir == run_dir))
     if cfg.teachers:  # what the student learnt from, measured on the same validation split
         results["teachers"] = _teachers_report(teacher(), eval_ds["val"], cfg)
     atomic.write_json(write_dir / RESULTS, results)
@@ -543,6 +544,7 @@ def _evaluate(
     cfg: TrainConfig,
     labels: list[str],
     run_dir: Path,
+    plot: bool = True,
 ) -> dict[str, Any]:
     """Accuracy report (and confusion-matrix plot) of the best model on every eval split."""
     reports = {}
@@ -550,12 +552,13 @@ def _evaluate(
         y, p = _predict(model, ds)
         rep = accuracy_report(y, p, labels)
         reports[name] = rep
-        plots.plot_confusion_matrix(
-            np.array(rep["confusion_matrix"]),
-            labels,
-            run_dir / "plots" / f"confusion_{name}.png",
-            title=f"{'QAT' if cfg.qat else 'float'} {name}",
-        )
+        if plot:  # plots are for people: the chief's only
+            plots.plot_confusion_matrix(
+                np.array(rep["confusion_matrix"]),
+                labels,
+                run_dir / "plots" / f"confusion_{name}.png",
+                title=f"{'QAT' if cfg.qat else 'float'} {name}",
+            )
         logging.info(
             "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
         )
@@ -691,7 +694,8 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
         # History before checkpoint: a kill between them re-runs the epoch, never skips its record.
         atomic.write_json(out / HISTORY, history)
         manager.save(checkpoint_number=epoch + 1)
-        plots.plot_learning_curves(history, out / "plots" / "learning_curves.png")
+        if out == run_dir:  # plots are for people: the chief's only
+            plots.plot_learning_curves(history, out / "plots" / "learning_curves.png")
         barrier(p.strategy)  # the chief's files of this epoch are complete for every worker
     return model, best_var, ran
 
