@@ -105,16 +105,19 @@ def _sources(root: Path) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def generate(args: argparse.Namespace) -> tuple[Path, list[tuple[str, str]], float]:
-    """``--clips`` augmented copies written once: (data folder, [(path, class)], seconds)."""
+def generate(args: argparse.Namespace) -> tuple[list[tuple[str, str]], str, float]:
+    """``--clips`` augmented copies written once: ([(path, class)], source, seconds)."""
     data = args.work_dir / "data"
     marker = data / "dataset.json"
     want = {"clips": args.clips, "seed": args.seed, "source": str(args.source)}
     if marker.exists() and json.loads(marker.read_text()).get("settings") == want:
-        return data, [tuple(r) for r in json.loads(marker.read_text())["rows"]], 0.0
+        done = json.loads(marker.read_text())
+        return [tuple(r) for r in done["rows"]], done.get("source", "?"), 0.0
     shutil.rmtree(data, ignore_errors=True)
     t0 = time.time()
     sources = _sources(args.source)
+    real = any(c not in ("high", "low", "mid") for _, c in sources)
+    source = f"copies of {len(sources):,} {args.source.name} clips" if real else "tone bursts"
     for label in {c for _, c in sources}:
         (data / label).mkdir(parents=True, exist_ok=True)
 
@@ -130,8 +133,8 @@ def generate(args: argparse.Namespace) -> tuple[Path, list[tuple[str, str]], flo
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         rows = list(pool.map(write, range(args.clips), chunksize=256))
-    marker.write_text(json.dumps({"settings": want, "rows": rows}))
-    return data, rows, round(time.time() - t0, 1)
+    marker.write_text(json.dumps({"settings": want, "rows": rows, "source": source}))
+    return rows, source, round(time.time() - t0, 1)
 
 
 def make_set(args: argparse.Namespace, rows: list[tuple[str, str]], size: int) -> Path:
@@ -283,10 +286,11 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Generated dataset: {r['dataset']['clips']:,} clips ({r['dataset']['source']}), "
         f"{r['dataset']['val_clips']:,} of them the validation split; {r['settings']['model']}, "
-        f"batch {r['settings']['batch_size']}, {r['settings']['epochs']} epochs; clips/s of the "
+        f"batch {r['settings']['batch_size']}, epochs: {r['settings']['epochs']}; clips/s of the "
         "last epoch (wall time including validation).",
         "",
-        "| training clips | clips held | peak RSS (MiB) | cache build (s) | train clips/s |",
+        "| training clips | clips held | peak RSS (MiB) | cache build, train + val (s) "
+        "| train clips/s |",
         "|---:|---|---:|---:|---:|",
     ]
     for row in r["sizes"]:
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     (args.work_dir / "runs").mkdir(exist_ok=True)
-    _, rows, gen_seconds = generate(args)
+    rows, source, gen_seconds = generate(args)
     results: dict[str, Any] = {
         "benchmark": "scaling",
         "command": " ".join(["python", "benchmarks/scaling.py", *(argv or sys.argv[1:])]),
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dataset": {
             "clips": args.clips,
             "val_clips": args.val_clips,
-            "source": args.source.name if SOURCE.exists() else "tone bursts",
+            "source": source,
             "generate_seconds": gen_seconds,
         },
         "sizes": [],

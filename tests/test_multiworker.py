@@ -151,3 +151,40 @@ def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_pat
     assert np.linalg.norm(a - b) <= 0.02 * np.linalg.norm(b)
     ref = json.loads((reference / "history.json").read_text())["loss"]
     np.testing.assert_allclose(history["loss"][0], ref[0], rtol=1e-3)
+
+
+def test_worker_index_and_chief_follow_tf_config_order() -> None:
+    from types import SimpleNamespace
+
+    from tfkws.training.strategy import is_chief, worker_index
+
+    def strategy(kind: str | None, index: int, spec: dict) -> SimpleNamespace:
+        resolver = SimpleNamespace(
+            cluster_spec=lambda: SimpleNamespace(as_dict=lambda: spec),
+            task_type=kind,
+            task_id=index,
+        )
+        return SimpleNamespace(cluster_resolver=resolver)
+
+    two = {"worker": ["a:1", "b:1"]}
+    assert worker_index(strategy("worker", 1, two)) == (1, 2)
+    assert is_chief(strategy("worker", 0, two)) and not is_chief(strategy("worker", 1, two))
+    with_chief = {"chief": ["c:1"], "worker": ["a:1", "b:1"]}
+    assert worker_index(strategy("chief", 0, with_chief)) == (0, 3)
+    assert worker_index(strategy("worker", 0, with_chief)) == (1, 3)
+    assert worker_index(SimpleNamespace()) == (0, 1)  # OneDeviceStrategy: no cluster
+    assert worker_index(strategy(None, 0, {})) == (0, 1)
+
+
+def test_a_bad_tf_config_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfkws.errors import TfkwsError
+    from tfkws.training.strategy import make_strategy
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}}')
+    with pytest.raises(TfkwsError, match="TF_CONFIG is not a tf.distribute cluster config"):
+        make_strategy("multiworker")
+    monkeypatch.setenv(
+        "TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}'
+    )
+    with pytest.raises(TfkwsError, match="task type 'ps' is not in the cluster"):
+        make_strategy("multiworker")

@@ -1,9 +1,12 @@
-"""From examples to batches: load every clip once into memory, then a deterministic tf.data graph.
+"""From examples to batches: load every clip once, then a deterministic tf.data graph.
 
-Clips are held as int16 (half the memory of float32; lossless for 16-bit sources). Evaluation
-features are computed once and cached; training with augmentation re-augments every epoch with
-stateless random ops keyed on (per-epoch random stream, clip index), so the same seed gives the
-same batches in the same order on every run while each epoch sees different augmentation.
+Clips are held as int16 (half the memory of float32; lossless for 16-bit sources), in memory or
+on disk (``tfkws.data.clip_cache``, read by index: the same batches either way). Evaluation
+features are computed once and cached (in memory); training with augmentation re-augments every
+epoch with stateless random ops keyed on (per-epoch random stream, clip index), so the same seed
+gives the same batches in the same order on every run while each epoch sees different
+augmentation. With several workers each one's pipeline yields only its replicas' parts of every
+global batch (``ReplicaSlice``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,13 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
         )
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except RuntimeError as err:  # TensorFlow already ran an op in this process
+            raise TfkwsError(
+                f"strategy multiworker: {err}; make it first thing in the process "
+                "(tfkws train does), then pass it to train(strategy=...)"
+            ) from None
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()

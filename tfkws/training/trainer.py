@@ -4,10 +4,16 @@ One ``model.fit`` call per epoch with that epoch's own deterministic dataset, th
 (model, optimizer, epoch): a killed run resumes from its last finished epoch and ends with the same
 weights as an uninterrupted one.
 
-``train`` composes small steps: start the run folder, load the clips once, then one phase per
-model graph (float, then QAT for a QAT run; the phase's model comes from
-``tfkws.training.phases``: sandwich-wrapped, fake-quantised, distilling), then evaluate and write
-the results. File names of the run folder are ``tfkws.runs.files``'.
+``train`` composes small steps: start the run folder, load the clips once (into memory or the
+disk cache, ``tfkws.data.clip_cache``), then one phase per model graph (float, then QAT for a
+QAT run; the phase's model comes from ``tfkws.training.phases``: sandwich-wrapped,
+fake-quantised, distilling), then evaluate and write the results. File names of the run
+folder are ``tfkws.runs.files``'.
+
+Under ``MultiWorkerMirroredStrategy`` every worker runs this same code in lockstep (saving
+reads replicated variables, a collective op); the chief writes the run folder, the others a
+temporary folder, and a barrier after each epoch makes the chief's files complete before any
+worker reads them (a resumed job reads the chief's checkpoints: ``--out`` must be shared).
 """
 
 from __future__ import annotations
