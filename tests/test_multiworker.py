@@ -128,11 +128,14 @@ def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_pat
     assert procs[1].poll() is None, "training finished before a worker could be killed"
     procs[1].send_signal(signal.SIGKILL)
     procs[1].wait()
-    try:  # the chief fails at its next collective step, or the orchestrator stops it
-        procs[0].wait(timeout=5)
+    try:  # the chief fails at its next collective step, with one line saying what to do
+        code = procs[0].wait(timeout=120)
     except subprocess.TimeoutExpired:
         procs[0].kill()
-        procs[0].wait()
+        raise
+    chief_log = (logs / "first0.log").read_text()
+    assert code == 2 and "a worker of the cluster is gone" in chief_log, chief_log[-3000:]
+    assert "--resume" in chief_log and "Traceback" not in chief_log
     done = len(json.loads((out / "history.json").read_text())["loss"])
     assert 1 <= done < EPOCHS and not (out / "results.json").exists()
 

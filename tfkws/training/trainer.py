@@ -62,6 +62,8 @@ from tfkws.training.progress import EpochLine
 from tfkws.training.strategy import barrier, is_chief, make_strategy, worker_index
 
 CLIP_STORES = ("auto", "memory", "disk")
+# What a collective step raises when a peer worker died (a multi-worker job then restarts).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError)
 # --clip_store auto: splits of more clips than this are decoded to the disk cache, not memory
 # (20,000 one-second clips are 640 MB as int16).
 DISK_CLIPS_ABOVE = 20_000
@@ -233,6 +235,15 @@ def train(
             clip_store,
             cache_dir,
         )
+    except PEER_ERRORS as err:
+        if worker_index(strategy)[1] == 1:
+            raise
+        text = str(err).strip()
+        reason = text.splitlines()[0][:200] if text else type(err).__name__
+        raise TfkwsError(
+            f"{run_dir}: a worker of the cluster is gone ({reason}); start every worker again "
+            "with the same command and --resume: the job goes on after the last finished epoch"
+        ) from None
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
