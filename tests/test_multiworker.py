@@ -54,10 +54,12 @@ def _cmd(data: Path, out: Path, strategy: str, *extra: str) -> list[str]:
     ]
 
 
-def _env(tf_config: dict | None = None) -> dict[str, str]:
+def _env(tf_config: dict | None = None, tmp: Path | None = None) -> dict[str, str]:
     env = dict(
         os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
     )
+    if tmp is not None:  # where the non-chief worker writes its temporary run folder
+        env["TMPDIR"] = str(tmp)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
@@ -80,7 +82,7 @@ def _start_workers(data: Path, out: Path, logs: Path, tag: str) -> list[subproce
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
     procs = []
     for i in range(2):
-        env = _env({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        env = _env({"cluster": cluster, "task": {"type": "worker", "index": i}}, logs / "tmp")
         with open(logs / f"{tag}{i}.log", "w") as log:
             cmd = _cmd(data, out, "multiworker", "--resume")
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=log))
@@ -110,7 +112,7 @@ def _weights(run: Path) -> list[np.ndarray]:
 def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_path: Path) -> None:
     data = write_tone_dataset(tmp_path / "data", TONES, clips_per_word=16)
     logs = tmp_path / "logs"
-    logs.mkdir()
+    (logs / "tmp").mkdir(parents=True)
     reference = tmp_path / "one"  # one process, same global batch and seed, alongside
     one = subprocess.Popen(
         _cmd(data, reference, "cpu"),
@@ -136,12 +138,14 @@ def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_pat
     chief_log = (logs / "first0.log").read_text()
     assert code == 2 and "a worker of the cluster is gone" in chief_log, chief_log[-3000:]
     assert "--resume" in chief_log and "Traceback" not in chief_log
+    assert len(list((logs / "tmp").glob("tfkws-worker1-*"))) == 1  # what the killed one left
     done = len(json.loads((out / "history.json").read_text())["loss"])
     assert 1 <= done < EPOCHS and not (out / "results.json").exists()
 
     # The job restarted: the same command on both workers; they go on after the last epoch.
     _wait(_start_workers(data, out, logs, "again"), logs, "again")
     assert "resuming" in (logs / "again1.log").read_text()
+    assert not any((logs / "tmp").glob("tfkws-worker*"))  # the restarted worker cleaned up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "logs", "one", "run"]
     assert (out / "results.json").exists() and (out / "best_weights.h5").exists()
     assert json.loads((out / "run_config.json").read_text())["train"]["strategy"] == "multiworker"

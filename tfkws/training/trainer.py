@@ -19,6 +19,7 @@ worker reads them (a resumed job reads the chief's checkpoints: ``--out`` must b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -217,7 +218,7 @@ def train(
     strategy = strategy or make_strategy(cfg.strategy)  # first: before any TensorFlow op
     run_dir = Path(out_dir)
     chief = is_chief(strategy)
-    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="tfkws-worker-"))
+    write_dir = run_dir if chief else _worker_dir(run_dir, worker_index(strategy)[0])
     try:
         return _train(
             dataset,
@@ -247,6 +248,16 @@ def train(
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _worker_dir(run_dir: Path, index: int) -> Path:
+    """A non-chief worker's write folder: named after the run and the worker, so a restarted
+    worker first removes what a killed one left behind."""
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"tfkws-worker{index}-{digest}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def _train(
