@@ -17,7 +17,7 @@ from tfkws.cli.main import COMMANDS
 
 PATH_FLAGS = {
     "synth": {"out", "noise_dir"},
-    "train": {"data", "noise_dir", "out", "teacher"},
+    "train": {"data", "noise_dir", "out", "teacher", "cache_dir"},
     "qat": {"run", "out", "data", "teacher"},
     "export": {"run", "out", "data", "firmware_dir"},
     "verify": {"model", "data", "json"},

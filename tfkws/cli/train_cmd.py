@@ -69,8 +69,26 @@ def define_flags(fv: flags.FlagValues) -> None:
         "strategy",
         d.strategy,
         ["auto", "cpu", "mirrored", "multiworker"],
-        "tf.distribute strategy.",
+        "tf.distribute strategy: mirrored = every GPU of this machine; multiworker = one "
+        "process per machine, the cluster in TF_CONFIG (README: Scaling out). --batch_size is "
+        "the global batch, split between the replicas.",
         flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "clip_store",
+        "auto",
+        ["auto", "memory", "disk"],
+        "Where decoded clips are held: memory, or disk (a cache under --cache_dir, built once, "
+        "bounded memory for any dataset size); auto: disk for splits over 20,000 clips. "
+        "Same weights either way.",
+        flag_values=fv,
+    )
+    common.define_path(
+        "cache_dir",
+        None,
+        "Clip cache folder for --clip_store disk (default: $TFKWS_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/tfkws, else ~/.cache/tfkws).",
+        fv,
     )
     flags.DEFINE_bool(
         "qat",
@@ -109,8 +127,11 @@ def qat_settings(fv: flags.FlagValues) -> dict:
 
 def run(fv: flags.FlagValues) -> int:
     from tfkws.data.dataset import open_dataset
+    from tfkws.training.strategy import make_strategy
     from tfkws.training.trainer import train
 
+    # First, before any TensorFlow op: collective ops are configured at program startup.
+    strategy = make_strategy(fv.strategy) if fv.strategy == "multiworker" else None
     cfg = TrainConfig(
         model=fv.model,
         model_params=common.parse_params(fv.params),
@@ -156,6 +177,9 @@ def run(fv: flags.FlagValues) -> int:
         dataset_mode=fv.mode,
         noise_dir=fv.noise_dir,
         verbose=2 if fv.verbose else 1,
+        strategy=strategy,
+        clip_store=fv.clip_store,
+        cache_dir=fv.cache_dir,
     )
     summary = {k: results[k] for k in ("model", "params", "best_val_accuracy", "train_seconds")}
     for split in ("val", "test"):

@@ -20,12 +20,41 @@ from tfkws.runs.model import qat_graph
 from tfkws.training.sandwich import wrap_slimmable
 
 
-def float_model(cfg: TrainConfig, input_shape: Any, num_classes: int) -> keras.Model:
+def float_model(
+    cfg: TrainConfig, input_shape: Any, num_classes: int, sync_bn: bool = False
+) -> keras.Model:
     """The float phase's model: ``cfg.model`` freshly built, wrapped for sandwich training when
-    it is a slimmable supernet (``tfkws.training.sandwich``)."""
-    return wrap_slimmable(
-        build_model(cfg.model, input_shape, num_classes, cfg.model_params), seed=cfg.seed
-    )
+    it is a slimmable supernet (``tfkws.training.sandwich``).
+
+    ``sync_bn`` (several replicas): BatchNorm normalises with the global batch's statistics
+    (``synchronized=True``), as one device training the whole batch does, not each replica's.
+    """
+    model = build_model(cfg.model, input_shape, num_classes, cfg.model_params)
+    if sync_bn:
+        model = synchronized_batch_norm(model)
+    return wrap_slimmable(model, seed=cfg.seed)
+
+
+def synchronized_batch_norm(model: keras.Model) -> keras.Model:
+    """``model`` with every Keras BatchNormalization synchronised across replicas (same weights,
+    same layer names). A model Keras cannot clone keeps per-replica BatchNorm, with a warning."""
+    bn = keras.layers.BatchNormalization
+    if not any(type(layer) is bn for layer in model.layers):
+        return model
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if type(layer) is bn:
+            config.update(synchronized=True, fused=False)
+        return type(layer).from_config(config)
+
+    try:
+        synced = keras.models.clone_model(model, clone_function=clone)
+    except (ValueError, TypeError, NotImplementedError) as err:
+        logging.warning("BatchNorm stays per replica: cannot clone %s (%s)", model.name, err)
+        return model
+    synced.set_weights(model.get_weights())
+    return synced
 
 
 def qat_from_float(

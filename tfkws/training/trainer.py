@@ -4,18 +4,27 @@ One ``model.fit`` call per epoch with that epoch's own deterministic dataset, th
 (model, optimizer, epoch): a killed run resumes from its last finished epoch and ends with the same
 weights as an uninterrupted one.
 
-``train`` composes small steps: start the run folder, load the clips once, then one phase per
-model graph (float, then QAT for a QAT run; the phase's model comes from
-``tfkws.training.phases``: sandwich-wrapped, fake-quantised, distilling), then evaluate and write
-the results. File names of the run folder are ``tfkws.runs.files``'.
+``train`` composes small steps: start the run folder, load the clips once (into memory or the
+disk cache, ``tfkws.data.clip_cache``), then one phase per model graph (float, then QAT for a
+QAT run; the phase's model comes from ``tfkws.training.phases``: sandwich-wrapped,
+fake-quantised, distilling), then evaluate and write the results. File names of the run
+folder are ``tfkws.runs.files``'.
+
+Under ``MultiWorkerMirroredStrategy`` every worker runs this same code in lockstep (saving
+reads replicated variables, a collective op); the chief writes the run folder, the others a
+temporary folder, and a barrier after each epoch makes the chief's files complete before any
+worker reads them (a resumed job reads the chief's checkpoints: ``--out`` must be shared).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +37,9 @@ from absl import logging
 
 from tfkws import atomic
 from tfkws.data.augment import AugmentConfig
+from tfkws.data.clip_cache import DiskClips, cached_clips, default_cache_dir
 from tfkws.data.kws_dataset import KwsDataset
-from tfkws.data.pipeline import load_clips, load_noise, make_dataset
+from tfkws.data.pipeline import ReplicaSlice, load_clips, load_noise, make_dataset
 from tfkws.data.spec_augment import SpecAugmentConfig
 from tfkws.errors import TfkwsError
 from tfkws.features.config import FeatureConfig
@@ -50,7 +60,14 @@ from tfkws.training import plots
 from tfkws.training.metrics import accuracy_report
 from tfkws.training.phases import float_model, qat_from_float, with_teachers
 from tfkws.training.progress import EpochLine
-from tfkws.training.strategy import make_strategy
+from tfkws.training.strategy import barrier, is_chief, make_strategy, worker_index
+
+CLIP_STORES = ("auto", "memory", "disk")
+# What a collective step raises when a peer worker died (a multi-worker job then restarts).
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError)
+# --clip_store auto: splits of more clips than this are decoded to the disk cache, not memory
+# (20,000 one-second clips are 640 MB as int16).
+DISK_CLIPS_ABOVE = 20_000
 
 
 def set_determinism(seed: int) -> None:
@@ -178,15 +195,88 @@ def train(
     noise_dir: str | None = None,
     test_split: str | None = "testing",
     verbose: int = 1,
+    strategy: tf.distribute.Strategy | None = None,
+    clip_store: str = "memory",
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train, checkpoint each epoch, keep the best weights on validation; return the results.
 
     ``verbose``: 0 quiet, 1 one tfkws line per epoch, 2 also Keras's own epoch output.
+    ``strategy``: made from ``cfg.strategy`` when not given (a multi-worker one must be made
+    before the process runs any TensorFlow op: ``tfkws train`` makes it at startup).
+    ``clip_store``: clips decoded into ``memory``, or into the ``disk`` cache under
+    ``cache_dir`` (bounded memory; ``auto``: disk above DISK_CLIPS_ABOVE clips); the same
+    weights either way.
 
     Writes into ``out_dir``: run_config.json, checkpoints/, best_weights.h5, history.json,
-    logs/ (TensorBoard), plots/*.png, results.json, train.log.
+    logs/ (TensorBoard), plots/*.png, results.json, train.log. With several workers only the
+    chief writes there; the others write the same files to a temporary folder (deleted at the
+    end) and read checkpoints and best weights from ``out_dir``, which must be shared.
     """
+    if clip_store not in CLIP_STORES:
+        raise TfkwsError(f"unknown clip store {clip_store!r}; choose one of {CLIP_STORES}")
+    strategy = strategy or make_strategy(cfg.strategy)  # first: before any TensorFlow op
     run_dir = Path(out_dir)
+    chief = is_chief(strategy)
+    write_dir = run_dir if chief else _worker_dir(run_dir, worker_index(strategy)[0])
+    try:
+        return _train(
+            dataset,
+            features,
+            cfg,
+            run_dir,
+            write_dir,
+            strategy,
+            resume,
+            data_path,
+            dataset_mode,
+            noise_dir,
+            test_split,
+            verbose,
+            clip_store,
+            cache_dir,
+        )
+    except PEER_ERRORS as err:
+        if worker_index(strategy)[1] == 1:
+            raise
+        text = str(err).strip()
+        reason = text.splitlines()[0][:200] if text else type(err).__name__
+        raise TfkwsError(
+            f"{run_dir}: a worker of the cluster is gone ({reason}); start every worker again "
+            "with the same command and --resume: the job goes on after the last finished epoch"
+        ) from None
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _worker_dir(run_dir: Path, index: int) -> Path:
+    """A non-chief worker's write folder: named after the run and the worker, so a restarted
+    worker first removes what a killed one left behind."""
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"tfkws-worker{index}-{digest}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _train(
+    dataset: KwsDataset,
+    features: FeatureConfig,
+    cfg: TrainConfig,
+    run_dir: Path,
+    write_dir: Path,
+    strategy: tf.distribute.Strategy,
+    resume: bool,
+    data_path: str,
+    dataset_mode: str,
+    noise_dir: str | None,
+    test_split: str | None,
+    verbose: int,
+    clip_store: str,
+    cache_dir: str | os.PathLike | None,
+) -> dict[str, Any]:
+    """``train`` once the strategy and this worker's write folder are known."""
     run = RunConfig(
         train=cfg,
         features=features,
@@ -195,31 +285,33 @@ def train(
         dataset_mode=dataset_mode,
         noise_dir=noise_dir,
     )
-    _start_run(run_dir, run, resume)
+    _start_run(run_dir, run, resume, write=run_dir == write_dir)
 
     t0 = time.time()
-    clips = _load_run_clips(dataset, features, cfg, test_split)
+    disk = _cache_root(clip_store, cache_dir, dataset)
+    clips = _load_run_clips(dataset, features, cfg, test_split, disk)
     feature_fn = feature_fn_tf(features)
     augment = _augment_config(cfg)
-    strategy = make_strategy(cfg.strategy)
     teacher = _teacher_loader(cfg, features, list(dataset.labels), strategy)
     eval_ds = _eval_datasets(clips, feature_fn, cfg)
     history = _load_history(run_dir, resume)
+    train_ds_for, steps = _training_batches(clips, feature_fn, cfg, augment, strategy)
     shared = _Phases(
         cfg=cfg,
         run_dir=run_dir,
+        write_dir=write_dir,
         strategy=strategy,
         features=features,
         labels=list(dataset.labels),
-        steps_per_epoch=math.ceil(len(clips.train[1]) / cfg.batch_size),
+        steps_per_epoch=steps,
         history=history,
         resume=resume,
-        train_ds_for=_training_batches(clips, feature_fn, cfg, augment),
+        train_ds_for=train_ds_for,
         calibration=lambda: qat_start_clips(dataset, features),
         teacher=teacher if cfg.teachers else None,
         val_ds=eval_ds["val"],
         tensorboard=keras.callbacks.TensorBoard(
-            str(run_dir / "logs"), write_graph=False, profile_batch=0
+            str(write_dir / "logs"), write_graph=False, profile_batch=0
         ),
         verbose=verbose,
     )
@@ -228,28 +320,48 @@ def train(
         model, best_var, seconds = _train_phase(qat_phase, shared)
         ran_here += seconds
 
-    model.load_weights(str(run_dir / BEST_WEIGHTS))
+    model.load_weights(str(run_dir / BEST_WEIGHTS))  # the chief's, complete (barrier)
     # A resumed run counts the epochs its killed predecessors finished, not only its own time.
     earlier = sum(history.get("epoch_seconds", [])) - ran_here
     results = _summary(model, best_var, cfg, run_dir, history, time.time() - t0 + earlier)
-    results.update(_evaluate(model, eval_ds, cfg, list(dataset.labels), run_dir))
+    # Every worker evaluates (reading synchronised BatchNorm statistics is a collective op).
+    labels = list(dataset.labels)
+    results.update(_evaluate(model, eval_ds, cfg, labels, write_dir, plot=write_dir == run_dir))
     if cfg.teachers:  # what the student learnt from, measured on the same validation split
         results["teachers"] = _teachers_report(teacher(), eval_ds["val"], cfg)
-    atomic.write_json(run_dir / RESULTS, results)
+    atomic.write_json(write_dir / RESULTS, results)
     return results
 
 
-def _start_run(run_dir: Path, run: RunConfig, resume: bool) -> None:
+def _cache_root(
+    clip_store: str, cache_dir: str | os.PathLike | None, dataset: KwsDataset
+) -> Path | None:
+    """The disk cache folder when the clips go to disk, ``None`` for memory."""
+    if clip_store == "auto":
+        biggest = max(len(v) for v in dataset.splits.values()) if dataset.splits else 0
+        clip_store = "disk" if biggest > DISK_CLIPS_ABOVE else "memory"
+    if clip_store == "memory":
+        return None
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def _start_run(run_dir: Path, run: RunConfig, resume: bool, write: bool = True) -> None:
     """Check the folder (and teachers) before anything is written, then write the run config
-    and seed every RNG."""
-    _check_resume(run_dir, run, resume)
+    and seed every RNG. ``write=False`` (a worker other than the chief): seeding only."""
+    if write:
+        _check_resume(run_dir, run, resume)
     if run.train.teachers:  # before anything is written
         from tfkws.training.distill import check_teachers
 
         check_teachers(run.train.teachers, run.features, list(run.labels))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run.save(run_dir)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run.save(run_dir)
     set_determinism(run.train.seed)
+
+
+# One split's clips: (int16 clips, label ids) in memory, or the same on disk.
+Clips = tuple[np.ndarray, np.ndarray] | tuple[DiskClips, None]
 
 
 @dataclasses.dataclass
@@ -257,27 +369,50 @@ class _RunClips:
     """A run's audio, loaded once: (clips, label ids) per split, and the noise recordings."""
 
     noise: Any
-    train: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray] | None
+    train: Clips
+    val: Clips
+    test: Clips | None
 
 
 def _load_run_clips(
-    dataset: KwsDataset, features: FeatureConfig, cfg: TrainConfig, test_split: str | None
+    dataset: KwsDataset,
+    features: FeatureConfig,
+    cfg: TrainConfig,
+    test_split: str | None,
+    cache_dir: Path | None = None,
 ) -> _RunClips:
-    """Every clip of the run, loaded once (clip ``i`` of a split is the same every epoch)."""
+    """Every clip of the run, loaded once (clip ``i`` of a split is the same every epoch):
+    into memory, or with ``cache_dir`` into (or from) the disk cache."""
     t0 = time.time()
     n = features.clip_samples
     noise = load_noise(dataset.noise_files, features.sample_rate)
-    train_xy = load_clips(dataset.split("training"), dataset.labels, n, noise, seed=cfg.seed)
-    val_xy = load_clips(dataset.split("validation"), dataset.labels, n, noise, seed=cfg.seed + 1)
+
+    def load(split: str, seed: int) -> Clips:
+        examples = dataset.split(split)
+        if cache_dir is None:
+            return load_clips(examples, dataset.labels, n, noise, seed=seed)
+        disk = cached_clips(
+            examples,
+            dataset.labels,
+            n,
+            noise,
+            dataset.noise_files,
+            seed,
+            cache_dir,
+            sample_rate=features.sample_rate,
+        )
+        return disk, None
+
+    train_xy = load("training", cfg.seed)
+    val_xy = load("validation", cfg.seed + 1)
     test_xy = None
     if test_split and dataset.has_split(test_split):
-        test_xy = load_clips(dataset.split(test_split), dataset.labels, n, noise, seed=cfg.seed + 2)
+        test_xy = load(test_split, cfg.seed + 2)
     logging.info(
-        "loaded %d training, %d validation clips in %.1f s",
-        len(train_xy[1]),
-        len(val_xy[1]),
+        "%s %d training, %d validation clips in %.1f s",
+        "cached" if cache_dir else "loaded",
+        len(train_xy[0]),
+        len(val_xy[0]),
         time.time() - t0,
     )
     return _RunClips(noise, train_xy, val_xy, test_xy)
@@ -298,11 +433,28 @@ def _eval_datasets(
 
 
 def _training_batches(
-    clips: _RunClips, feature_fn: Callable, cfg: TrainConfig, augment: AugmentConfig | None
-) -> Callable[[int], tf.data.Dataset]:
-    """``epoch -> that epoch's augmented training batches`` (same seed + epoch: same batches)."""
+    clips: _RunClips,
+    feature_fn: Callable,
+    cfg: TrainConfig,
+    augment: AugmentConfig | None,
+    strategy: tf.distribute.Strategy,
+) -> tuple[Callable[[int], Any], int]:
+    """``(epoch -> that epoch's augmented training batches, steps per epoch)``; same seed +
+    epoch: same batches.
 
-    def batches(epoch: int) -> tf.data.Dataset:
+    ``--batch_size`` is the global batch. With several workers each one's pipeline yields only
+    its replicas' equal parts of every global batch (``ReplicaSlice``; fed to Keras as a
+    distributed dataset), so no clip is read twice an epoch and the summed per-replica mean
+    gradients are the global batch's mean gradient. One worker (one device, or MirroredStrategy
+    over local GPUs): Keras splits each global batch between the local replicas itself.
+    """
+    n = len(clips.train[0])
+    replicas = strategy.num_replicas_in_sync
+    spec = SpecAugmentConfig(
+        cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
+    )
+
+    def batches(epoch: int, part: ReplicaSlice | None = None) -> tf.data.Dataset:
         return make_dataset(
             *clips.train,
             feature_fn,
@@ -312,12 +464,28 @@ def _training_batches(
             epoch=epoch,
             augment=augment,
             noise=clips.noise,
-            spec=SpecAugmentConfig(
-                cfg.time_masks, cfg.time_mask_frames, cfg.freq_masks, cfg.freq_mask_bins
-            ),
+            spec=spec,
+            replicas=part,
         )
 
-    return batches
+    if worker_index(strategy)[1] == 1:
+        return batches, math.ceil(n / cfg.batch_size)
+    if cfg.batch_size % replicas:
+        raise TfkwsError(
+            f"--batch_size {cfg.batch_size} (the global batch) must be a multiple of the "
+            f"{replicas} replicas in sync"
+        )
+
+    def distributed(epoch: int) -> Any:
+        def fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            first = ctx.input_pipeline_id * local
+            return batches(epoch, ReplicaSlice(first, local, ctx.num_replicas_in_sync))
+
+        return strategy.distribute_datasets_from_function(fn)
+
+    steps = n // cfg.batch_size + bool((n % cfg.batch_size) // replicas)
+    return distributed, steps
 
 
 def _load_history(run_dir: Path, resume: bool) -> dict[str, list[float]]:
@@ -404,6 +572,7 @@ def _evaluate(
     cfg: TrainConfig,
     labels: list[str],
     run_dir: Path,
+    plot: bool = True,
 ) -> dict[str, Any]:
     """Accuracy report (and confusion-matrix plot) of the best model on every eval split."""
     reports = {}
@@ -411,12 +580,13 @@ def _evaluate(
         y, p = _predict(model, ds)
         rep = accuracy_report(y, p, labels)
         reports[name] = rep
-        plots.plot_confusion_matrix(
-            np.array(rep["confusion_matrix"]),
-            labels,
-            run_dir / "plots" / f"confusion_{name}.png",
-            title=f"{'QAT' if cfg.qat else 'float'} {name}",
-        )
+        if plot:  # plots are for people: the chief's only
+            plots.plot_confusion_matrix(
+                np.array(rep["confusion_matrix"]),
+                labels,
+                run_dir / "plots" / f"confusion_{name}.png",
+                title=f"{'QAT' if cfg.qat else 'float'} {name}",
+            )
         logging.info(
             "%s accuracy (%s): %.2f %%", name, "QAT" if cfg.qat else "float", 100 * rep["accuracy"]
         )
@@ -432,14 +602,15 @@ class _Phases:
     """What the float and QAT phases of one run share."""
 
     cfg: TrainConfig
-    run_dir: Path
+    run_dir: Path  # read: checkpoints, best weights (the chief's)
+    write_dir: Path  # written: the run folder on the chief, a temporary folder elsewhere
     strategy: tf.distribute.Strategy
     features: FeatureConfig
     labels: list[str]
     steps_per_epoch: int
     history: dict[str, list[float]]  # updated in place, epoch by epoch
     resume: bool
-    train_ds_for: Callable[[int], tf.data.Dataset]  # epoch -> that epoch's augmented batches
+    train_ds_for: Callable[[int], Any]  # epoch -> that epoch's (distributed) batches
     calibration: Callable[[], np.ndarray]  # clips that start a fresh QAT phase's ranges
     teacher: Callable[[], keras.Model] | None  # distillation's teachers, if any
     val_ds: tf.data.Dataset
@@ -468,7 +639,9 @@ def _phase_model(qat_phase: bool, p: _Phases, fresh: bool) -> tuple[keras.Model,
             lr, cfg.lr_schedule, 0, max((last - first) * p.steps_per_epoch, 1)
         )
     else:
-        model = float_model(cfg, p.features.shape, len(p.labels))
+        model = float_model(
+            cfg, p.features.shape, len(p.labels), sync_bn=p.strategy.num_replicas_in_sync > 1
+        )
         schedule = make_lr_schedule(cfg, p.steps_per_epoch)
     if p.teacher is not None:
         model = with_teachers(model, cfg, p.teacher)
@@ -482,11 +655,11 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
     phase starts from the float phase's best weights, folded. Each epoch's wall time goes into
     ``history["epoch_seconds"]``. Returns (model, best accuracy, seconds of epochs run here).
     """
-    cfg, run_dir, history = p.cfg, p.run_dir, p.history
+    cfg, run_dir, out, history = p.cfg, p.run_dir, p.write_dir, p.history
     first, last = (cfg.float_epochs, cfg.epochs) if qat_phase else (0, cfg.float_epochs)
-    ckpt_dir = run_dir / (QAT_CHECKPOINTS if qat_phase else CHECKPOINTS)
-    best_path = run_dir / (FLOAT_BEST_WEIGHTS if cfg.qat and not qat_phase else BEST_WEIGHTS)
-    latest = _latest(ckpt_dir) if p.resume else None
+    ckpt_name = QAT_CHECKPOINTS if qat_phase else CHECKPOINTS
+    best_path = out / (FLOAT_BEST_WEIGHTS if cfg.qat and not qat_phase else BEST_WEIGHTS)
+    latest = _latest(run_dir / ckpt_name) if p.resume else None
     if qat_phase:
         keras.utils.set_random_seed(cfg.seed + 1)  # same start whether resumed or not
     with p.strategy.scope():
@@ -501,7 +674,9 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
         epoch_var = tf.Variable(first, dtype=tf.int64, trainable=False, name="epoch")
         best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
         ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var)
-    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
+    # Every worker saves (reading replicated variables may be a collective op); only the
+    # chief's copy is in the run folder.
+    manager = tf.train.CheckpointManager(ckpt, str(out / ckpt_name), max_to_keep=2)
     if latest:
         ckpt.restore(latest).assert_existing_objects_matched()
         logging.info("resuming %s after epoch %d", run_dir, int(epoch_var.numpy()))
@@ -512,7 +687,7 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
         _, start_acc = model.evaluate(p.val_ds, verbose=0)
         best_var.assign(float(start_acc))
         _save_weights(model, best_path)
-        atomic.write_json(run_dir / QAT_START, {"val_accuracy": float(start_acc)})
+        atomic.write_json(out / QAT_START, {"val_accuracy": float(start_acc)})
         logging.info("QAT start (calibrated ranges): val accuracy %.2f %%", 100 * start_acc)
     for k in list(history):
         history[k] = history[k][:done]
@@ -522,11 +697,13 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
     ran = 0.0
     # verbose 1: tfkws's line per epoch; 2: also Keras's own per-epoch output.
     epoch_line = [EpochLine(cfg.epochs, " (QAT)" if qat_phase else "")] if p.verbose else []
+    distributed = worker_index(p.strategy)[1] > 1
     for epoch in range(done, last):
         t = time.time()
         h = model.fit(
             p.train_ds_for(epoch),
             validation_data=p.val_ds,
+            steps_per_epoch=p.steps_per_epoch if distributed else None,
             epochs=epoch + 1,
             initial_epoch=epoch,
             callbacks=[p.tensorboard, *epoch_line],
@@ -543,9 +720,11 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
             _save_weights(model, best_path)
         epoch_var.assign(epoch + 1)
         # History before checkpoint: a kill between them re-runs the epoch, never skips its record.
-        atomic.write_json(run_dir / HISTORY, history)
+        atomic.write_json(out / HISTORY, history)
         manager.save(checkpoint_number=epoch + 1)
-        plots.plot_learning_curves(history, run_dir / "plots" / "learning_curves.png")
+        if out == run_dir:  # plots are for people: the chief's only
+            plots.plot_learning_curves(history, out / "plots" / "learning_curves.png")
+        barrier(p.strategy)  # the chief's files of this epoch are complete for every worker
     return model, best_var, ran
 
 
