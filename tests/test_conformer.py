@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
 from conformer_helpers import CLASSES, COMBOS, INPUT, TINY, build, role, set_by_role
+from conftest import run_cli
 
 from tfkws.errors import TfkwsError
 from tfkws.folding.fold import fold_model
@@ -107,6 +109,16 @@ def test_fold_keeps_sharing_and_folds_the_shared_batchnorm() -> None:
 def test_bad_plans_are_one_line_errors(params: dict, message: str) -> None:
     with pytest.raises(TfkwsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build("none", **params)
+
+
+def test_models_command_shows_unique_and_used(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run_cli(capsys, "models")
+    lines = out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("conformer "))
+    assert code == 0 and "267,228 unique, 267,228 used" in lines[at + 2]
+    code, out, _ = run_cli(capsys, "models", "--json")
+    rep = json.loads(out)["conformer"]["param_report"]
+    assert code == 0 and rep["unique"] == rep["unique_after_level"]["none"] == 267228
 
 
 def test_registered_with_a_param_report() -> None:
