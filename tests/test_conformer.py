@@ -121,6 +121,15 @@ def test_models_command_shows_unique_and_used(capsys: pytest.CaptureFixture) -> 
     assert code == 0 and rep["unique"] == rep["unique_after_level"]["none"] == 267228
 
 
+def test_share_modules_spellings() -> None:
+    from tfkws.cli.common import parse_params
+    from tfkws.models.sharing_plan import parse_modules
+
+    params = parse_params("share_modules=conv+ffn,rank=8")
+    assert parse_modules(params["share_modules"]) == ("ffn", "conv") == parse_modules("conv,ffn")
+    assert parse_modules(["attn"]) == ("attn",) and parse_modules("") == ()
+
+
 def test_registered_with_a_param_report() -> None:
     model = build_model("conformer", (49, 40), 12, {"repeat": 2, "rank": 16})
     rep = param_report("conformer", (49, 40), 12, {"repeat": 2, "rank": 16})

@@ -29,8 +29,9 @@ LEVELS = ("repeat", "modules", "subcomponents", "low_rank")
 
 
 def parse_modules(value: str | Sequence[str]) -> tuple[str, ...]:
-    """``"ffn,conv"`` or ``["ffn", "conv"]`` -> ``("ffn", "conv")``, checked, canonical order."""
-    items = value.split(",") if isinstance(value, str) else list(value)
+    """``"ffn,conv"``, ``"ffn+conv"`` (for ``--params key=value,...``) or ``["ffn", "conv"]`` ->
+    ``("ffn", "conv")``, checked, in canonical order."""
+    items = value.replace("+", ",").split(",") if isinstance(value, str) else list(value)
     names = {str(s).strip() for s in items if str(s).strip()}
     unknown = sorted(names - set(MODULE_KINDS))
     if unknown:
