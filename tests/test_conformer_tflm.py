@@ -133,6 +133,14 @@ def test_dedup_post_pass_stores_a_duplicated_buffer_once_and_computes_the_same()
     assert dedup_buffers(once) == once  # nothing left to do: the same bytes
 
 
+def test_a_trained_dynamic_batch_model_exports_with_its_sharing() -> None:
+    """``tfkws export`` gets a dynamic-batch model: the batch-1 copy must keep the sharing."""
+    model = build("repeat")  # batch None, as trained
+    _distinct_weights(model)
+    data = to_int8_tflite(fold_model(model), REP)
+    assert _constant_bytes(data) == _constant_bytes(_export("repeat")[0])
+
+
 def test_only_models_that_share_weights_are_post_processed() -> None:
     assert not has_shared_weights(build("none"))
     assert all(has_shared_weights(build(c)) for c in COMBOS if c not in ("none", "low_rank"))
