@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfkws import quiet
+from tfkws.conversion.dedup_buffers import dedup_buffers
 from tfkws.conversion.model_info import inspect_tflite, require_int8
 from tfkws.errors import ModelError
 from tfkws.folding.fold import with_batch_size
@@ -43,6 +44,23 @@ def graph_converter(export: keras.Model) -> tf.lite.TFLiteConverter:
 
     concrete = tf.function(infer).get_concrete_function(*spec)
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+
+
+def has_shared_weights(model: keras.Model) -> bool:
+    """True if a layer with weights is applied more than once (nested models included)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False):
+            if has_shared_weights(layer):
+                return True
+        elif layer.weights and len(layer._inbound_nodes) > 1:
+            return True
+    return False
+
+
+def _store_shared_once(model: keras.Model, data: bytes) -> bytes:
+    """Weight-shared models: identical constant buffers stored once (``dedup_buffers``); other
+    models' bytes are left exactly as the converter wrote them."""
+    return dedup_buffers(data) if has_shared_weights(model) else data
 
 
 def layers_named(names: list[str]) -> list[str]:
@@ -100,6 +118,7 @@ def to_int8_tflite(
             data = bytes(converter.convert())
     except Exception as err:  # ConverterError, or a RuntimeError from the calibrator
         raise _converter_error(model, err) from err
+    data = _store_shared_once(export, data)
     info = inspect_tflite(data)
     require_int8(info, f"<int8 export of {model.name}>")
     if info.float_ops:
@@ -152,6 +171,7 @@ def qat_to_int8_tflite(model: keras.Model) -> bytes:
         raise ModelError(
             f"QAT model {model.name!r} cannot be converted to int8 TFLite: {first}"
         ) from err
+    data = _store_shared_once(export, data)
     info = inspect_tflite(data)
     require_int8(info, f"<QAT int8 export of {model.name}>")
     if info.float_ops or info.custom_ops:

@@ -172,40 +172,62 @@ def _block_replacer() -> Handler:
 
 
 def _bn_pairs(model: keras.Model) -> dict[int, keras.layers.Layer]:
-    """``{id(linear layer): bn}`` for each BN that can be folded into its producer."""
+    """``{id(linear layer): bn}`` for each BN that can be folded into its producer.
+
+    A shared pair folds too (a weight-shared conformer's conv module): when every call of the
+    BN reads a call of the same linear layer, every call of that layer feeds only the BN, and
+    neither is used outside this graph, folding changes each use the same way.
+    """
     usage = model._tensor_usage_count
-    pairs: dict[int, keras.layers.Layer] = {}
+    calls: dict[int, list[Any]] = {}
     for nodes in model._nodes_by_depth.values():
         for node in nodes:
-            bn = node.layer
-            if node.is_input or len(node.keras_inputs) != 1:
-                continue
-            if node.call_kwargs.get("training") is True or len(bn._inbound_nodes) != 1:
-                continue
+            if not node.is_input:
+                calls.setdefault(id(node.layer), []).append(node)
+    pairs: dict[int, keras.layers.Layer] = {}
+    for nodes in calls.values():
+        bn = nodes[0].layer
+        if len(bn._inbound_nodes) != len(nodes):
+            continue  # also called outside this graph
+        producers = set()
+        ok = True
+        for node in nodes:
+            if len(node.keras_inputs) != 1 or node.call_kwargs.get("training") is True:
+                ok = False
+                break
             x = node.keras_inputs[0]
-            if not is_foldable_bn(bn, len(x.shape)):
-                continue
-            producer = x._keras_history.layer
-            if not is_foldable_linear(producer) or len(producer._inbound_nodes) != 1:
-                continue  # a shared layer would change its other uses too
-            if usage.get(str(id(x)), 0) != 1:
-                continue  # something else also reads the un-normalised output
-            pairs[id(producer)] = bn
+            if not is_foldable_bn(bn, len(x.shape)) or usage.get(str(id(x)), 0) != 1:
+                ok = False  # not a BN, or something else also reads the un-normalised output
+                break
+            producers.add(x._keras_history.layer)
+        if not ok or len(producers) != 1:
+            continue
+        producer = producers.pop()
+        if not is_foldable_linear(producer):
+            continue
+        if len(producer._inbound_nodes) != len(nodes) or len(calls[id(producer)]) != len(nodes):
+            continue  # a use of the layer without the BN would change too
+        pairs[id(producer)] = bn
     return pairs
 
 
 def _fold_batchnorms(model: keras.Model) -> keras.Model:
     pairs = _bn_pairs(model)
     folded_bns = {id(bn) for bn in pairs.values()}
+    made: dict[int, tuple[keras.layers.Layer, list[Any] | None]] = {}  # one per shared layer
 
     def handler(node: Any, args: tuple, kwargs: dict, copy: Any) -> Any:
         layer = node.layer
         if id(layer) in folded_bns:
             return _first_arg(args, kwargs)
         if id(layer) in pairs:
-            new, weights = folded_layer(layer, pairs[id(layer)])
+            if id(layer) not in made:
+                made[id(layer)] = folded_layer(layer, pairs[id(layer)])
+            new, weights = made[id(layer)]
             out = new(*args, **kwargs)
-            new.set_weights(weights)
+            if weights is not None:
+                new.set_weights(weights)
+                made[id(layer)] = (new, None)
             return out
         if isinstance(layer, keras.Model):
             return _fold_batchnorms(layer)(*args, **kwargs)

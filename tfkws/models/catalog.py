@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import tfkws.models.bc_resnet  # noqa: F401
+import tfkws.models.conformer  # noqa: F401
 import tfkws.models.ds_cnn  # noqa: F401
 import tfkws.models.repcnn  # noqa: F401
 import tfkws.models.slimmable_ds_cnn  # noqa: F401

@@ -23,6 +23,9 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# name -> report(input_shape, num_classes, **params) -> dict, for models whose parameter count
+# needs more than one number (the weight-shared conformer: unique vs applied weights per level).
+_REPORTS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
 def register_model(
@@ -38,6 +41,31 @@ def register_model(
         return builder
 
     return wrap
+
+
+def register_report(
+    name: str, report: Callable[..., dict[str, Any]]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator (above ``register_model``): ``report(input_shape, num_classes, **params)``
+    describes the parameters of model ``name`` without building it."""
+
+    def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
+        _REPORTS[name] = report
+        return builder
+
+    return wrap
+
+
+def has_param_report(name: str) -> bool:
+    return name in _REPORTS
+
+
+def param_report(
+    name: str, input_shape: tuple[int, int], num_classes: int, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The registered parameter report of ``name`` for these params, or None if it has none."""
+    report = _REPORTS.get(name)
+    return None if report is None else report(tuple(input_shape), int(num_classes), **params)
 
 
 def registered() -> dict[str, ModelSpec]:

@@ -534,6 +534,18 @@ def _phases_to_run(cfg: TrainConfig, run_dir: Path) -> list[bool]:
     return [False, True] if cfg.qat else [False]
 
 
+def _param_report(cfg: TrainConfig, model: keras.Model) -> dict[str, Any] | None:
+    """The registered parameter report of the run's model (None for most models)."""
+    from tfkws.models.catalog import resolve_params
+    from tfkws.models.registry import has_param_report, param_report
+
+    if not has_param_report(cfg.model):
+        return None
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    classes = int(model.outputs[0].shape[-1])
+    return param_report(cfg.model, shape, classes, resolve_params(cfg.model, cfg.model_params))
+
+
 def _summary(
     model: keras.Model,
     best_var: tf.Variable,
@@ -554,6 +566,9 @@ def _summary(
     }
     if cfg.slim_width is not None:
         results["slim_width"] = cfg.slim_width
+    report = _param_report(cfg, model)
+    if report is not None:  # weight-shared models: unique vs applied weights per level
+        results["param_report"] = report
     if (run_dir / QAT_START).exists():
         start = json.loads((run_dir / QAT_START).read_text())["val_accuracy"]
         results["qat_start_val_accuracy"] = start

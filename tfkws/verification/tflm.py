@@ -91,12 +91,14 @@ def tflm_interpreter(
     model_bytes: bytes,
     arena_size: int | None = None,
     path: str | os.PathLike | None = None,
+    preserve_all_tensors: bool = False,
 ) -> tuple[Any, ModelInfo]:
     """Validated TFLM interpreter for an int8 model, plus its ``ModelInfo``.
 
     With ``arena_size=None`` the arena starts at max(10 x model size, 64 KiB) and doubles until
     allocation succeeds (the Python interpreter's own default, 10 x model size, is too small
-    for small models with large activations).
+    for small models with large activations). ``preserve_all_tensors`` keeps every
+    intermediate tensor readable (``GetTensor``), at the cost of a larger arena.
     """
     from tflite_micro.python.tflite_micro import runtime
 
@@ -105,10 +107,17 @@ def tflm_interpreter(
     check_tflm_ops(info, path)
     where = source_name(path)
     size = arena_size or max(10 * len(model_bytes), _MIN_AUTO_ARENA)
+    config = (
+        runtime.InterpreterConfig.kPreserveAllTensors
+        if preserve_all_tensors
+        else runtime.InterpreterConfig.kAllocationRecording  # the runtime's own default
+    )
     while True:
         with capture_c_stderr() as log:
             try:
-                interp = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=int(size))
+                interp = runtime.Interpreter.from_bytes(
+                    bytes(model_bytes), arena_size=int(size), intrepreter_config=config
+                )
                 err: Exception | None = None
             except Exception as e:  # RuntimeError from C++; struct/TypeError from parsing
                 err = e
