@@ -67,6 +67,15 @@ def _tflm_root() -> str | None:
     return None if root is None else str(root)
 
 
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs exactly the README's second command (the install + test line)."""
+    block = README.read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    test_line = block.splitlines()[1].split("#", 1)[0].strip()
+    assert "pytest" in test_line
+    ci = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert test_line in ci, test_line
+
+
 def test_readme_first_command_is_tfkws_demo() -> None:
     first = readme_commands()[0]
     assert first == ["tfkws", "demo"]
