@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import provenance  # noqa: E402
 
+from tfkws.runs.files import BEST_WEIGHTS  # noqa: E402
+
 REPO = provenance.REPO
 sys.path.insert(0, str(REPO))
 
@@ -140,7 +142,7 @@ def add(a: argparse.Namespace) -> None:
         (stage / METADATA).write_text(meta_text)
         if a.supernet:
             (stage / SUPERNET).mkdir()
-            for f in ("run_config.json", "weights.h5", "results.json"):
+            for f in ("run_config.json", BEST_WEIGHTS, "results.json"):
                 if (run / f).exists():
                     shutil.copy2(run / f, stage / SUPERNET / f)
         (stage / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")

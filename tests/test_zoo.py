@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import SHARED_DATA, run_cli
 
 from tfkws.zoo.catalog import (
     CARD_MD,
@@ -122,3 +122,27 @@ def test_zoo_errors_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) 
     assert not (tmp_path / "x").exists()
     code, _, err = run_cli(capsys, "zoo", "fetch")
     assert code == 2 and "expected one action" in err
+
+
+SUPERNETS = [m.name for m in MODELS if m.supernet]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SUPERNETS)
+def test_shipped_supernet_gives_back_its_tflite(
+    name: str, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """The supernet a user gets (for ``slim select``) is the one the card's ``.tflite`` came
+    from: its width-1 extraction, calibrated on the same training clips, is byte-identical."""
+    model = get_model(name)
+    data = SHARED_DATA / "arabic_speech_commands"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found (the supernet's training data, for calibration)")
+    width = json.loads(model.metadata.read_text())["slim"]["width"]
+    out = tmp_path / "w.tflite"
+    code, _, err = run_cli(
+        capsys, "slim", "extract", "--run", str(model.supernet), "--width", str(width),
+        "--data", str(data), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.read_bytes() == model.tflite.read_bytes()
