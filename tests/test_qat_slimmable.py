@@ -29,7 +29,8 @@ from tfkws.layers.slimmable_tokens import ClassTokenPosition
 from tfkws.models.catalog import build_model
 from tfkws.quantization import qat
 from tfkws.quantization.decompose import decompose_for_qat
-from tfkws.verification.parity import verify
+from tfkws.verification.op_parity import op_agreement
+from tfkws.verification.parity import quantize_features, verify
 
 WIDTH = 0.55
 # family -> (supernet params, float epochs, float lr); the KWT needs more steps to learn tones.
@@ -101,8 +102,18 @@ def test_qat_of_an_extracted_width_is_pure_int8_and_tflm_matches(family: str, cl
     assert rep.top1_agreement_tflm_vs_litert == 1.0, rep
     if family == "slimmable_kwt":
         # TFLM's FULLY_CONNECTED rounds ~0.3 % of outputs one LSB off LiteRT's (exact ties); the
-        # int8 LayerNorm after it (RSQRT of a per-token variance) amplifies such an LSB.
-        assert rep.within_1lsb_share >= 0.95 and rep.max_abs_lsb_diff <= 8, rep
+        # int8 LayerNorm after it (RSQRT of a per-token variance) amplifies such an LSB, by an
+        # amount that depends on the data (5 % of outputs > 1 LSB on one tone set, < 5 % on
+        # another). End to end: bounded; op by op, wherever both runtimes had the same inputs,
+        # each kernel is within 1 LSB.
+        assert rep.max_abs_lsb_diff <= 8, rep
+        info = inspect_tflite(data)
+        for clip in quantize_features(x[:4], info.input_scale, info.input_zero_point):
+            judged = [o for o in op_agreement(data, clip) if o.max_abs_lsb_diff is not None]
+            assert "FULLY_CONNECTED" in {o.op for o in judged}
+            assert all(o.max_abs_lsb_diff <= 1 for o in judged), [
+                o for o in judged if o.max_abs_lsb_diff
+            ]
     else:
         assert rep.max_abs_lsb_diff <= 1, rep
 
