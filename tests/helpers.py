@@ -1,12 +1,15 @@
 """Helpers shared by test modules: a test module imports these, never another test module.
 
-Training a tiny model in memory, tone-clip features, and a model's structural signature.
+Training a tiny model in memory, tone-clip features, a model's structural signature, and
+commands and environments for ``tfkws train`` in a subprocess.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,3 +91,51 @@ def run_command(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     return out
+
+
+def train_command(
+    data: Path, out: Path, epochs: int, batch_size: int, params: str, *extra: str
+) -> list[str]:
+    """``tfkws train`` of a small DS-CNN as a subprocess command, seeded, on all of ``data``."""
+    return [
+        sys.executable,
+        "-m",
+        "tfkws.cli.main",
+        "train",
+        f"--data={data}",
+        "--mode=all",
+        f"--out={out}",
+        f"--epochs={epochs}",
+        f"--batch_size={batch_size}",
+        "--model=ds_cnn",
+        f"--params={params}",
+        "--lr=0.01",
+        "--seed=3",
+        *extra,
+    ]
+
+
+def subprocess_env(tf_config: dict | None = None, tmp: Path | None = None) -> dict[str, str]:
+    """The environment of a training subprocess: this repo, Keras 2, CPU, quiet, no TF_CONFIG
+    unless given (``tmp``: its TMPDIR, where a non-chief worker writes its scratch run)."""
+    env = dict(
+        os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
+    )
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
+    return env
+
+
+def trained_weights(run: Path, trainable_only: bool = False) -> list[np.ndarray]:
+    """A finished run's weights (BatchNorm statistics too, unless ``trainable_only``), loaded as
+    ``tfkws eval`` loads them."""
+    from tfkws.runs.model import load_trained_model
+
+    model, _ = load_trained_model(run)
+    if trainable_only:
+        return [w.numpy() for w in model.trainable_weights]
+    return model.get_weights()

@@ -14,57 +14,28 @@ worker reading the wrong clips changes the losses at the first epoch already.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import write_tone_dataset
+from helpers import TONE_WORDS, subprocess_env, train_command, trained_weights
 
-REPO = Path(__file__).resolve().parents[1]
-TONES = {"high": 2500.0, "low": 400.0, "mid": 1100.0}
 EPOCHS = 2
 # 16 clips a word, 4 of them validation: 36 training clips, 3 global batches of 12 an epoch.
 GLOBAL_BATCH = 12
 
 
 def _cmd(data: Path, out: Path, strategy: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tfkws.cli.main",
-        "train",
-        f"--data={data}",
-        "--mode=all",
-        f"--out={out}",
-        f"--epochs={EPOCHS}",
-        f"--batch_size={GLOBAL_BATCH}",
-        "--model=ds_cnn",
-        '--params=size="s",channels=8,dropout=0',  # dropout masks are drawn per replica
-        "--lr=0.01",
-        "--noaugment",
-        "--seed=3",
-        f"--strategy={strategy}",
-        *extra,
-    ]
-
-
-def _env(tf_config: dict | None = None, tmp: Path | None = None) -> dict[str, str]:
-    env = dict(
-        os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""
+    # dropout=0: dropout masks are drawn per replica
+    params = 'size="s",channels=8,dropout=0'
+    return train_command(
+        data, out, EPOCHS, GLOBAL_BATCH, params, "--noaugment", f"--strategy={strategy}", *extra
     )
-    if tmp is not None:  # where the non-chief worker writes its temporary run folder
-        env["TMPDIR"] = str(tmp)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return env
 
 
 def _free_ports(n: int) -> list[int]:
@@ -82,7 +53,9 @@ def _start_workers(data: Path, out: Path, logs: Path, tag: str) -> list[subproce
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
     procs = []
     for i in range(2):
-        env = _env({"cluster": cluster, "task": {"type": "worker", "index": i}}, logs / "tmp")
+        env = subprocess_env(
+            {"cluster": cluster, "task": {"type": "worker", "index": i}}, logs / "tmp"
+        )
         with open(logs / f"{tag}{i}.log", "w") as log:
             cmd = _cmd(data, out, "multiworker", "--resume")
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=log))
@@ -101,22 +74,15 @@ def _wait(procs: list[subprocess.Popen], logs: Path, tag: str, timeout: float = 
         assert code == 0, f"{tag}{i} exited {code}:\n{log[-3000:]}"
 
 
-def _weights(run: Path) -> list[np.ndarray]:
-    from tfkws.runs.model import load_trained_model
-
-    model, _ = load_trained_model(run)
-    return [w.numpy() for w in model.trainable_weights]
-
-
 @pytest.mark.slow
 def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_path: Path) -> None:
-    data = write_tone_dataset(tmp_path / "data", TONES, clips_per_word=16)
+    data = write_tone_dataset(tmp_path / "data", TONE_WORDS, clips_per_word=16)
     logs = tmp_path / "logs"
     (logs / "tmp").mkdir(parents=True)
     reference = tmp_path / "one"  # one process, same global batch and seed, alongside
     one = subprocess.Popen(
         _cmd(data, reference, "cpu"),
-        env=_env(),
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -153,8 +119,8 @@ def test_two_workers_killed_and_restarted_train_one_run_like_one_process(tmp_pat
     assert len(history["loss"]) == len(history["epoch_seconds"]) == EPOCHS
 
     assert one.wait(timeout=600) == 0
-    a = np.concatenate([w.ravel() for w in _weights(out)])
-    b = np.concatenate([w.ravel() for w in _weights(reference)])
+    a = np.concatenate([w.ravel() for w in trained_weights(out, trainable_only=True)])
+    b = np.concatenate([w.ravel() for w in trained_weights(reference, trainable_only=True)])
     assert np.linalg.norm(a - b) <= 0.02 * np.linalg.norm(b)
     ref = json.loads((reference / "history.json").read_text())["loss"]
     np.testing.assert_allclose(history["loss"][0], ref[0], rtol=1e-3)

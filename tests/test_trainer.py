@@ -1,53 +1,18 @@
 """Training: learns, is deterministic for a seed, and a killed run resumes to the same weights."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-TONES = {"high": 2500.0, "low": 400.0, "mid": 1100.0}
+from helpers import TONE_WORDS, subprocess_env, train_command, trained_weights
 
 
 def _train_cmd(data: Path, out: Path, epochs: int, extra: tuple[str, ...] = ()) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tfkws.cli.main",
-        "train",
-        f"--data={data}",
-        "--mode=all",
-        f"--out={out}",
-        f"--epochs={epochs}",
-        "--batch_size=8",
-        "--model=ds_cnn",
-        '--params=size="s",channels=16',
-        "--lr=0.01",
-        "--verbose=0",
-        "--seed=3",
-        *extra,
-    ]
-
-
-def _weights(run: Path) -> list[np.ndarray]:
-    from tfkws.runs.model import load_trained_model
-
-    model, _ = load_trained_model(run)
-    return model.get_weights()
-
-
-def _env() -> dict[str, str]:
-    env = dict(
-        os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""
-    )
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return train_command(data, out, epochs, 8, 'size="s",channels=16', "--verbose=0", *extra)
 
 
 @pytest.mark.slow
@@ -55,7 +20,10 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
     epochs = 4
     full = tmp_path / "full"
     subprocess.run(
-        _train_cmd(tone_dataset, full, epochs), check=True, env=_env(), capture_output=True
+        _train_cmd(tone_dataset, full, epochs),
+        check=True,
+        env=subprocess_env(),
+        capture_output=True,
     )
     results = json.loads((full / "results.json").read_text())
     assert results["epochs"] == epochs
@@ -63,7 +31,7 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         _train_cmd(tone_dataset, killed, epochs),
-        env=_env(),
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -80,13 +48,16 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
 
     # Resuming without --resume is refused; with it, the run finishes.
     bad = subprocess.run(
-        _train_cmd(tone_dataset, killed, epochs), env=_env(), capture_output=True, text=True
+        _train_cmd(tone_dataset, killed, epochs),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and "--resume" in bad.stderr
     subprocess.run(
         _train_cmd(tone_dataset, killed, epochs, ("--resume",)),
         check=True,
-        env=_env(),
+        env=subprocess_env(),
         capture_output=True,
     )
     history = json.loads((killed / "history.json").read_text())
@@ -95,7 +66,7 @@ def test_killed_run_resumes_to_same_weights(tone_dataset: Path, tmp_path: Path) 
     assert json.loads((killed / "results.json").read_text())["train_seconds"] >= sum(
         history["epoch_seconds"]
     )
-    for a, b in zip(_weights(full), _weights(killed), strict=True):
+    for a, b in zip(trained_weights(full), trained_weights(killed), strict=True):
         np.testing.assert_array_equal(a, b)
     for png in ("learning_curves.png", "confusion_val.png"):
         assert (full / "plots" / png).stat().st_size > 1000
@@ -158,12 +129,12 @@ def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -
 
     from tfkws.training.qat_finetune import qat_finetune
 
-    tones = write_tone_dataset(tmp_path / "tones", TONES, clips_per_word=40)
+    tones = write_tone_dataset(tmp_path / "tones", TONE_WORDS, clips_per_word=40)
     float_run, qat_run = tmp_path / "float", tmp_path / "qat"
     cmd = _train_cmd(tones, float_run, 6, ("--noaugment",))
     cmd[cmd.index("--model=ds_cnn")] = "--model=repcnn"  # learns these tones in a few epochs
     cmd[cmd.index('--params=size="s",channels=16')] = '--params={"channels":[8,8],"strides":[1,2]}'
-    subprocess.run(cmd, check=True, env=_env(), capture_output=True)
+    subprocess.run(cmd, check=True, env=subprocess_env(), capture_output=True)
     # A learning rate this large wrecks the weights in one epoch: the start must be kept.
     res = qat_finetune(float_run, qat_run, epochs=1, lr=50.0, verbose=0)
     history = json.loads((qat_run / "history.json").read_text())
