@@ -208,7 +208,7 @@ def train_size(args: argparse.Namespace, folder: Path, size: int, store: str) ->
     shutil.rmtree(cache, ignore_errors=True)
     log = args.work_dir / "runs" / f"{store}_n{size}.log"
     extra = [f"--clip_store={store}", f"--cache_dir={cache}"]
-    t0 = time.time()
+    t0, load0 = time.time(), os.getloadavg()[0]
     (rss,) = run_measured([train_cmd(args, folder, run, *extra)], [_env()], [log])
     found = CACHED.search(log.read_text())
     row = {
@@ -218,6 +218,7 @@ def train_size(args: argparse.Namespace, folder: Path, size: int, store: str) ->
         "train_clips_per_s": clips_per_second(run, size),
         "wall_seconds": round(time.time() - t0, 1),
         "val_accuracy": json.loads((run / "results.json").read_text())["val"]["accuracy"],
+        "load_1min": [round(load0, 1), round(os.getloadavg()[0], 1)],
     }
     if store == "disk" and found:
         row["cache_build_seconds"] = float(found.group(3))
@@ -244,10 +245,14 @@ def data_throughput(args: argparse.Namespace, folder: Path, size: int) -> dict[s
         disk, None, feature_fn_tf(features), args.batch_size, True, args.seed,
         AugmentConfig(), noise, epoch=0,
     )  # fmt: skip
-    t0, seen = time.time(), 0
+    t0, seen, load0 = time.time(), 0, os.getloadavg()[0]
     for _, y in batches:
         seen += int(y.shape[0])
-    return {"clips": seen, "clips_per_s": round(seen / (time.time() - t0), 1)}
+    return {
+        "clips": seen,
+        "clips_per_s": round(seen / (time.time() - t0), 1),
+        "load_1min": [round(load0, 1), round(os.getloadavg()[0], 1)],
+    }
 
 
 def workers(args: argparse.Namespace, folder: Path, size: int) -> list[dict[str, Any]]:
@@ -258,8 +263,17 @@ def workers(args: argparse.Namespace, folder: Path, size: int) -> list[dict[str,
     shutil.rmtree(one, ignore_errors=True)
     log = args.work_dir / "runs" / "workers1.log"
     extra = ["--clip_store=disk", f"--cache_dir={cache}"]
+    load0 = os.getloadavg()[0]
     (rss,) = run_measured([train_cmd(args, folder, one, *extra)], [_env()], [log])
-    rows.append({"workers": 1, "train_clips_per_s": clips_per_second(one, size), "rss_mib": rss})
+    load = [round(load0, 1), round(os.getloadavg()[0], 1)]
+    rows.append(
+        {
+            "workers": 1,
+            "train_clips_per_s": clips_per_second(one, size),
+            "rss_mib": rss,
+            "load_1min": load,
+        }
+    )
     two = args.work_dir / "runs" / f"workers2_n{size}"
     shutil.rmtree(two, ignore_errors=True)
     ports = []
@@ -271,11 +285,23 @@ def workers(args: argparse.Namespace, folder: Path, size: int) -> list[dict[str,
     cmd = train_cmd(args, folder, two, *extra, "--strategy=multiworker")
     envs = [_env({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
     logs = [args.work_dir / "runs" / f"workers2_w{i}.log" for i in range(2)]
+    load0 = os.getloadavg()[0]
     peaks = run_measured([cmd, cmd], envs, logs)
+    load = [round(load0, 1), round(os.getloadavg()[0], 1)]
     rows.append(
-        {"workers": 2, "train_clips_per_s": clips_per_second(two, size), "rss_mib": max(peaks)}
+        {
+            "workers": 2,
+            "train_clips_per_s": clips_per_second(two, size),
+            "rss_mib": max(peaks),
+            "load_1min": load,
+        }
     )
     return rows
+
+
+def _load(row: dict[str, Any]) -> str:
+    before, after = row.get("load_1min", ("?", "?"))
+    return f"{before} → {after}"
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -290,26 +316,34 @@ def markdown(r: dict[str, Any]) -> str:
         "last epoch (wall time including validation).",
         "",
         "| training clips | clips held | peak RSS (MiB) | cache build, train + val (s) "
-        "| train clips/s |",
-        "|---:|---|---:|---:|---:|",
+        "| train clips/s | load before → after |",
+        "|---:|---|---:|---:|---:|---|",
     ]
     for row in r["sizes"]:
         build = row.get("cache_build_seconds", "")
         lines.append(
             f"| {row['clips']:,} | {row['store']} | {row['peak_rss_mib']:,} | {build} | "
-            f"{row['train_clips_per_s']:,} |"
+            f"{row['train_clips_per_s']:,} | {_load(row)} |"
         )
     t = r["data_throughput"]
     lines += [
         "",
         f"tf.data alone (augmented, from the disk cache, {t['clips']:,} clips): "
-        f"{t['clips_per_s']:,} clips/s.",
+        f"{t['clips_per_s']:,} clips/s (load {_load(t)}).",
         "",
-        "| workers (local processes) | train clips/s | peak RSS per worker (MiB) |",
-        "|---:|---:|---:|",
+        "| workers (local processes) | train clips/s | peak RSS per worker (MiB) "
+        "| load before → after |",
+        "|---:|---:|---:|---|",
     ]
     lines += [
-        f"| {w['workers']} | {w['train_clips_per_s']:,} | {w['rss_mib']:,} |" for w in r["workers"]
+        f"| {w['workers']} | {w['train_clips_per_s']:,} | {w['rss_mib']:,} | {_load(w)} |"
+        for w in r["workers"]
+    ]
+    lines += [
+        "",
+        "Load: the 1-minute load average before and after each step; above "
+        f"{r['machine'].split()[0]} (the core count) other work shared the machine and the "
+        "rates are lower than the machine alone gives. Peak RSS does not depend on load.",
     ]
     return "\n".join(lines) + "\n"
 
