@@ -49,6 +49,7 @@ from firmware_gen.model import ModelInfo
 LEVELS = 255  # int8 steps: levels -127..127 each have a first raw value
 RUN_TIMEOUT_S = 1800.0
 MAX_DETECTIONS_PER_STEP = 8
+MAX_STEPS = 100_000  # the instruction-count plugin keeps this many counts (MAX_INVOKES)
 # frontend settings -> (FrontendConfig field, C type); sample_rate goes to FrontendPopulateState
 FRONTEND_FIELDS = {
     "window_size_ms": ("window.size_ms", "size_t"),
@@ -517,6 +518,11 @@ def run_stream(
     from firmware_gen.toolchain import find_toolchain
 
     t0 = time.time()
+    if -(-audio.size // p.stride_samples) > MAX_STEPS:
+        raise FirmwareGenError(
+            f"stream audio is {audio.size / p.sample_rate:.0f} s long; the on-target run takes at "
+            f"most {MAX_STEPS * p.stride_samples / p.sample_rate:.0f} s"
+        )
     with tempfile.TemporaryDirectory(prefix="firmware_gen_stream_") as tmp:
         work = Path(tmp)
         elf = _build(
@@ -612,9 +618,13 @@ def run_stream(
             "frontend_state_heap": figures.get("frontend_heap"),
             "stream_state": figures.get("state_bytes"),
             "feature_ring": p.frames * p.features,
-            "note": "stream_state holds the frontend state struct, the feature ring and the "
-            "detector; frontend_state_heap is what FrontendPopulateState allocates; the model "
-            "has no resource variables, so the arena is all of TFLM's RAM",
+            "total": sum(
+                figures.get(k) or 0 for k in ("arena_size", "frontend_heap", "state_bytes")
+            ),
+            "note": "total = arena + frontend_state_heap + stream_state; stream_state holds the "
+            "frontend state struct, the feature ring (feature_ring) and the detector; "
+            "frontend_state_heap is what FrontendPopulateState allocates (malloc); the sliding "
+            "window's model has no resource variables, so the arena is all of TFLM's RAM",
         },
         "seconds": round(time.time() - t0, 1),
     }
