@@ -151,22 +151,39 @@ def test_stream_main_with_its_main_compiles_for_cortex_m4(kws: Path, tmp_path: P
 
 
 @needs_target
-def test_device_pipeline_detections_equal_tfkws_detect(kws: Path, tmp_path: Path) -> None:
-    from firmware_gen.pipeline import generate
+def test_device_pipeline_detections_equal_tfkws_detect(kws: Path, tmp_path: Path, capsys) -> None:
+    """``firmware-gen --stream-audio`` as a user runs it, against ``tfkws detect``'s report."""
+    from firmware_gen import atomic
+    from firmware_gen.cli import main
 
     ref = _detect(kws, "tflm")
     assert len(ref["detections"]) >= 2, "the case should fire to compare"
-    result = generate(
-        kws,
-        tmp_path / "fw",
-        detector=ref["detector"],
-        on_target=["m4"],
-        kernels=["reference"],
-        tflm_library="model",
-        stream_audio=kws.with_name("stream.wav"),
-        stream_reference=ref,
-    )
-    v = result.report["stream"]["variants"][0]
+    atomic.write_json(tmp_path / "detect.json", ref)
+    atomic.write_json(tmp_path / "detector.json", ref["detector"])
+    argv = [
+        "firmware-gen",
+        str(kws),
+        "--out",
+        str(tmp_path / "fw"),
+        "--detector",
+        str(tmp_path / "detector.json"),
+        "--on-target",
+        "m4",
+        "--kernels",
+        "reference",
+        "--tflm-library",
+        "model",
+        "--tflm-root",
+        str(TFLM),
+        "--stream-audio",
+        str(kws.with_name("stream.wav")),
+        "--stream-reference",
+        str(tmp_path / "detect.json"),
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "identical to tfkws detect" in capsys.readouterr().out
+    report = json.loads((tmp_path / "fw" / "kws_report.json").read_text())
+    v = report["stream"]["variants"][0]
     assert v["cpu"] == "cortex-m4" and v["kernels"] == "reference"
     # the same int8 frames, the same Invokes, the same detections (label, time, score)
     assert v["frames"] == ref["frames"] and v["invokes"] == ref["invokes"]
@@ -178,6 +195,7 @@ def test_device_pipeline_detections_equal_tfkws_detect(kws: Path, tmp_path: Path
     assert 0 < ins["frame_only_steps"]["max"] < ins["invoke_steps"]["min"]
     ram = v["ram_bytes"]
     assert ram["arena_used"] <= ram["arena"] and ram["frontend_state_heap"] > 0
+    assert "## Streaming pipeline on target" in (tmp_path / "fw" / "kws_report.md").read_text()
 
 
 def test_stream_audio_needs_detector_and_target(tmp_path: Path, capsys) -> None:
