@@ -322,6 +322,8 @@ def on_target_lines(r: dict) -> list[str]:
         if ref is not None:
             same = "; identical to" if ref["identical"] else "; DIFFERENT from"
             same += " tfkws detect"
+            if not ref["identical"] and ref.get("features_identical") is False:
+                same += " (its int8 features differ: run it with --frontend tflm)"
         out.append(
             f"stream on {v['cpu']}/{v['kernels']}: {len(v['detections'])} detection(s) in "
             f"{v['duration_s']:g} s ({v['invokes']} Invokes), {ins['per_step_steady_mean']:,} "

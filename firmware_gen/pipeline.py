@@ -351,7 +351,7 @@ def _stream(
                 progress=progress,
             )
             if reference is not None:
-                v["reference"] = compare_reference(v["detections"], reference)
+                v["reference"] = compare_reference(v, reference)
             variants.append(v)
     return {
         "hop_frames": stream_plan.hop,

@@ -630,8 +630,10 @@ def run_stream(
     }
 
 
-def compare_reference(detections: list[dict], reference: dict | str | os.PathLike) -> dict:
-    """Device detections against a ``tfkws detect --json`` report: identical label/time/score?"""
+def compare_reference(variant: dict, reference: dict | str | os.PathLike) -> dict:
+    """A ``run_stream`` result against a ``tfkws detect --json`` report: identical detections
+    (label, time, score)? identical int8 features? (``tfkws detect --frontend tflm`` computes
+    them with the device's frontend code; its default ``tf`` frontend differs in a few values.)"""
     if not isinstance(reference, dict):
         try:
             reference = json.loads(Path(reference).read_text())
@@ -642,6 +644,13 @@ def compare_reference(detections: list[dict], reference: dict | str | os.PathLik
     ref = reference.get("detections") if isinstance(reference, dict) else None
     if not isinstance(ref, list):
         raise FirmwareGenError("stream reference has no detections list (tfkws detect --json)")
-    key = [(d["label"], d["time_s"], d["score"]) for d in detections]
+    key = [(d["label"], d["time_s"], d["score"]) for d in variant["detections"]]
     want = [(d.get("label"), d.get("time_s"), d.get("score")) for d in ref]
-    return {"identical": key == want, "device": len(key), "reference": len(want)}
+    sha = reference.get("features_sha256")
+    return {
+        "identical": key == want,
+        "device": len(key),
+        "reference": len(want),
+        "reference_frontend": reference.get("frontend"),
+        "features_identical": None if sha is None else sha == variant["features_sha256"],
+    }

@@ -189,7 +189,7 @@ def test_device_pipeline_detections_equal_tfkws_detect(kws: Path, tmp_path: Path
     assert v["frames"] == ref["frames"] and v["invokes"] == ref["invokes"]
     assert v["features_sha256"] == ref["features_sha256"]
     assert v["detections"] == ref["detections"]
-    assert v["reference"]["identical"]
+    assert v["reference"]["identical"] and v["reference"]["features_identical"]
     ins = v["instructions"]
     assert ins["invoke_steps"]["count"] == ref["invokes"]
     assert 0 < ins["frame_only_steps"]["max"] < ins["invoke_steps"]["min"]
