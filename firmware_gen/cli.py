@@ -27,7 +27,17 @@ USAGE = f"usage: {PROG} MODEL.tflite --out DIR [flags]"
 # importing this module (tfkws does, for ``on_target_lines``) defines nothing global.
 FLAGS = flags.FlagValues()
 # Flags that name files or folders: made absolute before use (see the module docstring).
-PATH_FLAGS = ("out", "json", "targets-file", "tflm-root", "inputs", "metadata", "detector")
+PATH_FLAGS = (
+    "out",
+    "json",
+    "targets-file",
+    "tflm-root",
+    "inputs",
+    "metadata",
+    "detector",
+    "stream-audio",
+    "stream-reference",
+)
 
 flags.DEFINE_string(
     "out", None, "Output folder for the generated sources and report.", flag_values=FLAGS
@@ -131,7 +141,23 @@ flags.DEFINE_string(
     "detector",
     None,
     "Detector spec JSON (tfkws detect --detector_spec writes one): also write NAME_detector.h, "
-    "the keyword detector (smoothing, thresholds, refractory period) in plain C.",
+    "the keyword detector (smoothing, thresholds, refractory period) in plain C, and with "
+    "micro frontend metadata NAME_stream_main.cc, an example firmware: audio -> frontend -> "
+    "model -> detector.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "stream-audio",
+    None,
+    "16-bit mono WAV: run NAME_stream_main.cc's whole pipeline (micro frontend, sliding-window "
+    "model, detector) on it in QEMU for each --on-target CPU and kernel set; report detections, "
+    "instructions per step and the real-time share. Needs --detector and --on-target.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "stream-reference",
+    None,
+    "tfkws detect --json report of the same audio: check the device detections equal it.",
     flag_values=FLAGS,
 )
 
@@ -242,6 +268,8 @@ def _main(argv: list[str]) -> int:
             inputs=paths["inputs"],
             tflm_library=FLAGS["tflm-library"].value,
             detector=paths["detector"],
+            stream_audio=paths["stream-audio"],
+            stream_reference=paths["stream-reference"],
             progress=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr, flush=True),
         )
     except FirmwareGenError as e:
@@ -283,6 +311,25 @@ def on_target_lines(r: dict) -> list[str]:
             f"(host {r['min_arena_bytes']:,}), {v['instructions']['per_invoke']:,} "
             f"instructions/Invoke, flash TFLM {fl['tflm']:,} + model {fl['model']:,} B, "
             f"{parity} vs TFLM Python ({p['records']} records)"
+        )
+    for v in (r.get("stream") or {}).get("variants", []):
+        ins = v["instructions"]
+        shares = ", ".join(
+            f"{t['target']} {t['mean_pct']:g} %" for t in v["realtime_share"]["targets"]
+        )
+        ref = v.get("reference")
+        same = ""
+        if ref is not None:
+            same = "; identical to" if ref["identical"] else "; DIFFERENT from"
+            same += " tfkws detect"
+            if not ref["identical"] and ref.get("features_identical") is False:
+                same += " (its int8 features differ: run it with --frontend tflm)"
+        out.append(
+            f"stream on {v['cpu']}/{v['kernels']}: {len(v['detections'])} detection(s) in "
+            f"{v['duration_s']:g} s ({v['invokes']} Invokes), {ins['per_step_steady_mean']:,} "
+            f"instructions per {v['step_ms']:g} ms step (worst {ins['worst_step']:,})"
+            + (f", real time: {shares}" if shares else "")
+            + same
         )
     return out
 

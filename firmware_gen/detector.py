@@ -23,7 +23,11 @@ through float rounding. Per step (one model Invoke):
 The spec is a plain dict (JSON), so firmware_gen needs nothing from tfkws::
 
     {"labels": [...], "thresholds": [level 0..255 or null, ...], "gated": [bool, ...],
-     "window": steps, "refractory": steps, "softmax": bool, "scale": float, "zero_point": int}
+     "window": steps, "refractory": steps, "softmax": bool, "scale": float, "zero_point": int,
+     "hop_frames": feature frames per step (optional; tfkws detect writes it)}
+
+``hop_frames`` is what a step is in time (the sliding window's Invoke interval), so ``window``
+and ``refractory`` mean the same on the device; ``firmware_gen.stream`` needs it.
 
 Generated text is a pure function of the spec (byte-identical for the same spec).
 """
@@ -48,6 +52,8 @@ SPEC_KEYS = (
     "scale",
     "zero_point",
 )
+OPTIONAL_KEYS = ("hop_frames",)
+DEFAULT_HOP_FRAMES = 2  # tfkws detect's default (tfkws.streaming.sliding_window)
 MAX_WINDOW = 1024  # the ring is window x labels bytes of RAM
 MAX_LABELS = 255  # keeps the integer softmax's sums in uint32
 EXP_ONE = 65536  # EXP[0]: exp(0) in the table's fixed point
@@ -67,7 +73,7 @@ def check_spec(spec: Any, where: str = "detector") -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise FirmwareGenError(f"{where}: detector spec must be a JSON object")
     missing = [k for k in SPEC_KEYS if k not in spec]
-    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    unknown = sorted(set(spec) - set(SPEC_KEYS) - set(OPTIONAL_KEYS))
     if missing or unknown:
         what = [f"missing {', '.join(missing)}"] * bool(missing)
         what += [f"unknown {', '.join(unknown)}"] * bool(unknown)
@@ -103,6 +109,9 @@ def check_spec(spec: Any, where: str = "detector") -> dict[str, Any]:
         raise FirmwareGenError(f"{where}: detector scale must be a positive number")
     if not _is_int(zp) or not -128 <= zp <= 127:
         raise FirmwareGenError(f"{where}: detector zero_point must be an int8 value")
+    hop = spec.get("hop_frames", DEFAULT_HOP_FRAMES)
+    if not _is_int(hop) or hop < 1:
+        raise FirmwareGenError(f"{where}: detector hop_frames must be >= 1 feature frame")
     return spec
 
 

@@ -116,6 +116,8 @@ def generate(
     tflm_library: str = "full",
     progress: Callable[[str], None] | None = None,
     detector: dict | str | os.PathLike | None = None,
+    stream_audio: str | os.PathLike | None = None,
+    stream_reference: dict | str | os.PathLike | None = None,
 ) -> Result:
     """Generate ``NAME_model_data.{h,cc}``, ``NAME_op_resolver.h`` and ``NAME_report.{json,md}``.
 
@@ -128,7 +130,11 @@ def generate(
     ``[N, ...]`` (array or ``.npy``) for the output-parity check (default: seeded random).
     ``tflm_library``: ``full`` (the cached per-CPU library) or ``model`` (only the sources this
     model's ops need: a faster first build). ``detector``: a detector spec (dict or JSON file,
-    ``firmware_gen.detector``) to also write ``NAME_detector.h``.
+    ``firmware_gen.detector``) to also write ``NAME_detector.h`` and, when the metadata has micro
+    frontend features, the example firmware ``NAME_stream_main.cc`` (``firmware_gen.stream``).
+    ``stream_audio``: a 16-bit mono WAV to run that whole pipeline on in QEMU for every
+    ``on_target`` CPU and kernel set (report ``stream``); ``stream_reference``: a ``tfkws detect
+    --json`` report (dict or file) the device detections are compared with.
     """
     # Absolute paths: compilers and QEMU run with temp folders as their working directory.
     model_path = Path(model).absolute()
@@ -157,6 +163,24 @@ def generate(
                 f"detector spec has {len(detector['labels'])} labels but the model has "
                 f"{out_elements} outputs"
             )
+    stream_plan, stream_skip, audio = None, None, None
+    if detector is not None:
+        from firmware_gen.stream import plan
+
+        try:
+            stream_plan = plan(info, meta, detector, source)
+        except FirmwareGenError as e:
+            stream_skip = str(e)
+    if stream_audio is not None:
+        if detector is None or not on_target:
+            raise FirmwareGenError("--stream-audio needs --detector and --on-target")
+        if stream_plan is None:
+            raise FirmwareGenError(stream_skip)
+        from firmware_gen.stream import read_wav
+
+        audio = read_wav(stream_audio, stream_plan.sample_rate)
+    elif stream_reference is not None:
+        raise FirmwareGenError("--stream-reference needs --stream-audio")
     cpus = list(on_target)
     if cpus:
         from firmware_gen.cpus import CPUS, KERNEL_SETS, parse_list
@@ -218,6 +242,12 @@ def generate(
 
         files[f"{ident}_detector.h"] = detector_h(detector, ident, __version__)
         report["detector"] = detector
+        if stream_plan is not None:
+            from firmware_gen.stream import stream_main_cc
+
+            files[f"{ident}_stream_main.cc"] = stream_main_cc(stream_plan, ident, __version__)
+        else:
+            report["stream_main_skipped"] = stream_skip
     report["files"] = sorted([*files, f"{ident}_report.json", f"{ident}_report.md"])
     try:
         with atomic.output_dir(out_dir) as tmp:
@@ -254,6 +284,22 @@ def generate(
                     ),
                     encoding="utf-8",
                 )
+            if audio is not None:
+                report["stream"] = _stream(
+                    tmp,
+                    ident,
+                    stream_plan,
+                    audio,
+                    cpus,
+                    kernel_sets,
+                    root,
+                    ops,
+                    tflm_library,
+                    report,
+                    stream_reference,
+                    progress,
+                )
+                report["stream"]["audio"] = Path(stream_audio).name
             fits, reason = fit_summary(report)
             report["fits"] = fits
             (tmp / f"{ident}_report.json").write_text(
@@ -266,6 +312,52 @@ def generate(
         where = e.filename or out_dir
         raise FirmwareGenError(f"{where}: cannot write output ({e.strerror or e})") from None
     return Result(report, out_dir, report["files"], fits, reason)
+
+
+def _stream(
+    tmp: Path,
+    ident: str,
+    stream_plan,
+    audio: np.ndarray,
+    cpus: list[str],
+    kernel_sets: list[str],
+    root: Path,
+    ops: list[dict],
+    tflm_library: str,
+    report: dict,
+    reference: dict | str | os.PathLike | None,
+    progress: Callable[[str], None] | None,
+) -> dict:
+    """The streaming pipeline in QEMU for every (CPU, kernel set); see ``firmware_gen.stream``."""
+    from firmware_gen.cpus import cpu
+    from firmware_gen.stream import compare_reference, run_stream
+    from firmware_gen.targets import builtin_targets
+
+    checked = report["targets"] or list(builtin_targets().values())
+    variants = []
+    for c in cpus:
+        for k in kernel_sets:
+            v = run_stream(
+                tmp,
+                ident,
+                stream_plan,
+                audio,
+                cpu(c),
+                k,
+                root,
+                methods=[o["method"] for o in ops],
+                library=tflm_library,
+                targets=checked,
+                progress=progress,
+            )
+            if reference is not None:
+                v["reference"] = compare_reference(v, reference)
+            variants.append(v)
+    return {
+        "hop_frames": stream_plan.hop,
+        "frames_per_window": stream_plan.frames,
+        "variants": variants,
+    }
 
 
 def _load_inputs(inputs: np.ndarray | str | os.PathLike | None) -> np.ndarray | None:

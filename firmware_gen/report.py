@@ -191,6 +191,8 @@ def to_markdown(r: dict) -> str:
         lines += ["No targets given (--target, --ram/--flash).", ""]
     if r.get("on_target"):
         lines += on_target_markdown(r)
+    if r.get("stream"):
+        lines += stream_markdown(r)
     lines += [
         "## Ops (op resolver)",
         "",
@@ -314,4 +316,58 @@ def on_target_markdown(r: dict) -> list[str]:
         " the ELF total adds the harness and the C library with semihosting printf.",
         "",
     ]
+    return lines
+
+
+def stream_markdown(r: dict) -> list[str]:
+    """The "Streaming pipeline" section: one row per (CPU, kernel set), then the detections."""
+    st = r["stream"]
+    lines = [
+        "## Streaming pipeline on target (QEMU)",
+        "",
+        f"`{r['model']['c_name']}_stream_main.cc` on `{st.get('audio', '?')}`: micro frontend, "
+        f"int8 features, ring of {st['frames_per_window']} frames, full-window Invoke every "
+        f"{st['hop_frames']} frames, detector. Instructions per step (one frame stride of audio) "
+        "counted by the QEMU TCG plugin; real-time share = mean instructions per second / clock "
+        "(one instruction per cycle assumed).",
+        "",
+        _row(
+            [
+                "CPU / kernels",
+                "detections",
+                "Invokes",
+                "instructions / step (steady mean)",
+                "worst step",
+                "real-time share",
+                "RAM: arena + frontend heap + stream state",
+                "vs tfkws detect",
+            ]
+        ),
+        _row(["---"] * 8),
+    ]
+    for v in st["variants"]:
+        ins, ram = v["instructions"], v["ram_bytes"]
+        share = ", ".join(
+            f"{t['target']} {t['mean_pct']:g} %" for t in v["realtime_share"]["targets"]
+        )
+        ref = v.get("reference")
+        lines.append(
+            _row(
+                [
+                    f"{v['cpu']} / {v['kernels']}",
+                    str(len(v["detections"])),
+                    str(v["invokes"]),
+                    f"{ins['per_step_steady_mean']:,}",
+                    f"{ins['worst_step']:,}",
+                    share or "-",
+                    f"{ram['arena']:,} + {ram['frontend_state_heap']:,} + {ram['stream_state']:,}",
+                    "-" if ref is None else ("identical" if ref["identical"] else "**differ**"),
+                ]
+            )
+        )
+    lines.append("")
+    for v in st["variants"][:1]:
+        for d in v["detections"]:
+            lines.append(f"- {d['time_s']:.3f} s {d['label']} {d['score']:.4f}")
+    lines.append("")
     return lines

@@ -47,6 +47,15 @@ def define_flags(fv: flags.FlagValues) -> None:
         "a comma list.",
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "frontend",
+        d.frontend,
+        ["tf", "tflm"],
+        "Feature frontend: tf (TensorFlow's audio_microfrontend op, as in training) or tflm "
+        "(TFLM's C library built for this host: the device's code; needs a C compiler and the "
+        "TFLM tree, $TFLM_ROOT).",
+        flag_values=fv,
+    )
     common.define_path(
         "detector_spec",
         None,
@@ -87,6 +96,7 @@ def run(fv: flags.FlagValues) -> int:
         refractory_ms=fv.refractory_ms,
         threshold=_thresholds(fv.thresholds) or fv.threshold,
         gate=gate,
+        frontend=fv.frontend,
     )
     rep = detect_audio(fv.model, fv.audio, settings)
     for d in rep["detections"]:

@@ -13,9 +13,12 @@ the keyword's end.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from tfkws.errors import TfkwsError
 from tfkws.streaming.detector import DetectorConfig, detect, make_config
@@ -31,7 +34,10 @@ class StreamSettings:
     ``hop_ms``: time between Invokes (a whole number of feature strides, at least one);
     ``smoothing_ms``: the detector's averaging window; ``refractory_ms``: quiet time after a
     detection; ``threshold``: smoothed probability a keyword must reach (or one per label);
-    ``gate``: labels that block detection while they lead (None: those starting with ``_``).
+    ``gate``: labels that block detection while they lead (None: those starting with ``_``);
+    ``frontend``: ``tf`` (TensorFlow's ``audio_microfrontend`` op, as training) or ``tflm``
+    (TFLM's micro frontend C library built for this host: the device's code, whose output
+    differs from the op's in a few values per thousand, so device detections match exactly).
     """
 
     hop_ms: int | None = None  # None: DEFAULT_HOP_FRAMES feature strides
@@ -39,6 +45,8 @@ class StreamSettings:
     refractory_ms: int = 1000
     threshold: float | Mapping[str, float] = DEFAULT_THRESHOLD
     gate: tuple[str, ...] | None = None
+    frontend: str = "tf"
+    tflm_root: str | None = None  # for frontend="tflm" (default: $TFLM_ROOT, ../shared/tflm)
 
 
 def hop_frames(settings: StreamSettings, stride_ms: int) -> int:
@@ -49,6 +57,26 @@ def hop_frames(settings: StreamSettings, stride_ms: int) -> int:
             f"hop {settings.hop_ms} ms must be a whole number of feature strides ({stride_ms} ms)"
         )
     return settings.hop_ms // stride_ms
+
+
+def tflm_frontend_features(audio: np.ndarray, fc: Any, root: str | None = None) -> np.ndarray:
+    """Stream features by TFLM's micro frontend C library (host build), scaled as tfkws does."""
+    from firmware_gen.errors import FirmwareGenError
+    from firmware_gen.frontend import run_frontend_host
+    from firmware_gen.toolchain import tflm_root
+    from tfkws.features.microfrontend import float_to_int16
+    from tfkws.features.stream import num_stream_frames
+
+    if fc.kind != "microfrontend":
+        raise TfkwsError(f"the tflm frontend computes microfrontend features, not {fc.kind!r}")
+    frames = num_stream_frames(audio.shape[0], fc)
+    if frames == 0:
+        return np.zeros((0, fc.num_features), np.float32)
+    try:
+        raw = run_frontend_host(float_to_int16(audio)[None], fc.to_dict(), tflm_root(root))[0]
+    except FirmwareGenError as e:
+        raise TfkwsError(str(e)) from None
+    return raw[:frames].astype(np.float32) * np.float32(fc.output_scale)
 
 
 def detector_config(meta: dict[str, Any], settings: StreamSettings) -> DetectorConfig:
@@ -93,7 +121,13 @@ def detect_audio(
     config = detector_config(meta, settings)
     hop = hop_frames(settings, fc.window_stride_ms)
     audio = load_audio(audio_path, fc.sample_rate)
-    frames = quantize_input(stream_features(audio, fc), meta)
+    if settings.frontend not in ("tf", "tflm"):
+        raise TfkwsError(f"frontend must be tf or tflm, not {settings.frontend!r}")
+    if settings.frontend == "tflm":
+        features = tflm_frontend_features(audio, fc, settings.tflm_root)
+    else:
+        features = stream_features(audio, fc)
+    frames = quantize_input(features, meta)
     if frames.shape[0] < fc.num_frames:
         raise TfkwsError(
             f"{audio_path}: {audio.shape[0] / fc.sample_rate:.3f} s is shorter than the model's "
@@ -120,7 +154,11 @@ def detect_audio(
         "hop_ms": hop * fc.window_stride_ms,
         "smoothing_ms": settings.smoothing_ms,
         "refractory_ms": settings.refractory_ms,
-        "detector": config.to_spec(),
+        # the step's length goes with the spec: window/refractory are counted in steps
+        "detector": {**config.to_spec(), "hop_frames": hop},
         "runtime": "tflm-int8",
+        "frontend": settings.frontend,
+        # the int8 frames the model saw (firmware-gen --stream-audio reports the device's)
+        "features_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest(),
         "input_shape": list(info.input_shape),
     }
