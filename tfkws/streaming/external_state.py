@@ -191,7 +191,6 @@ class _Builder:
                 x=x,
                 first_end=t.first_end + top * t.stride,
                 rows=t.rows - top - bottom,
-                fq=t.fq if x is t.x else None,
             )
         if isinstance(layer, _CONV):
             return self._conv(layer, t, rows)

@@ -31,9 +31,14 @@ from tfkws.streaming.external_state import StreamingModel, layer_calls, to_strea
 def pin_ranges(model: keras.Model, representative: np.ndarray) -> keras.Model:
     """``model`` (folded, functional, no nested models) with a ``FixedFakeQuant`` after its input
     and every layer call, ranges from its tensors on ``representative`` windows
-    ``[N, frames, features]``. Dropout is dropped; a SubSpectralNorm becomes the
-    ``PinnedAffine`` it computes (its product pinned too); a sigmoid's output is pinned to
-    LOGISTIC's own int8 grid (scale 1/256, zero point -128), so no requantization follows it."""
+    ``[N, frames, features]``.
+
+    Dropout is dropped. A crop keeps its input's params (a range of its own would put two fake
+    quants in a row where the streaming form, in which the crop is a no-op, reads its input: the
+    converter then gives the two sides of a state concatenation different scales). A
+    SubSpectralNorm becomes the ``PinnedAffine`` it computes (its product pinned too). A
+    sigmoid's output is pinned to LOGISTIC's own int8 grid (scale 1/256, zero point -128), so no
+    requantization follows it."""
     nodes = [n for n in layer_calls(model) if not isinstance(n.layer, keras.layers.Dropout)]
     tensors = [model.inputs[0]] + [n.outputs for n in nodes]
     probe = keras.Model(model.inputs, tensors)
@@ -65,6 +70,9 @@ def pin_ranges(model: keras.Model, representative: np.ndarray) -> keras.Model:
             product = (min(float(p.min()) for p in products), max(float(p.max()) for p in products))
             layer = PinnedAffine(scale, offset, product, name=layer.name)
         y = layer(ins if len(ins) > 1 else ins[0])
+        if isinstance(layer, keras.layers.Cropping2D):  # a slice keeps its input's int8 params
+            new[id(node.outputs)] = y
+            continue
         out = lookup[id(node.outputs)]
         if (
             isinstance(layer, keras.layers.Activation)
