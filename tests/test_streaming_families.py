@@ -155,6 +155,11 @@ def test_same_time_padding_cannot_stream_and_valid_needs_the_receptive_field() -
     same = build_repcnn((49, FEATS), 5, batch_size=1, channels=[8], strides=[1])
     with pytest.raises(TfkwsError, match="time_padding=valid"):
         to_streaming(fold_model(same))
+    with pytest.raises(TfkwsError, match="fold the model first"):
+        to_streaming(_repcnn())
+    supernet = build_slimmable_tc_cnn((49, FEATS), 5, batch_size=1, time_padding="valid")
+    with pytest.raises(TfkwsError, match="cut one width out first"):
+        to_streaming(supernet)
 
 
 @pytest.mark.parametrize("family", ["repcnn", "slimmable_tc_cnn_w0.55", "bc_resnet"])

@@ -41,6 +41,7 @@ import tf_keras as keras
 
 from tfkws.errors import TfkwsError
 from tfkws.layers.fixed_fake_quant import FixedFakeQuant
+from tfkws.layers.slimmable_base import SlimmableLayer
 from tfkws.layers.stream import Delay, Stream, StreamingAveragePool, time_receptive
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 
@@ -156,6 +157,10 @@ class _Builder:
             return t
         if isinstance(layer, keras.Model):
             raise TfkwsError(f"{layer.name}: nested models cannot stream (flatten it first)")
+        if callable(getattr(layer, "fold_layer", None)):
+            raise TfkwsError(f"{layer.name}: fold the model first (tfkws.folding.fold.fold_model)")
+        if isinstance(layer, SlimmableLayer):
+            raise TfkwsError(f"{layer.name}: cut one width out first (tfkws slim extract)")
         if isinstance(layer, FixedFakeQuant):
             return dataclasses.replace(t, x=layer(t.x), fq=layer)
         if t.pooled and isinstance(layer, self.per_row):
