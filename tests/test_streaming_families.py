@@ -178,7 +178,7 @@ def test_int8_step_model_in_tflm_equals_the_int8_window_model(
     rng = np.random.default_rng(0)
     rep = (np.abs(rng.standard_normal((16, 49, feats))) * 3).astype(np.float32)
     res = streaming_int8(model, rep)
-    sm = res.streaming
+    sm, step, window = res.streaming, res.step_tflite, res.window_tflite
     assert not inspect_tflite(res.step_tflite).float_ops
     window_info = inspect_tflite(res.window_tflite)
     frames = _frames(sm, feats, 12, seed=1)
@@ -191,3 +191,9 @@ def test_int8_step_model_in_tflm_equals_the_int8_window_model(
     got = np.stack(outs[sm.warmup_steps : sm.warmup_steps + len(ends)])
     assert len(ends) >= 10 and np.unique(ref).size > 5  # real, varied outputs
     assert np.abs(got.astype(int) - ref.reshape(len(ends), -1)).max() <= 1
+    # the budget, in MACs (firmware_gen's per-op counts): a step <= 1/5 of a window
+    from firmware_gen.layers import layer_table
+    from firmware_gen.model import parse_model
+
+    macs = [sum(r["macs"] for r in layer_table(parse_model(d))) for d in (step, window)]
+    assert 5 * macs[0] <= macs[1], macs
