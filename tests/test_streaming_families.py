@@ -142,6 +142,13 @@ def test_bc_resnet_shortcuts_wait_for_the_temporal_conv(monkeypatch: pytest.Monk
         and rows["stage4_block0_broadcast_add_delay0_state"] == 4
     )
     assert not any("stage4_block0_identity" in name for name in rows)  # transition: no identity
+    # the step model (Stream, Delay, StreamingAveragePool) round-trips through its config
+    again = keras.Model.from_config(sm.model.get_config())
+    again.set_weights(sm.model.get_weights())
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(x.shape).astype(np.float32) for x in sm.model.inputs]
+    for want, got in zip(sm.model(xs), again(xs), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
 def test_same_time_padding_cannot_stream_and_valid_needs_the_receptive_field() -> None:
