@@ -76,12 +76,12 @@ def _tc_cnn_width() -> keras.Model:
     return extract_width(supernet, 0.55)
 
 
-def _bc_resnet(monkeypatch: pytest.MonkeyPatch) -> keras.Model:
+def _bc_resnet(monkeypatch: pytest.MonkeyPatch, frames: int = 49) -> keras.Model:
     # fewer blocks than the paper's (2, 2, 4, 4): same block kinds (transition and identity,
     # frequency strides, dilations 1..4), a quarter of the conversion time
     monkeypatch.setattr(bc_resnet, "_BLOCKS", (2, 1, 1, 1))
     model = bc_resnet.build_bc_resnet(
-        (49, 20),
+        (frames, 20),
         4,
         batch_size=1,
         width=0.5,
@@ -98,6 +98,8 @@ FAMILIES: dict[str, Callable[..., keras.Model]] = {
     "repcnn_unibranch": lambda mp: fold_model(_repcnn_unibranch()),
     "slimmable_tc_cnn_w0.55": lambda mp: fold_model(_tc_cnn_width()),
     "bc_resnet": lambda mp: fold_model(_bc_resnet(mp)),
+    # a window of exactly the receptive field: one row left to pool, the pool keeps no state
+    "bc_resnet_29_frames": lambda mp: fold_model(_bc_resnet(mp, 29)),
 }
 
 
@@ -169,7 +171,9 @@ def test_same_time_padding_cannot_stream_and_valid_needs_the_receptive_field() -
         to_streaming(supernet)
 
 
-@pytest.mark.parametrize("family", ["repcnn", "slimmable_tc_cnn_w0.55", "bc_resnet"])
+@pytest.mark.parametrize(
+    "family", ["repcnn", "slimmable_tc_cnn_w0.55", "bc_resnet", "bc_resnet_29_frames"]
+)
 def test_int8_step_model_in_tflm_equals_the_int8_window_model(
     family: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,7 +187,7 @@ def test_int8_step_model_in_tflm_equals_the_int8_window_model(
     model = FAMILIES[family](monkeypatch)
     feats = int(model.input_shape[2])
     rng = np.random.default_rng(0)
-    rep = (np.abs(rng.standard_normal((16, 49, feats))) * 3).astype(np.float32)
+    rep = (np.abs(rng.standard_normal((16, *model.input_shape[1:]))) * 3).astype(np.float32)
     res = streaming_int8(model, rep)
     sm, step, window = res.streaming, res.step_tflite, res.window_tflite
     assert not inspect_tflite(res.step_tflite).float_ops

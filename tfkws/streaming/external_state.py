@@ -204,10 +204,14 @@ class _Builder:
                 raise TfkwsError(f"{layer.name}: pooling along time cannot stream")
             return dataclasses.replace(t, x=layer(t.x), fq=None)
         if isinstance(layer, keras.layers.GlobalAveragePooling2D):
+            used = t.first_end + (t.rows - 1) * t.stride
+            if t.rows < rows:
+                raise TfkwsError(f"{layer.name}: pools {t.rows} rows, fewer than a step's {rows}")
+            if t.rows == rows:  # the pool reads only the newest rows: no state
+                return _Tensor(t.stride, used, 1, layer(t.x), t.lag, None, pooled=True)
             state = self._state(t, t.rows - rows, f"{layer.name}_state")
             x, kept = StreamingAveragePool(t.rows, name=f"{layer.name}_stream")([t.x, state])
             self.new_states.append(kept)
-            used = t.first_end + (t.rows - 1) * t.stride
             return _Tensor(t.stride, used, 1, x, t.lag, None, pooled=True)
         if isinstance(layer, self.per_row):
             return dataclasses.replace(t, x=layer(t.x), fq=None)
@@ -224,9 +228,14 @@ class _Builder:
             )
         if rows % stride:
             raise TfkwsError(f"{layer.name}: {rows} rows per step do not divide by stride")
-        state = self._state(t, max(receptive - stride, 0), f"{layer.name}_state")
-        x, kept = Stream(layer, name=f"{layer.name}_stream")([t.x, state])
-        self.new_states.append(kept)
+        if receptive <= stride:  # reads only the newest rows: no state
+            if receptive < stride:
+                raise TfkwsError(f"{layer.name}: a time stride beyond the kernel cannot stream")
+            x = layer(t.x)
+        else:
+            state = self._state(t, receptive - stride, f"{layer.name}_state")
+            x, kept = Stream(layer, name=f"{layer.name}_stream")([t.x, state])
+            self.new_states.append(kept)
         return _Tensor(
             t.stride * stride,
             t.first_end + (receptive - 1) * t.stride,
