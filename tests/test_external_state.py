@@ -135,3 +135,26 @@ def test_int8_step_model_in_tflm_equals_the_int8_window_model(params: dict) -> N
     stepper.reset()
     again = [stepper.step(q[k * sm.hop : (k + 1) * sm.hop]) for k in range(sm.warmup_steps + 1)]
     np.testing.assert_array_equal(again[-1], outs[sm.warmup_steps])
+
+
+def test_rep_ds_cnn_folds_into_the_valid_ds_cnn_and_streams() -> None:
+    """``rep=True`` with ``time_padding=valid``: each multi-branch block folds into one valid
+    conv (frequency padded before it), and the folded model streams like the plain one."""
+    from random_weights import randomize
+
+    from tfkws.folding.fold import fold_model
+
+    keras.utils.set_random_seed(0)
+    kw = dict(batch_size=1, time_padding="valid", channels=12, num_blocks=2)
+    rep = randomize(build_ds_cnn((49, 40), 5, rep=True, **kw), 0, "network")
+    folded = fold_model(rep)
+    x = np.random.default_rng(1).standard_normal((2, 49, 40)).astype(np.float32)
+    want = np.concatenate([rep(x[i : i + 1], training=False).numpy() for i in range(2)])
+    got = np.concatenate([folded(x[i : i + 1]).numpy() for i in range(2)])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    plain = build_ds_cnn((49, 40), 5, **kw)
+    assert [w.shape for w in folded.weights] == [w.shape for w in fold_model(plain).weights]
+    sm = to_streaming(folded)
+    assert sm.hop == 2 and [s[1] for s in sm.state_shapes] == [8, 2, 2, 15]
+    frames = np.random.default_rng(0).standard_normal((100, 40)).astype(np.float32)
+    assert _compare(folded, sm, frames) >= 10

@@ -168,3 +168,32 @@ def test_bad_arguments_raise_tfkws_error(kwargs: dict) -> None:
 def test_fold_before_build_is_a_clear_error() -> None:
     with pytest.raises(ModelError, match="build"):
         RepConvBlock(2).fold_layer()
+
+
+@pytest.mark.parametrize("kwargs,input_shape", VARIANTS)
+def test_valid_block_folds_into_one_valid_conv(kwargs: dict, input_shape: tuple) -> None:
+    """``padding='valid'`` (streamable models): the fold is exact too, to a valid conv."""
+    block = RepConvBlock(padding="valid", **kwargs)
+    folded = check_fold(block, input_shape)
+    assert folded.padding == "valid"
+    assert RepConvBlock.from_config(block.get_config()).padding == "valid"
+
+
+@pytest.mark.parametrize(
+    "kwargs, half",
+    [
+        (dict(filters=8, kernel_sizes=[(7, 1), (5, 1), (3, 1)]), 3),
+        (dict(depthwise=True, kernel_sizes=[(7, 1), (3, 1)], dilation_rate=(2, 1)), 6),
+    ],
+)
+def test_valid_block_is_the_same_block_away_from_the_edges(kwargs: dict, half: int) -> None:
+    """With odd kernels, the valid block's rows are the 'same' block's rows that see no
+    padding (``half`` rows in from each edge): the same function, without the edges."""
+    x = np.random.default_rng(0).normal(size=(2, 30, 1, 8)).astype(np.float32)
+    same, valid = RepConvBlock(**kwargs), RepConvBlock(padding="valid", **kwargs)
+    same(x), valid(x)
+    randomize(same, 0)
+    valid.set_weights(same.get_weights())
+    want, got = same(x, training=False).numpy(), valid(x, training=False).numpy()
+    assert got.shape[1] == want.shape[1] - 2 * half
+    np.testing.assert_allclose(got, want[:, half : half + got.shape[1]], rtol=1e-5, atol=1e-5)

@@ -64,9 +64,13 @@ class RepConvBlock(keras.layers.Layer):
       depthwise: depthwise convolutions (``DepthwiseConv2D``) instead of full ones.
       depth_multiplier: only for ``depthwise``.
       epsilon, momentum: of every branch's BatchNorm.
+      padding: ``'same'`` (default) or ``'valid'``.
 
-    Padding is always ``'same'``; smaller kernels are placed inside the largest at the offset
-    TensorFlow's own 'same' padding would give them, so the fold is exact for any stride.
+    With ``'same'``, smaller kernels are placed inside the largest at the offset TensorFlow's own
+    'same' padding would give them, so the fold is exact for any stride. With ``'valid'`` (for
+    streaming: no padding along time) each smaller kernel sits centred in the largest (offset
+    ``(K - k) // 2`` taps): its branch reads the input from that offset and is cut to the
+    largest kernel's output size, so the block folds into one ``valid`` conv, exactly.
     """
 
     def __init__(
@@ -83,9 +87,13 @@ class RepConvBlock(keras.layers.Layer):
         momentum: float = 0.99,
         kernel_initializer: Any = "he_normal",
         kernel_regularizer: Any = None,
+        padding: str = "same",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if padding not in ("same", "valid"):
+            raise ModelError(f"RepConvBlock: padding must be 'same' or 'valid', got {padding!r}")
+        self.padding = padding
         if not depthwise and (filters is None or int(filters) < 1):
             raise ModelError("RepConvBlock: 'filters' must be a positive int for a full conv")
         if not kernel_sizes:
@@ -143,7 +151,7 @@ class RepConvBlock(keras.layers.Layer):
                 conv = StridedDepthwiseConv2D(
                     k,
                     strides=self.strides,
-                    padding="same",
+                    padding=self.padding,
                     depth_multiplier=self.depth_multiplier,
                     dilation_rate=self.dilation_rate,
                     use_bias=False,
@@ -156,7 +164,7 @@ class RepConvBlock(keras.layers.Layer):
                     self.filters,
                     k,
                     strides=self.strides,
-                    padding="same",
+                    padding=self.padding,
                     dilation_rate=self.dilation_rate,
                     use_bias=False,
                     kernel_initializer=init,
@@ -185,6 +193,8 @@ class RepConvBlock(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        if self.padding == "valid":
+            return self._call_valid(inputs, training)
         outputs = [
             bn(conv(inputs), training=training)
             for conv, bn in zip(self.convs, self.bns, strict=True)
@@ -193,11 +203,30 @@ class RepConvBlock(keras.layers.Layer):
             outputs.append(self.identity_bn(inputs, training=training))
         return tf.add_n(outputs) if len(outputs) > 1 else outputs[0]
 
+    def _call_valid(self, inputs: tf.Tensor, training: bool | None) -> tf.Tensor:
+        """Each branch reads from its kernel's offset and is cut to the folded conv's size."""
+        rows, cols = self.compute_output_shape(inputs.shape)[1:3]
+        (dh, dw), outputs = self.dilation_rate, []
+        for conv, bn, (r, c) in zip(self.convs, self.bns, self._offsets, strict=False):
+            y = bn(conv(inputs[:, r * dh :, c * dw :]), training=training)
+            outputs.append(y[:, :rows, :cols])
+        if self.identity_bn is not None:  # stride 1 here
+            r, c = self._offsets[-1]
+            x = inputs[:, r * dh : r * dh + rows, c * dw : c * dw + cols]
+            outputs.append(self.identity_bn(x, training=training))
+        return tf.add_n(outputs) if len(outputs) > 1 else outputs[0]
+
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         input_shape = tf.TensorShape(input_shape)
         rows, cols = input_shape[1], input_shape[2]
-        out_rows = None if rows is None else -(-rows // self.strides[0])
-        out_cols = None if cols is None else -(-cols // self.strides[1])
+        if self.padding == "valid":
+            (kh, kw), (sh, sw) = self.folded_kernel_size, self.strides
+            (dh, dw) = self.dilation_rate
+            out_rows = None if rows is None else (rows - (kh - 1) * dh - 1) // sh + 1
+            out_cols = None if cols is None else (cols - (kw - 1) * dw - 1) // sw + 1
+        else:
+            out_rows = None if rows is None else -(-rows // self.strides[0])
+            out_cols = None if cols is None else -(-cols // self.strides[1])
         ch = input_shape[-1] * self.depth_multiplier if self.depthwise else self.filters
         return tf.TensorShape([input_shape[0], out_rows, out_cols, ch])
 
@@ -218,6 +247,8 @@ class RepConvBlock(keras.layers.Layer):
         """
         big = self.folded_kernel_size
         kernels = list(self._branch_kernels) + ([(1, 1)] if self._has_identity else [])
+        if self.padding == "valid":
+            return [((big[0] - k[0]) // 2, (big[1] - k[1]) // 2) for k in kernels]
         offsets = []
         for k in kernels:
             off = []
@@ -273,7 +304,7 @@ class RepConvBlock(keras.layers.Layer):
         kernel, bias = self.folded_weights()
         common = dict(
             strides=self.strides,
-            padding="same",
+            padding=self.padding,
             dilation_rate=self.dilation_rate,
             use_bias=True,
             name=self.name,
@@ -305,6 +336,7 @@ class RepConvBlock(keras.layers.Layer):
             depth_multiplier=self.depth_multiplier,
             epsilon=self.epsilon,
             momentum=self.momentum,
+            padding=self.padding,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer)
             if self.kernel_regularizer

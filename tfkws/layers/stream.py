@@ -16,6 +16,10 @@ frames), so the streamable model variants pad only frequency (e.g. ``ds_cnn`` wi
 last ``frames - n`` rows whole and takes one mean over time and frequency, the very op the
 non-streaming model runs, so int8 rounds alike (keeping only frequency means would need less
 state but round twice).
+
+``Delay`` holds a tensor back by a fixed number of rows: where a residual branch's time
+convolution reads rows ahead of the shortcut's (a ``valid`` conv's output row is centred on
+older rows than its newest input), the shortcut is delayed to meet it at the add.
 """
 
 from __future__ import annotations
@@ -89,3 +93,24 @@ class StreamingAveragePool(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "frames": self.frames}
+
+
+@keras.utils.register_keras_serializable(package="tfkws")
+class Delay(keras.layers.Layer):
+    """``(new, state) -> (rows delayed by len(state), new_state)``: the output is the ``n`` rows
+    ``rows`` steps of rows before ``new``; ``state`` holds the last ``rows`` rows."""
+
+    def __init__(self, rows: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rows = int(rows)
+        if self.rows < 1:
+            raise ValueError(f"Delay needs rows >= 1, got {rows}")
+
+    def call(self, inputs: list[tf.Tensor]) -> list[tf.Tensor]:
+        new, state = inputs
+        buf = tf.concat([state, new], axis=1)
+        n = new.shape[1]
+        return [buf[:, :n], buf[:, n:]]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rows": self.rows}

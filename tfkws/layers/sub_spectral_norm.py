@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -78,6 +79,18 @@ class SubSpectralNorm(keras.layers.Layer):
         scale = self.gamma * tf.math.rsqrt(variance + self.epsilon)
         offset = self.beta - mean * scale
         return inputs * self._expand(scale) + self._expand(offset)
+
+    def inference_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, offset) of the inference map ``x * scale + offset``, broadcastable to the
+        input without batch and time: ``(freq, ch)`` (``(freq, 1, ch)`` for ``freq_axis`` 1)."""
+        gamma, beta, mean, var = (np.asarray(w, np.float64) for w in self.get_weights())
+        scale = gamma / np.sqrt(var + self.epsilon)
+        offset = beta - mean * scale
+        band = self._freq // self.sub_bands
+        scale, offset = (np.repeat(v, band, axis=0) for v in (scale, offset))
+        if self.freq_axis == 1:
+            scale, offset = scale[:, None, :], offset[:, None, :]
+        return scale.astype(np.float32), offset.astype(np.float32)
 
     def _train(self, inputs: tf.Tensor) -> tf.Tensor:
         band = self._freq // self.sub_bands

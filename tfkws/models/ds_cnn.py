@@ -103,8 +103,6 @@ def build_ds_cnn(
     if time_padding not in ("same", "valid"):
         raise TfkwsError(f"ds_cnn time_padding must be same or valid, got {time_padding!r}")
     valid = time_padding == "valid"
-    if valid and rep:
-        raise TfkwsError("ds_cnn time_padding=valid is not implemented for rep=True")
 
     frames, feats = (int(d) for d in input_shape)
     inputs = keras.Input(shape=(frames, feats), batch_size=batch_size, name="features")
@@ -112,9 +110,18 @@ def build_ds_cnn(
     k0 = tuple(int(k) for k in first_kernel)
     if rep:  # the preset kernel, its half along each axis, a 1x1 (no identity: 1 -> ch)
         half = (max(k0[0] // 2, 1), max(k0[1] // 2, 1))
+        if valid:
+            x = _pad_frequency(x, k0[1], conv_stride[1], 1, "conv0")
         x = _rep_relu(
             x,
-            RepConvBlock(ch, [k0, half], strides=conv_stride, momentum=bn_momentum, name="conv0"),
+            RepConvBlock(
+                ch,
+                [k0, half],
+                strides=conv_stride,
+                momentum=bn_momentum,
+                padding=time_padding,
+                name="conv0",
+            ),
         )
     else:
         if valid:
@@ -138,6 +145,8 @@ def build_ds_cnn(
         stride = ds_stride if i == 1 else (1, 1)
         if rep:  # 3x3, 1x3, 3x1, 1x1 (+ identity at stride 1); pointwise 1x1 (+ identity)
             dw = [(3, 3), (1, 3), (3, 1)]
+            if valid:
+                x = _pad_frequency(x, 3, stride[1], 1, f"ds{i}_dw")
             x = _rep_relu(
                 x,
                 RepConvBlock(
@@ -147,6 +156,7 @@ def build_ds_cnn(
                     dilation_rate=(dilations[i - 1], 1),
                     depthwise=True,
                     momentum=bn_momentum,
+                    padding=time_padding,
                     name=f"ds{i}_dw",
                 ),
             )

@@ -9,6 +9,12 @@ shapes allow, each with BN); ``fold_model`` turns each block into one conv. ``re
 is the same network trained directly as ``Conv2D -> BN -> ReLU`` with the largest kernel: once
 both are folded, their layers, parameter counts and TFLite op lists are identical, so any accuracy
 difference comes from the training-time parameterisation alone.
+
+``time_padding="valid"`` (both builders) pads nothing along time, so each layer shortens the
+sequence by ``(kernel - 1)`` rows (then divides it by its stride) and the global pool averages
+what is left: a model that streams exactly (``tfkws.streaming.external_state``), at the price
+of never seeing the clip's edges through zero padding (the input must cover the receptive field:
+43 frames for the defaults). ``same`` (the paper's) keeps every layer's length.
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ _DEFAULT_CHANNELS = (32, 32, 32, 48, 48)
 _DEFAULT_STRIDES = (1, 1, 2, 1, 1)
 
 
-def _check(channels: Sequence[int], strides: Sequence[int], dropout: float) -> None:
+def _check(
+    channels: Sequence[int], strides: Sequence[int], dropout: float, time_padding: str
+) -> None:
+    if time_padding not in ("same", "valid"):
+        raise ModelError(f"repcnn: time_padding must be same or valid, got {time_padding!r}")
     if not channels:
         raise ModelError("repcnn: 'channels' must list at least one layer")
     if len(channels) != len(strides):
@@ -63,6 +73,7 @@ def _head(x: Any, num_classes: int, dropout: float) -> Any:
     use_identity=True,
     separable=False,
     dropout=0.1,
+    time_padding="same",
 )
 def build_repcnn(
     input_shape: tuple[int, int],
@@ -75,14 +86,16 @@ def build_repcnn(
     use_identity: bool = True,
     separable: bool = False,
     dropout: float = 0.1,
+    time_padding: str = "same",
 ) -> keras.Model:
     """RepCNN: multi-branch temporal CNN for training, folded to a plain CNN for export.
 
     Each layer is a ``RepConvBlock`` with time kernels ``kernel_sizes`` (plus a 1x1 and, where
     stride is 1 and channels match, an identity), then ReLU; ``separable`` makes each layer a
-    depthwise block then a pointwise block. Stride ``s`` subsamples time.
+    depthwise block then a pointwise block. Stride ``s`` subsamples time. ``time_padding``:
+    ``same`` or ``valid`` (streams exactly; module doc).
     """
-    _check(channels, strides, dropout)
+    _check(channels, strides, dropout, time_padding)
     kernels = [(int(k), 1) for k in kernel_sizes]
     inputs, x = _input(input_shape, batch_size)
     identity = None if use_identity else False
@@ -94,6 +107,7 @@ def build_repcnn(
                 use_identity=identity,
                 strides=(int(s), 1),
                 depthwise=True,
+                padding=time_padding,
                 name=f"block{i}_dw",
             )(x)
             x = keras.layers.ReLU(name=f"block{i}_dw_relu")(x)
@@ -107,6 +121,7 @@ def build_repcnn(
                 use_1x1=use_1x1,
                 use_identity=identity,
                 strides=(int(s), 1),
+                padding=time_padding,
                 name=f"block{i}",
             )(x)
         x = keras.layers.ReLU(name=f"block{i}_relu")(x)
@@ -120,6 +135,7 @@ def build_repcnn(
     kernel_size=7,
     separable=False,
     dropout=0.1,
+    time_padding="same",
 )
 def build_repcnn_unibranch(
     input_shape: tuple[int, int],
@@ -130,9 +146,10 @@ def build_repcnn_unibranch(
     kernel_size: int = 7,
     separable: bool = False,
     dropout: float = 0.1,
+    time_padding: str = "same",
 ) -> keras.Model:
     """RepCNN's uni-branch twin: Conv-BN-ReLU, kernel = RepCNN's largest; same deployed graph."""
-    _check(channels, strides, dropout)
+    _check(channels, strides, dropout, time_padding)
     inputs, x = _input(input_shape, batch_size)
     k = (int(kernel_size), 1)
     for i, (ch, s) in enumerate(zip(channels, strides, strict=True)):
@@ -140,7 +157,7 @@ def build_repcnn_unibranch(
             x = StridedDepthwiseConv2D(
                 k,
                 strides=(int(s), 1),
-                padding="same",
+                padding=time_padding,
                 use_bias=False,
                 depthwise_initializer="he_normal",
                 name=f"block{i}_dw",
@@ -161,7 +178,7 @@ def build_repcnn_unibranch(
                 int(ch),
                 k,
                 strides=(int(s), 1),
-                padding="same",
+                padding=time_padding,
                 use_bias=False,
                 kernel_initializer="he_normal",
                 name=f"block{i}",

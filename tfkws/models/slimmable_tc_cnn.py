@@ -7,6 +7,10 @@ activations (frames x channels), so small arenas. Built from slimmable convs, sw
 BatchNorms and a slimmable dense head like ``slimmable_ds_cnn``; cut widths out with
 ``tfkws slim extract`` and train it with the sandwich rule (the trainer does, for every
 slimmable model).
+
+``time_padding="valid"`` pads nothing along time (each layer shortens the sequence by
+``kernel_size - 1`` rows before its stride): every extracted width then streams exactly
+(``tfkws.streaming.external_state``); the input must cover the receptive field.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _DEFAULTS: dict[str, Any] = {
     "dropout": 0.1,
     "bn_momentum": 0.9,
     "sandwich_random_widths": 2,
+    "time_padding": "same",
 }
 
 
@@ -47,12 +52,18 @@ def build_slimmable_tc_cnn(
     dropout: float = 0.1,
     bn_momentum: float = 0.9,
     sandwich_random_widths: int = 2,
+    time_padding: str = "same",
 ) -> keras.Model:
     """Temporal CNN supernet: per layer a (kernel_size, 1) conv + switchable BN + ReLU.
 
     ``strides`` subsample time per layer. ``sandwich_random_widths`` is read by the trainer
-    (random widths per sandwich step), not by the graph.
+    (random widths per sandwich step), not by the graph. ``time_padding``: ``same`` or
+    ``valid`` (streams exactly; module doc).
     """
+    if time_padding not in ("same", "valid"):
+        raise TfkwsError(
+            f"slimmable_tc_cnn time_padding must be same or valid, got {time_padding!r}"
+        )
     ws = check_widths(widths)
     chs, ss = [int(c) for c in channels], [int(s) for s in strides]
     if not chs or len(chs) != len(ss) or min(chs) <= 0 or min(ss) <= 0 or num_classes <= 0:
@@ -72,6 +83,7 @@ def build_slimmable_tc_cnn(
             ch,
             (int(kernel_size), 1),
             strides=(s, 1),
+            padding=time_padding,
             slim_input=i > 0,  # the features are always all there
             name=f"block{i}",
             **slim,

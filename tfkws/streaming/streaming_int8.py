@@ -15,6 +15,7 @@ model's signature names.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -22,24 +23,66 @@ import tf_keras as keras
 
 from tfkws.errors import ModelError
 from tfkws.layers.fixed_fake_quant import FixedFakeQuant
-from tfkws.streaming.external_state import StreamingModel, to_streaming
+from tfkws.layers.pinned_affine import PinnedAffine
+from tfkws.layers.sub_spectral_norm import SubSpectralNorm
+from tfkws.streaming.external_state import StreamingModel, layer_calls, to_streaming
 
 
 def pin_ranges(model: keras.Model, representative: np.ndarray) -> keras.Model:
-    """``model`` (a folded chain) with a ``FixedFakeQuant`` after its input and every layer,
-    ranges from its outputs on ``representative`` windows ``[N, frames, features]``."""
-    layers = [x for x in model.layers if not isinstance(x, keras.layers.InputLayer)]
-    probe = keras.Model(model.inputs, [x.output for x in layers])
+    """``model`` (folded, functional, no nested models) with a ``FixedFakeQuant`` after its input
+    and every layer call, ranges from its tensors on ``representative`` windows
+    ``[N, frames, features]``.
+
+    Dropout is dropped. A crop keeps its input's params (a range of its own would put two fake
+    quants in a row where the streaming form, in which the crop is a no-op, reads its input: the
+    converter then gives the two sides of a state concatenation different scales). A
+    SubSpectralNorm becomes the ``PinnedAffine`` it computes (its product pinned too). A
+    sigmoid's output is pinned to LOGISTIC's own int8 grid (scale 1/256, zero point -128), so no
+    requantization follows it."""
+    nodes = [n for n in layer_calls(model) if not isinstance(n.layer, keras.layers.Dropout)]
+    tensors = [model.inputs[0]] + [n.outputs for n in nodes]
+    probe = keras.Model(model.inputs, tensors)
     rep = np.asarray(representative, np.float32)
-    outs = [[np.asarray(o) for o in probe(rep[i : i + 1], training=False)] for i in range(len(rep))]
-    x = inp = keras.Input(model.input_shape[1:], batch_size=1, name=model.input_names[0])
-    x = FixedFakeQuant(float(rep.min()), float(rep.max()), name="input_fq")(x)
-    for i, layer in enumerate(layers):
-        values = [o[i] for o in outs]
-        low = min(float(v.min()) for v in values)
-        high = max(float(v.max()) for v in values)
-        x = FixedFakeQuant(low, high, name=f"{layer.name}_fq")(layer(x))
-    return keras.Model(inp, x, name=f"{model.name}_pinned")
+    low: dict[int, float] = {}
+    high: dict[int, float] = {}
+    values: dict[int, list[np.ndarray]] = {id(t): [] for t in tensors}
+    for i in range(len(rep)):
+        for t, v in zip(tensors, probe(rep[i : i + 1], training=False), strict=True):
+            values[id(t)].append(np.asarray(v))
+    for key, vs in values.items():
+        low[key] = min(float(v.min()) for v in vs)
+        high[key] = max(float(v.max()) for v in vs)
+
+    def fq(t: Any, name: str) -> FixedFakeQuant:
+        return FixedFakeQuant(low[id(t)], high[id(t)], name=name)
+
+    inp = keras.Input(model.input_shape[1:], batch_size=1, name=model.input_names[0])
+    new = {id(model.inputs[0]): fq(model.inputs[0], "input_fq")(inp)}
+    lookup = {id(t): t for t in tensors}
+    for node in layer_calls(model):
+        layer, ins = node.layer, [new[id(x)] for x in node.keras_inputs]
+        if isinstance(layer, keras.layers.Dropout):
+            new[id(node.outputs)] = ins[0]
+            continue
+        if isinstance(layer, SubSpectralNorm):
+            scale, offset = layer.inference_affine()
+            products = [v * scale for v in values[id(node.keras_inputs[0])]]
+            product = (min(float(p.min()) for p in products), max(float(p.max()) for p in products))
+            layer = PinnedAffine(scale, offset, product, name=layer.name)
+        y = layer(ins if len(ins) > 1 else ins[0])
+        if isinstance(layer, keras.layers.Cropping2D):  # a slice keeps its input's int8 params
+            new[id(node.outputs)] = y
+            continue
+        out = lookup[id(node.outputs)]
+        if (
+            isinstance(layer, keras.layers.Activation)
+            and layer.activation is keras.activations.sigmoid
+        ):
+            pin = FixedFakeQuant(0.0, 255.0 / 256.0, name=f"{layer.name}_fq")
+        else:
+            pin = fq(out, f"{layer.name}_fq")
+        new[id(node.outputs)] = pin(y)
+    return keras.Model(inp, new[id(model.outputs[0])], name=f"{model.name}_pinned")
 
 
 def _int8(model: keras.Model) -> bytes:
@@ -63,11 +106,11 @@ class StreamingInt8:
 
 
 def streaming_int8(folded: keras.Model, representative: np.ndarray) -> StreamingInt8:
-    """Both int8 forms of a folded, streamable chain model (see the module doc)."""
+    """Both int8 forms of a folded, streamable model (see the module doc)."""
     from tfkws.conversion.model_info import inspect_tflite, require_int8
 
     pinned = pin_ranges(folded, representative)
-    sm = to_streaming(pinned)
+    sm = to_streaming(pinned, per_row=(PinnedAffine,))
     window, step = _int8(pinned), _int8(sm.model)
     for data, what in ((window, "window"), (step, "step")):
         info = inspect_tflite(data)
