@@ -104,7 +104,7 @@ def test_built_stream_puts_keywords_where_its_labels_say(tmp_path: Path) -> None
     assert write_stream(tmp_path / "t.flac", recipe, seed=5) == placed
     assert (tmp_path / "t.flac").read_bytes() == (tmp_path / "s.flac").read_bytes()
     assert write_stream(tmp_path / "free.wav", recipe, seed=6, duration_s=20.0) == []
-    assert 20.0 <= sf.info(tmp_path / "free.wav").duration < 24.0
+    assert sf.info(tmp_path / "free.wav").frames == 20 * SR
     write_labels(tmp_path / "s.csv", placed)
     assert read_labels(tmp_path / "s.csv", ["high", "low"]) == [
         Placement(p.keyword, round(p.start, 4), round(p.end, 4)) for p in placed
@@ -188,11 +188,14 @@ def test_stream_eval_cli_on_built_streams(
     from tfkws.cli.main import main
 
     data = tone_kws_model.parent / "data"
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, 0.01 * np.random.default_rng(0).standard_normal(20 * SR), SR)
     out = tmp_path / "eval"
     argv = [
         "stream-eval",
         f"--model={tone_kws_model}",
         f"--data={data}",
+        f"--noise_dir={noise}",
         f"--out={out}",
         "--synth_words=0",
         "--fa_hours=0.01",
@@ -204,12 +207,16 @@ def test_stream_eval_cli_on_built_streams(
     rep = json.loads((out / "stream_eval.json").read_text())
     assert rep["keywords_placed"] == 16  # the val split's high and low clips
     assert rep["keyword_free_hours"] == pytest.approx(0.01, abs=0.002)
-    at = {r["threshold"]: r for r in rep["thresholds"]}
-    assert at[0.6]["false_reject_rate"] == 0 and at[0.6]["false_accepts"] == 0
-    assert at[0.6]["keyword_stream_false_accepts"] == 0
-    frr = [r["false_reject_rate"] for r in rep["thresholds"]]
-    assert frr == sorted(frr)  # a higher threshold never finds more
-    assert rep["at_target"]["threshold"] == rep["thresholds"][0]["threshold"]
+    rows = rep["thresholds"]
+    # at a low threshold every keyword is found near its end: placements and times line up
+    assert rows[0]["threshold"] == 0.3 and rows[0]["false_reject_rate"] == 0
+    frr = [r["false_reject_rate"] for r in rows]
+    fa = [r["false_accepts"] for r in rows]
+    assert frr == sorted(frr) and fa == sorted(fa, reverse=True)  # the DET trade-off
+    assert fa[0] > 0 and frr[-1] > 0.5  # both ends of it are reached
+    # the tiny tone model: at 0 false accepts in 36 s of noise and unknown tones, most keywords
+    best = rep["at_target"]
+    assert best["false_accepts"] == 0 and best["false_reject_rate"] <= 0.25, best
     assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
     assert "at <= 0.5 FA/h: threshold" in printed
     # the built stream read back as a labelled stream gives the same false rejects (in TFLM)
@@ -219,7 +226,8 @@ def test_stream_eval_cli_on_built_streams(
     argv2 += [f"--audio={streams / 'keywords.flac'}", f"--labels={streams / 'keywords.csv'}"]
     assert main(argv2) == 0
     rep2 = json.loads((out2 / "stream_eval.json").read_text())
-    assert rep2["thresholds"][30]["false_reject_rate"] == rep["thresholds"][30]["false_reject_rate"]
+    pairs = zip(rep["thresholds"], rep2["thresholds"], strict=True)
+    assert max(abs(a["false_reject_rate"] - b["false_reject_rate"]) for a, b in pairs) <= 1 / 16
     assert rep2["keyword_free_hours"] == 0 and rep2["at_target"] is None
 
 
@@ -250,3 +258,12 @@ def test_stream_eval_errors_are_one_line(
     assert main([*base, f"--audio={bad}", f"--labels={labels}"]) == 2
     err = capsys.readouterr().err
     assert "bad.wav: cannot read audio" in err and len(err.strip().splitlines()) == 1
+
+
+def test_synthetic_distractor_words() -> None:
+    from tfkws.streaming.stream_eval import synthetic_words
+
+    words = synthetic_words(["cup", "town", "light"], 4, SR, seed=0)
+    assert len(words) == 4 and all(w.dtype == np.float32 and w.size > SR // 10 for w in words)
+    again = synthetic_words(["cup", "town", "light"], 4, SR, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(words, again, strict=True))

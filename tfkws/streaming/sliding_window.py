@@ -123,6 +123,15 @@ def run_sliding_window_litert(
     view = np.lib.stride_tricks.sliding_window_view(frames, (n, f))[:, 0]  # [T - n + 1, n, f]
     scores = np.zeros((ends.size, labels), np.int8)
     size = 0
+    if batch > 1:  # a model reshaping to a fixed batch of 1 cannot take batches
+        try:
+            interp.resize_tensor_input(inp["index"], [batch, *shape[1:]])
+            interp.allocate_tensors()
+            size = batch
+        except (RuntimeError, ValueError):
+            interp = Interpreter(model_content=model_bytes)
+            interp.allocate_tensors()
+            batch, size = 1, 1
     chunks = -(-ends.size // batch)
     with Progress("running windows through LiteRT", chunks, enabled=progress) as bar:
         for i in range(0, ends.size, batch):

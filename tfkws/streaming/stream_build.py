@@ -49,7 +49,8 @@ class StreamRecipe:
     or synthetic speech arrays at ``sample_rate``; ``noise_files``: background recordings looped
     under everything (none: silence plus ``noise_floor``). ``gap_s``: silence (noise) between
     events; ``distractor_share``: chance an event of a keyword stream is a distractor;
-    ``noise_db``: noise level range in dBFS (RMS); ``speech_db``: speech RMS range in dBFS.
+    ``noise_db``: noise level range in dBFS (RMS, one level per stream); ``speech_db``: speech
+    RMS range in dBFS (None: each clip at its recorded level, the level the model trained on).
     """
 
     keywords: Sequence[tuple[str, str]] = ()
@@ -59,7 +60,7 @@ class StreamRecipe:
     gap_s: tuple[float, float] = (0.8, 2.5)
     distractor_share: float = 0.5
     noise_db: tuple[float, float] = (-50.0, -35.0)
-    speech_db: tuple[float, float] = (-26.0, -16.0)
+    speech_db: tuple[float, float] | None = None
     noise_floor: float = 1e-4
 
 
@@ -67,13 +68,15 @@ def trim_speech(
     clip: np.ndarray, rel_db: float = -30.0, margin: int = 1600
 ) -> tuple[np.ndarray, int, int]:
     """The speech of a clip: from the first to the last 20 ms frame within ``rel_db`` of the
-    loudest, plus ``margin`` samples each side; and where the speech starts and ends in it (an
-    all-quiet clip is returned whole)."""
+    loudest and 10 dB above the quietest tenth, plus ``margin`` samples each side; and where
+    the speech starts and ends in it (an all-quiet clip is returned whole)."""
     n = clip.shape[0] // TRIM_FRAME
     if n == 0:
         return clip, 0, clip.shape[0]
     rms = np.sqrt(np.mean(clip[: n * TRIM_FRAME].reshape(n, TRIM_FRAME) ** 2, axis=1) + 1e-12)
-    loud = np.nonzero(rms >= rms.max() * 10 ** (rel_db / 20))[0]
+    # within rel_db of the loudest frame and well above the clip's own background
+    floor = 3 * float(np.percentile(rms, 10))
+    loud = np.nonzero(rms >= max(rms.max() * 10 ** (rel_db / 20), min(floor, rms.max())))[0]
     if rms.max() < 1e-4 or loud.size == 0:
         return clip, 0, clip.shape[0]
     s0, s1 = int(loud[0]) * TRIM_FRAME, (int(loud[-1]) + 1) * TRIM_FRAME
@@ -147,7 +150,7 @@ def write_stream(
 
     Without ``duration_s``: every keyword clip once, in a seeded order, with distractors
     between them. With it: a keyword-free stream of about ``duration_s`` seconds (distractors
-    drawn with replacement, or noise alone); it returns no placements."""
+    drawn with replacement, or noise alone) of exactly ``duration_s``; no placements."""
     import soundfile as sf
 
     keyword_free = duration_s is not None
@@ -183,7 +186,7 @@ def write_stream(
                 speech, s0, s1 = np.zeros(0, np.float32), 0, 0
                 if item is not None:
                     speech, s0, s1 = trim_speech(_load(item, sr))
-                    if speech.size:
+                    if speech.size and recipe.speech_db is not None:
                         gain_db = rng.uniform(*recipe.speech_db) - _rms_db(speech)
                         speech = speech * np.float32(10 ** (gain_db / 20))
                 seg = np.zeros(gap + speech.size, np.float32)
@@ -192,10 +195,13 @@ def write_stream(
                 if label is not None:
                     at = written + gap
                     placements.append(Placement(label, (at + s0) / sr, (at + s1) / sr))
+                if total is not None:
+                    seg = seg[: total - written]
                 out.write(np.clip(seg, -1.0, 1.0))
                 written += seg.size
-            tail = int(recipe.gap_s[1] * sr)  # room after the last keyword for its detection
-            out.write(np.clip(noise_tail(noise, tail, noise_gain, recipe, rng), -1.0, 1.0))
+            if not keyword_free:  # room after the last keyword for its detection
+                tail = noise_tail(noise, int(recipe.gap_s[1] * sr), noise_gain, recipe, rng)
+                out.write(np.clip(tail, -1.0, 1.0))
         os.replace(tmp, path)
     finally:
         if tmp.exists():

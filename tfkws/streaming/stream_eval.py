@@ -38,7 +38,15 @@ from tfkws.streaming.stream_scoring import (
 RUNTIMES = ("tflm", "litert")
 REPORT = "stream_eval.json"
 DET_PNG = "det.png"
-SYNTH_VOICES = ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en-gb-x-rp+f4", "en-us+m7")
+SYNTH_VOICES = (
+    "en-us",
+    "en-gb-x-rp",
+    "en-us+m3",
+    "en-us+f2",
+    "en-gb-x-rp+f4",
+    "en-gb-scotland+m7",
+    "en-029",
+)
 
 
 @dataclasses.dataclass(frozen=True)
