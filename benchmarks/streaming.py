@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -81,7 +80,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="s", help="DS-CNN size (s, m, l)")
     p.add_argument("--train_only", action="store_true", help="stop after training")
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
-    p.add_argument("--keyword_clips", type=int, default=800, help="val.csv clips placed (0: all)")
+    p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
     p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
     p.add_argument("--target_fa", type=float, default=0.5, help="false accepts per hour")
     p.add_argument("--hop_ms", type=int, default=40, help="sliding window: time between Invokes")
@@ -243,9 +242,10 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     """Both forms on the same streams: scores once per stream, the detector swept over them."""
     from tfkws.conversion.export import load_metadata
     from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.features.stream import frame_end_seconds
     from tfkws.streaming.detect_audio import StreamSettings, detector_config
     from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
-    from tfkws.streaming.stream_eval import score_audio
+    from tfkws.streaming.sliding_window import run_sliding_window_litert
     from tfkws.streaming.stream_scoring import StreamScores, evaluate
     from tfkws.verification.evaluate import features_for, quantize_input
 
@@ -262,13 +262,27 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
         "ops": list(info.ops),
     }
 
+    features: dict[str, np.ndarray] = {}  # float frames per file, computed once (4 B a value)
+
+    def frames_of(audio: str, m: dict) -> np.ndarray:
+        if audio not in features:
+            features[audio] = stream_frames_chunked(
+                audio, fc, lambda x: x, progress=True, dtype=np.float32
+            )
+        return quantize_input(features[audio], m)
+
     def step_score(audio: str) -> StreamScores:
-        frames = stream_frames_chunked(audio, fc, lambda x: quantize_input(x, step_meta))
+        frames = frames_of(audio, step_meta)
         scores, times = step_scores(LitertStepper(step.step_tflite, sm), sm, frames, fc)
         return StreamScores(scores, times, audio_seconds(audio))
 
+    window = models["window_path"].read_bytes()
+    hop = args.hop_ms // fc.window_stride_ms
+
     def window_score(audio: str) -> StreamScores:
-        return score_audio(models["window_path"], audio, window_settings, runtime="litert")
+        ws = run_sliding_window_litert(window, frames_of(audio, meta), hop, progress=True)
+        times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
+        return StreamScores(ws.scores, times, audio_seconds(audio))
 
     out = {}
     for name, score, settings, m in (
@@ -282,11 +296,7 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
         rep["hop_ms"] = settings.hop_ms
         rep["detector"] = {"window_steps": config.window, "refractory_steps": config.refractory}
         out[name] = rep
-    frames = stream_frames_chunked(kw[0].audio, fc, lambda x: quantize_input(x, meta))
-    check = compare_tflm(
-        models["window_path"].read_bytes(), step, frames, args.hop_ms // fc.window_stride_ms,
-        args.check_steps,
-    )  # fmt: skip
+    check = compare_tflm(window, step, frames_of(kw[0].audio, meta), hop, args.check_steps)
     return {"forms": out, "tflm_check": check}
 
 

@@ -44,10 +44,12 @@ def stream_frames_chunked(
     chunk_s: float = DEFAULT_CHUNK_S,
     warmup_s: float = DEFAULT_WARMUP_S,
     progress: bool = False,
+    dtype: type = np.int8,
 ) -> np.ndarray:
     """int8 frames ``[frames, features]`` of the file at ``path`` (see the module doc).
 
-    ``quantize`` maps float features to the model's int8 input. A file at another sample rate
+    ``quantize`` maps float features to the model's int8 input (or, with ``dtype=np.float32``
+    and an identity, keeps the float features). A file at another sample rate
     than the features' is read whole and resampled (``load_audio``).
     """
     import soundfile as sf
@@ -71,7 +73,7 @@ def stream_frames_chunked(
         stride, window = config.stride_samples, config.window_samples
         per_chunk = max(1, int(chunk_s * config.sample_rate) // stride)
         warm = int(warmup_s * config.sample_rate) // stride
-        out = np.zeros((total, config.num_features), np.int8)
+        out = np.zeros((total, config.num_features), dtype)
         chunks = -(-total // per_chunk)
         with Progress(f"features of {os.path.basename(path)}", chunks, enabled=progress) as bar:
             for f0 in range(0, total, per_chunk):
