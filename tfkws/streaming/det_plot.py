@@ -27,7 +27,7 @@ def plot_det(
         rows = [r for r in rep["thresholds"] if r["false_accepts_per_hour"] is not None]
         if not rows or rep["keyword_free_hours"] <= 0:
             continue
-        floor = 0.5 / rep["keyword_free_hours"]  # plot 0 FA at half of one FA's rate (log axis)
+        floor = 0.5 / rep["keyword_free_hours"]  # 0 FA drawn as half a false accept (log axis)
         fa = [max(r["false_accepts_per_hour"], floor) for r in rows]
         fr = [100 * r["false_reject_rate"] for r in rows]
         ax.plot(fa, fr, marker=".", label=f"{name} ({rep['keyword_free_hours']:.2f} h)")
@@ -37,9 +37,9 @@ def plot_det(
     if target_fa_per_hour:
         ax.axvline(target_fa_per_hour, color="grey", ls="--", lw=1)
     if floor is not None:
-        ax.set_title("DET (0 false accepts drawn at half of one per stream)", fontsize=9)
+        ax.set_title("DET (0 false accepts drawn as half of one over the hours)", fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    if curves:
+    if ax.get_legend_handles_labels()[0]:  # no curve without keyword-free audio
         ax.legend(fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})

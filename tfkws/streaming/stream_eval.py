@@ -181,7 +181,9 @@ def build_streams(
     return [LabelledStream(str(out / "keywords.flac"), tuple(placements))], free
 
 
-def read_stream(audio: str | os.PathLike, labels_csv: str | os.PathLike, labels: Sequence[str]):
+def read_stream(
+    audio: str | os.PathLike, labels_csv: str | os.PathLike, labels: Sequence[str]
+) -> LabelledStream:
     """A labelled stream given by the user (audio + ``keyword,start,end`` CSV)."""
     return LabelledStream(str(audio), tuple(read_labels(labels_csv, labels)))
 
