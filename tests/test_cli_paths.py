@@ -13,7 +13,7 @@ import pytest
 from absl import flags
 
 from tfkws.cli import common
-from tfkws.cli.main import COMMANDS
+from tfkws.cli.main import COMMANDS, command_module
 
 PATH_FLAGS = {
     "synth": {"out", "noise_dir"},
@@ -23,6 +23,7 @@ PATH_FLAGS = {
     "verify": {"model", "data", "json"},
     "eval": {"model", "data", "json", "plot"},
     "detect": {"model", "audio", "json", "detector_spec"},
+    "stream-eval": {"model", "out", "data", "english", "noise_dir", "audio", "labels", "fa_audio"},
     "demo": {"out", "real_data"},
     "models": set(),
     "slim": {"run", "out", "data", "out_dir", "teacher"},
@@ -32,7 +33,7 @@ PATH_FLAGS = {
 
 def _flags(command: str) -> flags.FlagValues:
     fv = flags.FlagValues()
-    importlib.import_module(f"tfkws.cli.{command}_cmd").define_flags(fv)
+    importlib.import_module(command_module(command)).define_flags(fv)
     common.define_verbose_flag(fv)
     return fv
 

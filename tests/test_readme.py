@@ -137,10 +137,10 @@ def test_readme_command_parses(argv: list[str]) -> None:
         args = argv[1:]
     else:
         from tfkws.cli import common
-        from tfkws.cli.main import COMMANDS
+        from tfkws.cli.main import COMMANDS, command_module
 
         assert argv[1] in COMMANDS, f"no tfkws command {argv[1]!r}"
-        module = importlib.import_module(f"tfkws.cli.{argv[1]}_cmd")
+        module = importlib.import_module(command_module(argv[1]))
         fv = flags.FlagValues()
         module.define_flags(fv)
         common.define_verbose_flag(fv)

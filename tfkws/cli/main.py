@@ -30,11 +30,17 @@ COMMANDS = {
     "verify": "Run a .tflite in TFLM and LiteRT on real clips; report parity and agreement.",
     "eval": "Accuracy of an int8 .tflite run in TFLM on any dataset.",
     "detect": "Keyword detections in a recording of any length (frontend, TFLM, detector).",
+    "stream-eval": "False rejects and false accepts per hour on long streams; DET curve.",
     "demo": "synth -> train -> export -> verify -> firmware, with no data and no network.",
     "models": "List registered models and their default parameters.",
     "slim": "Slimmable supernets: slim extract (one width -> int8), select (best that fits), qat.",
     "zoo": "Pretrained models: zoo list, zoo get NAME --out DIR (.tflite, card, firmware files).",
 }
+
+
+def command_module(name: str) -> str:
+    """The module of a command: ``stream-eval`` -> ``tfkws.cli.stream_eval_cmd``."""
+    return f"tfkws.cli.{name.replace('-', '_')}_cmd"
 
 
 def _usage() -> str:
@@ -43,7 +49,7 @@ def _usage() -> str:
         "",
         "commands:",
     ]
-    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<11} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -62,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     quiet.set_verbose(_wants_verbose(rest))  # before anything imports TensorFlow
     quiet.import_tensorflow()
-    module = importlib.import_module(f"tfkws.cli.{name}_cmd")
+    module = importlib.import_module(command_module(name))
     fv = flags.FlagValues()
     module.define_flags(fv)
     common.define_verbose_flag(fv)

@@ -83,3 +83,66 @@ def run_sliding_window(
     labels = int(np.prod(info.output_shape[1:]))
     scores = np.stack(outs) if outs else np.zeros((0, labels), np.int8)
     return WindowScores(scores, np.asarray(ends, np.int64))
+
+
+def run_sliding_window_litert(
+    model_bytes: bytes,
+    frames: np.ndarray,
+    hop: int = DEFAULT_HOP_FRAMES,
+    path: str | os.PathLike | None = None,
+    progress: bool = False,
+    batch: int = 256,
+) -> WindowScores:
+    """``run_sliding_window``'s windows (same steps) run in LiteRT, ``batch`` windows per Invoke.
+
+    Tens of times faster than TFLM's Python interpreter, for hours of audio; LiteRT's int8
+    kernels may round differently from TFLM's (CMSIS-NN/reference) by an LSB now and then.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfkws.conversion.model_info import source_name
+    from tfkws.progress import Progress
+
+    where = source_name(path)
+    if hop < 1:
+        raise TfkwsError(f"sliding window hop must be >= 1 frame, got {hop}")
+    interp = Interpreter(model_content=model_bytes)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    shape = tuple(int(d) for d in inp["shape"])
+    n, f = shape[1], shape[2]
+    frames = np.asarray(frames)
+    if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != f:
+        raise ModelError(
+            f"{where}: stream frames {frames.dtype} {list(frames.shape)} do not fit the model "
+            f"input {list(shape)} (expected int8 [T, {f}])"
+        )
+    labels = int(np.prod(out["shape"][1:]))
+    ends = np.arange(n - 1, len(frames), hop, dtype=np.int64)
+    if not ends.size:
+        return WindowScores(np.zeros((0, labels), np.int8), ends)
+    view = np.lib.stride_tricks.sliding_window_view(frames, (n, f))[:, 0]  # [T - n + 1, n, f]
+    scores = np.zeros((ends.size, labels), np.int8)
+    size = 0
+    if batch > 1:  # a model reshaping to a fixed batch of 1 cannot take batches
+        try:
+            interp.resize_tensor_input(inp["index"], [batch, *shape[1:]])
+            interp.allocate_tensors()
+            size = batch
+        except (RuntimeError, ValueError):
+            interp = Interpreter(model_content=model_bytes)
+            interp.allocate_tensors()
+            batch, size = 1, 1
+    chunks = -(-ends.size // batch)
+    with Progress("running windows through LiteRT", chunks, enabled=progress) as bar:
+        for i in range(0, ends.size, batch):
+            part = ends[i : i + batch]
+            if part.size != size:
+                interp.resize_tensor_input(inp["index"], [part.size, *shape[1:]])
+                interp.allocate_tensors()
+                size = part.size
+            x = view[part - (n - 1)].reshape(part.size, *shape[1:])
+            interp.set_tensor(inp["index"], np.ascontiguousarray(x))
+            interp.invoke()
+            scores[i : i + part.size] = interp.get_tensor(out["index"]).reshape(part.size, -1)
+            bar.update()
+    return WindowScores(scores, ends)

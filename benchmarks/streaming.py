@@ -1,0 +1,450 @@
+"""Streaming keyword spotting on Arabic Speech Commands: external-state streaming vs sliding window.
+
+Trains a DS-CNN-S built for streaming (``time_padding=valid``, the micro frontend without its
+stateful stages: streams and clips then give the same features) on train.csv plus ``_silence_``
+(noise) and ``_unknown_`` (English Speech Commands clips of half the speakers), exports it, and
+builds the int8 step model (``tfkws.streaming.streaming_int8``). Then ``tfkws stream-eval``'s
+API scores both forms on the same long streams: keywords from val.csv speakers placed into
+background noise and non-keyword speech (the other half of the English speakers, espeak-ng
+words), and keyword-free audio for false accepts per hour.
+
+Writes ``results/streaming.json`` and ``results/streaming.md``.
+
+    python benchmarks/streaming.py                      # DS-CNN-S, 12 epochs, 2 h keyword-free
+    python benchmarks/streaming.py --epochs 1 --max_clips 200 --fa_hours 0.05 \
+        --keyword_clips 40 --out /tmp/stream-smoke                           # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
+from tfkws.data.kws_dataset import KwsDataset
+
+DEFAULT_ENGLISH = common.DEFAULT_DATA.parent / "speech_commands_test_dev"
+# the micro frontend without PCAN and with noise reduction subtracting nothing: a stream's
+# windows then have exactly a clip's features (tests/test_streaming.py, STATELESS)
+STREAM_FEATURES = "enable_pcan=false,min_signal_remaining=1.0"
+
+
+def english_speakers(root: Path) -> tuple[list[str], list[str]]:
+    """English Speech Commands clips (every word folder but ``_silence_``) split by a hash of
+    the speaker: (for training ``_unknown_``, for the test streams). Never the same speaker."""
+    from tfkws.data.audio import is_audio_file
+    from tfkws.data.speech_commands import speaker_id
+
+    train, stream = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != SILENCE_LABEL):
+        for f in sorted(folder.iterdir()):
+            if not is_audio_file(f):
+                continue
+            digit = hashlib.sha1(speaker_id(f.name).encode()).hexdigest()[0]
+            (train if digit < "8" else stream).append(str(f))
+    return train, stream
+
+
+def training_dataset(ds: KwsDataset, english: Path, seed: int) -> KwsDataset:
+    """``ds`` plus ``_silence_`` (10 % generated from noise) and ``_unknown_`` (English clips of
+    the training-half speakers, 10 % of training; a quarter of them for validation)."""
+    rng = np.random.default_rng(seed)
+    unknown, _ = english_speakers(english)
+    rng.shuffle(unknown)
+    splits = {k: list(v) for k, v in ds.splits.items()}
+    for split in ("training", "validation"):
+        n = max(1, len(splits[split]) // 10)
+        splits[split] += [Example(None, SILENCE_LABEL)] * n
+    n_train = max(1, len(ds.splits["training"]) // 10)
+    n_val = max(1, len(ds.splits["validation"]) // 10)
+    speakers_val = unknown[: len(unknown) // 4]
+    speakers_train = unknown[len(unknown) // 4 :]
+    splits["training"] += [Example(p, UNKNOWN_LABEL) for p in speakers_train[:n_train]]
+    splits["validation"] += [Example(p, UNKNOWN_LABEL) for p in speakers_val[:n_val]]
+    labels = sorted(set(ds.labels) | {SILENCE_LABEL, UNKNOWN_LABEL})
+    return dataclasses.replace(ds, labels=labels, splits=splits)
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    common.add_common_args(p, epochs=12)
+    p.set_defaults(features=STREAM_FEATURES)
+    p.add_argument("--english", type=Path, default=DEFAULT_ENGLISH)
+    p.add_argument("--size", default="s", help="DS-CNN size (s, m, l)")
+    p.add_argument("--train_only", action="store_true", help="stop after training")
+    p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
+    p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
+    p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
+    p.add_argument("--target_fa", type=float, default=0.5, help="false accepts per hour")
+    p.add_argument("--hop_ms", type=int, default=40, help="sliding window: time between Invokes")
+    p.add_argument("--check_steps", type=int, default=300, help="steps compared TFLM vs LiteRT")
+
+
+def train_model(args: argparse.Namespace) -> tuple[Path, dict[str, Any], KwsDataset]:
+    from tfkws.data.dataset import open_dataset
+
+    ds = open_dataset(args.data, noise_dir=args.noise_dir)
+    ds = common.subsample(ds, args.max_clips, args.seed)
+    ds = training_dataset(ds, args.english, args.seed)
+    params = {"size": args.size, "time_padding": "valid"}
+    run_dir = Path(args.work_dir) / f"ds_cnn_{args.size}_valid_stateless"
+    trained = common.train_run("ds_cnn", params, ds, args, run_dir)
+    return run_dir, trained, ds
+
+
+class LitertStepper:
+    """The int8 step model in LiteRT (the benchmark's hours of audio; ``TflmStepper`` is the
+    device-exact twin, compared on the first steps): state outputs fed back by name."""
+
+    def __init__(self, step_tflite: bytes, streaming: Any) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.runner = Interpreter(model_content=step_tflite).get_signature_runner()
+        self._in = streaming.model.input_names
+        self._out = streaming.model.output_names
+        details = self.runner.get_input_details()
+        self._zero = [
+            np.full(details[n]["shape"], details[n]["quantization"][1], np.int8)
+            for n in self._in[1:]
+        ]
+        self.reset()
+
+    def reset(self) -> None:
+        self._states = [z.copy() for z in self._zero]
+
+    def step(self, frames: np.ndarray) -> np.ndarray:
+        feeds = {self._in[0]: np.asarray(frames, np.int8)[None]}
+        feeds |= dict(zip(self._in[1:], self._states, strict=True))
+        res = self.runner(**feeds)
+        self._states = [res[n] for n in self._out[1:]]
+        return np.asarray(res[self._out[0]], np.int8).reshape(-1)
+
+
+def step_scores(stepper: Any, sm: Any, frames: np.ndarray, fc: Any, limit: int = 0):
+    """The step model over a stream's int8 frames, from zero state; outputs from the first
+    step whose window is whole, timed at the end of that window's last frame."""
+    from tfkws.features.stream import frame_end_seconds
+    from tfkws.progress import Progress
+
+    stepper.reset()
+    steps = frames.shape[0] // sm.hop
+    if limit:
+        steps = min(steps, limit)
+    outs, times = [], []
+    with Progress("streaming steps (LiteRT)", steps, enabled=not limit) as bar:
+        for k in range(steps):
+            out = stepper.step(frames[k * sm.hop : (k + 1) * sm.hop])
+            end = sm.window_end(k)
+            if k >= sm.warmup_steps and end <= frames.shape[0]:
+                outs.append(out)
+                times.append(frame_end_seconds(end - 1, fc))
+            bar.update()
+    labels = int(sm.model.outputs[0].shape[-1])
+    scores = np.stack(outs) if outs else np.zeros((0, labels), np.int8)
+    return scores, np.asarray(times)
+
+
+def build_models(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The exported sliding-window model (PTQ, as ``tfkws export``) and the int8 step model."""
+    from tfkws.conversion.export import export_run
+    from tfkws.folding.fold import fold_model
+    from tfkws.quantization.calibration import ptq_clips, representative_features
+    from tfkws.runs.config import RunConfig
+    from tfkws.runs.model import load_trained_model
+    from tfkws.streaming.streaming_int8 import streaming_int8
+
+    tflite = run_dir / "window.tflite"
+    export_run(run_dir, tflite, num_calibration=args.num_calibration, seed=args.seed)
+    model, _ = load_trained_model(run_dir, batch_size=1)
+    run = RunConfig.load(run_dir)
+    rep = ptq_clips(representative_features(run, args.num_calibration, args.seed), args.seed)
+    res = streaming_int8(fold_model(model), rep)
+    (run_dir / "step.tflite").write_bytes(res.step_tflite)
+    return {"window_path": tflite, "step": res}
+
+
+def cost(tflite: bytes) -> dict[str, Any]:
+    from firmware_gen.arena import measure_arena
+    from firmware_gen.layers import layer_table
+    from firmware_gen.model import parse_model
+
+    rows = layer_table(parse_model(tflite))
+    return {
+        "macs": int(sum(r["macs"] for r in rows)),
+        "flash_bytes": len(tflite),
+        "arena_bytes": int(measure_arena(tflite).min_bytes),
+        "tflm_host_latency_ms": common.tflm_latency_ms(tflite, 30, 0)["median_ms"],
+    }
+
+
+def compare_tflm(window: bytes, step: Any, frames: np.ndarray, hop: int, n: int) -> dict:
+    """The first ``n`` Invokes of each form in TFLM (the device's kernels) against LiteRT (what
+    scored the hours of audio): the largest int8 difference and the share of equal outputs."""
+    from tfkws.streaming.sliding_window import run_sliding_window, run_sliding_window_litert
+    from tfkws.streaming.streaming_int8 import TflmStepper
+
+    sm = step.streaming
+    part = frames[: sm.window + hop * n]
+    a = run_sliding_window(window, part, hop).scores
+    b = run_sliding_window_litert(window, part, hop).scores
+    tflm, lite = TflmStepper(step.step_tflite, sm), LitertStepper(step.step_tflite, sm)
+    c = np.stack([tflm.step(frames[k * sm.hop : (k + 1) * sm.hop]) for k in range(n)])
+    d = np.stack([lite.step(frames[k * sm.hop : (k + 1) * sm.hop]) for k in range(n)])
+    return {
+        "invokes": n,
+        "window_max_abs_diff": int(np.abs(a.astype(int) - b.astype(int)).max()),
+        "window_equal_share": round(float(np.mean(a == b)), 5),
+        "step_max_abs_diff": int(np.abs(c.astype(int) - d.astype(int)).max()),
+        "step_equal_share": round(float(np.mean(c == d)), 5),
+    }
+
+
+def streams(labels: list[str], args: argparse.Namespace) -> tuple[list, list[str], dict]:
+    """Keyword stream (val.csv clips) and keyword-free audio, built once per seed and reused."""
+    from tfkws.streaming.stream_build import read_labels
+    from tfkws.streaming.stream_eval import LabelledStream, build_streams, dataset_recipe
+
+    out = Path(args.work_dir) / f"streams_seed{args.seed}_k{args.keyword_clips}_h{args.fa_hours:g}"
+    recipe = dataset_recipe(
+        labels,
+        args.data,
+        "validation",
+        noise_dir=args.noise_dir,
+        synth_count=args.synth_words,
+        max_keywords=args.keyword_clips,
+        seed=args.seed,
+    )
+    _, english = english_speakers(args.english)
+    recipe = dataclasses.replace(recipe, distractors=[*recipe.distractors, *english])
+    info = {
+        "keyword_clips": len(recipe.keywords),
+        "distractors": len(recipe.distractors),
+        "english_distractors": len(english),
+        "synthetic_distractors": args.synth_words,
+        "noise_files": [Path(f).name for f in recipe.noise_files],
+        "folder": str(out),
+    }
+    if (out / "keywords.csv").exists() and (out / "keyword_free.flac").exists():
+        kw = [LabelledStream(str(out / "keywords.flac"), tuple(read_labels(out / "keywords.csv")))]
+        return kw, [str(out / "keyword_free.flac")], info
+    kw, free = build_streams(recipe, out, args.fa_hours, args.seed)
+    return kw, free, info
+
+
+def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[str]) -> dict:
+    """Both forms on the same streams: scores once per stream, the detector swept over them."""
+    from tfkws.conversion.export import load_metadata
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.features.stream import frame_end_seconds
+    from tfkws.streaming.detect_audio import StreamSettings, detector_config
+    from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
+    from tfkws.streaming.sliding_window import run_sliding_window_litert
+    from tfkws.streaming.stream_scoring import StreamScores, evaluate
+    from tfkws.verification.evaluate import features_for, quantize_input
+
+    meta = load_metadata(models["window_path"])
+    fc = features_for(meta)
+    step = models["step"]
+    sm = step.streaming
+    window_settings = StreamSettings(hop_ms=args.hop_ms)
+    step_settings = StreamSettings(hop_ms=sm.hop * fc.window_stride_ms)
+    # the frames input and the logits output by name: the flatbuffer's first input and output
+    # may be state tensors
+    runner = LitertStepper(step.step_tflite, sm).runner
+    frames_q = runner.get_input_details()[sm.model.input_names[0]]["quantization"]
+    logits_q = runner.get_output_details()[sm.model.output_names[0]]["quantization"]
+    step_meta = meta | {
+        "input": {"scale": float(frames_q[0]), "zero_point": int(frames_q[1])},
+        "output": {"scale": float(logits_q[0]), "zero_point": int(logits_q[1])},
+        "ops": list(inspect_tflite(step.step_tflite).ops),
+    }
+
+    features: dict[str, np.ndarray] = {}  # float frames per file, computed once (4 B a value)
+
+    def frames_of(audio: str, m: dict) -> np.ndarray:
+        if audio not in features:
+            features[audio] = stream_frames_chunked(
+                audio, fc, lambda x: x, progress=True, dtype=np.float32
+            )
+        return quantize_input(features[audio], m)
+
+    def step_score(audio: str) -> StreamScores:
+        frames = frames_of(audio, step_meta)
+        scores, times = step_scores(LitertStepper(step.step_tflite, sm), sm, frames, fc)
+        return StreamScores(scores, times, audio_seconds(audio))
+
+    window = models["window_path"].read_bytes()
+    hop = args.hop_ms // fc.window_stride_ms
+
+    def window_score(audio: str) -> StreamScores:
+        ws = run_sliding_window_litert(window, frames_of(audio, meta), hop, progress=True)
+        times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
+        return StreamScores(ws.scores, times, audio_seconds(audio))
+
+    out = {}
+    for name, score, settings, m in (
+        ("sliding window", window_score, window_settings, meta),
+        ("streaming (external state)", step_score, step_settings, step_meta),
+    ):
+        config = detector_config(m, settings)
+        scored = [(score(s.audio), s.placements) for s in kw]
+        free_scored = [score(a) for a in free]
+        rep = evaluate(config, scored, free_scored, target_fa_per_hour=args.target_fa)
+        wide = evaluate(config, scored, free_scored, tolerance_s=1.0, target_fa_per_hour=1e9)
+        rep["false_reject_rate_tolerance_1s"] = {
+            str(r["threshold"]): r["false_reject_rate"] for r in wide["thresholds"]
+        }
+        rep["hop_ms"] = settings.hop_ms
+        rep["detector"] = {"window_steps": config.window, "refractory_steps": config.refractory}
+        out[name] = rep
+    check = compare_tflm(window, step, frames_of(kw[0].audio, meta), hop, args.check_steps)
+    return {"forms": out, "tflm_check": check}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    st = results["streams"]
+    target = s["target_fa"]
+    lines = [
+        "# Streaming keyword spotting on Arabic Speech Commands",
+        "",
+        f"Produced by `{results['command']}` on {results['machine']}.",
+        "",
+        f"| form | false rejects at <= {target:g} FA/h | threshold | FA/h there "
+        "| false rejects at threshold 0.8 | FA/h at 0.8 | hop | MACs per Invoke "
+        "| arena (B) | .tflite (B) | TFLM host ms per Invoke |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results["forms"].items():
+        c = results["cost"][name]
+        t = r["at_target"]
+        at08 = next(x for x in r["thresholds"] if abs(x["threshold"] - 0.8) < 1e-9)
+        head = (
+            f"| {name} | {100 * t['false_reject_rate']:.2f} % | {t['threshold']:.2f} "
+            f"| {t['false_accepts_per_hour']:.2f}"
+            if t
+            else f"| {name} | none reaches it | - | -"
+        )
+        lines.append(
+            f"{head} | {100 * at08['false_reject_rate']:.2f} % "
+            f"| {at08['false_accepts_per_hour']:.2f} | {r['hop_ms']} ms | {c['macs']:,} "
+            f"| {c['arena_bytes']:,} | {c['flash_bytes']:,} | {c['tflm_host_latency_ms']:.2f} |"
+        )
+    any_form = next(iter(results["forms"].values()))
+    ratio = results["cost_ratio"]
+    chk = results["tflm_check"]
+    met_fr = all(
+        r["at_target"] and r["at_target"]["false_reject_rate"] <= 0.05
+        for r in results["forms"].values()
+    )
+    lines += [
+        "",
+        f"Model: DS-CNN-{s['size'].upper()} with `time_padding=valid`, 42 classes (40 keywords, "
+        f"`_silence_`, `_unknown_`), float val accuracy {100 * results['float_val_accuracy']:.2f} "
+        f"% after {s['epochs']} epochs (batch {s['batch_size']}, Adam {s['learning_rate']}, "
+        f"seed {s['seed']}), {common.features_note(s)}, micro frontend with PCAN off and noise "
+        "reduction subtracting nothing (`enable_pcan=false,min_signal_remaining=1.0`: a stream's "
+        "windows then have a clip's features). Training data: train.csv, `_silence_` cut from "
+        "the noise recordings (10 %), `_unknown_` English Speech Commands clips of half the "
+        "speakers (10 %); augmentation: time shift and background noise.",
+        "",
+        f"Streams: {any_form['keywords_placed']} val.csv keyword clips (speakers never trained "
+        f"on) placed once each in {any_form['keyword_stream_hours']:.2f} h of keyword stream, "
+        "between distractors (English Speech Commands clips of the other half of the speakers, "
+        f"{st['english_distractors']} clips, and {st['synthetic_distractors']} espeak-ng words) "
+        "over the six Speech Commands noise recordings looped; false accepts per hour measured "
+        f"on {any_form['keyword_free_hours']:.2f} h of keyword-free audio built the same way. "
+        f"Each clip is trimmed to its speech; a detection counts when it is the placed keyword "
+        f"between its start and {any_form['tolerance_s']} s after its end. Detector: "
+        "integer softmax, 120 ms posterior smoothing, 1 s refractory, `_silence_`/`_unknown_` "
+        "gates, one threshold for every keyword (swept 0.30-0.99).",
+        "",
+        f"Cost per Invoke: the step model does {ratio:.3f} of the full window's MACs "
+        f"({1 / ratio:.1f}x fewer). Both forms run every {any_form['hop_ms']} ms here, so the "
+        "step model's compute per second of audio is that fraction too. Instructions per "
+        "Invoke on a Cortex-M4 with CMSIS-NN are not measured here (firmware_gen's on-target "
+        "measurement of the step model is another piece of work); MACs are the proxy.",
+        "",
+        f"Runtime: the hours of audio were scored in LiteRT (tens of times faster than TFLM's "
+        f"Python interpreter). Checked on the first {chk['invokes']} Invokes of the keyword "
+        f"stream against TFLM: window model max int8 difference {chk['window_max_abs_diff']} "
+        f"({100 * chk['window_equal_share']:.2f} % of outputs equal), step model "
+        f"{chk['step_max_abs_diff']} ({100 * chk['step_equal_share']:.2f} % equal).",
+        "",
+        f"Targets: <= 5 % false rejects at <= {target:g} FA/h: "
+        f"{'met' if met_fr else 'not met'}; per-step cost <= 1/5 of a full-window Invoke: "
+        f"{'met' if ratio <= 0.2 else 'not met'} (by MACs).",
+        "",
+        "Timing: with a 1 s tolerance after the word's end instead of "
+        f"{any_form['tolerance_s']} s, false rejects at threshold 0.8 are "
+        + ", ".join(
+            f"{100 * r['false_reject_rate_tolerance_1s']['0.8']:.2f} % ({n})"
+            for n, r in results["forms"].items()
+        )
+        + ".",
+        "",
+        "![DET](streaming_det.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tfkws.streaming.det_plot import plot_det
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_args(p)
+    args = p.parse_args(argv)
+    args.work_dir = args.work_dir or common.WORK / "streaming"
+    t0 = time.time()
+    run_dir, trained, ds = train_model(args)
+    print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
+    if args.train_only:
+        return 0
+    models = build_models(run_dir, args)
+    kw, free, stream_info = streams(list(ds.labels), args)
+    evaluated = evaluate_forms(models, args, kw, free)
+    costs = {
+        "sliding window": cost(models["window_path"].read_bytes()),
+        "streaming (external state)": cost(models["step"].step_tflite),
+    }
+    state_bytes = int(sum(np.prod(sh) for sh in models["step"].streaming.state_shapes))
+    costs["streaming (external state)"]["state_bytes"] = state_bytes
+    ratio = costs["streaming (external state)"]["macs"] / costs["sliding window"]["macs"]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    plot_det(evaluated["forms"], Path(args.out) / "streaming_det.png", args.target_fa)
+    extra = {
+        "size": args.size,
+        "english": str(args.english),
+        "fa_hours": args.fa_hours,
+        "keyword_clips": args.keyword_clips,
+        "synth_words": args.synth_words,
+        "target_fa": args.target_fa,
+        "hop_ms": args.hop_ms,
+    }
+    common.write_results(
+        "streaming",
+        args,
+        markdown,
+        extra_settings=extra,
+        float_val_accuracy=trained["val"]["accuracy"],
+        streams=stream_info,
+        forms=evaluated["forms"],
+        tflm_check=evaluated["tflm_check"],
+        cost=costs,
+        cost_ratio=ratio,
+        run=str(run_dir),
+        seconds=round(time.time() - t0, 1),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""``tfkws stream-eval``: false rejects and false accepts per hour of a model on long streams."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from tfkws.cli import common
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    from tfkws.streaming.detect_audio import StreamSettings
+    from tfkws.streaming.stream_eval import RUNTIMES
+
+    d = StreamSettings()
+    common.define_path(
+        "model", None, "int8 .tflite exported by tfkws (metadata beside it).", fv, required=True
+    )
+    common.define_path("out", None, "Folder for stream_eval.json, det.png, streams.", fv)
+    common.define_path(
+        "data", None, "Build streams from this dataset's clips (CSV lists or SC folder).", fv
+    )
+    flags.DEFINE_string(
+        "split", "validation", "Dataset split the keywords come from.", flag_values=fv
+    )
+    common.define_path(
+        "english", None, "Speech Commands folder whose clips are non-keyword speech.", fv
+    )
+    common.define_path("noise_dir", None, "Background noise recordings (folder or file).", fv)
+    flags.DEFINE_integer(
+        "synth_words", 200, "espeak-ng words among the distractors.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "max_keywords",
+        0,
+        "Keyword clips placed (seeded sample; 0: all of the split).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float("fa_hours", 1.0, "Hours of keyword-free audio to build.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the streams.", flag_values=fv)
+    common.define_path("audio", None, "A labelled stream instead of building: its audio.", fv)
+    common.define_path("labels", None, "Its labels CSV (columns keyword,start,end; seconds).", fv)
+    common.define_path_list(
+        "fa_audio", [], "Keyword-free recordings for false accepts per hour.", fv
+    )
+    flags.DEFINE_float("target_fa", 0.5, "Target false accepts per hour.", flag_values=fv)
+    flags.DEFINE_float(
+        "tolerance_s",
+        0.5,
+        "A detection counts up to this long after the word's end.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "runtime",
+        "tflm",
+        RUNTIMES,
+        "tflm: the device's kernels (slow in Python); litert: tens of times faster, may differ "
+        "by an LSB now and then.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "hop_ms",
+        None,
+        "Time between full-window Invokes (default: 2 feature strides).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "smoothing_ms", d.smoothing_ms, "Posterior smoothing window.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "refractory_ms", d.refractory_ms, "No detection this long after one.", flag_values=fv
+    )
+
+
+def run(fv: flags.FlagValues) -> int:
+    from pathlib import Path
+
+    from tfkws.conversion.export import load_metadata
+    from tfkws.errors import TfkwsError
+    from tfkws.streaming.detect_audio import StreamSettings
+    from tfkws.streaming.stream_eval import (
+        DET_PNG,
+        REPORT,
+        build_streams,
+        dataset_recipe,
+        read_stream,
+        stream_eval,
+        summary,
+    )
+
+    if not fv.out:
+        raise TfkwsError("--out is required (folder for the report, DET plot and streams)")
+    if bool(fv.data) == bool(fv.audio):
+        raise TfkwsError("give either --data (build streams) or --audio with --labels")
+    if fv.audio and not fv.labels:
+        raise TfkwsError("--audio needs --labels (CSV with columns keyword,start,end)")
+    meta = load_metadata(fv.model)
+    labels = list(meta["labels"])
+    free = list(fv.fa_audio)
+    if fv.data:
+        recipe = dataset_recipe(
+            labels,
+            fv.data,
+            split=fv.split,
+            english=fv.english,
+            noise_dir=fv.noise_dir,
+            synth_count=fv.synth_words,
+            max_keywords=fv.max_keywords,
+            seed=fv.seed,
+            sample_rate=int(meta["feature_config"]["sample_rate"]),
+        )
+        print(
+            f"building streams: {len(recipe.keywords)} keyword clips, {len(recipe.distractors)} "
+            f"distractors, {len(recipe.noise_files)} noise files, {fv.fa_hours:g} h keyword-free"
+        )
+        streams, built_free = build_streams(recipe, Path(fv.out) / "streams", fv.fa_hours, fv.seed)
+        free = built_free + free
+    else:
+        streams = [read_stream(fv.audio, fv.labels, labels)]
+    settings = StreamSettings(
+        hop_ms=fv.hop_ms, smoothing_ms=fv.smoothing_ms, refractory_ms=fv.refractory_ms
+    )
+    rep = stream_eval(
+        fv.model,
+        fv.out,
+        streams,
+        free,
+        settings,
+        runtime=fv.runtime,
+        tolerance_s=fv.tolerance_s,
+        target_fa_per_hour=fv.target_fa,
+    )
+    print(summary(rep))
+    print(f"report: {Path(fv.out) / REPORT}\nDET curve: {Path(fv.out) / DET_PNG}")
+    return 0

@@ -1,0 +1,168 @@
+"""Scoring a detector on labelled streams: false rejects per threshold, false accepts per hour.
+
+The model runs once per stream (int8 outputs per step); the detector is then swept over
+thresholds. ``sweep`` gives exactly the detections of ``detector.detect`` at each threshold
+(tests check it) but fast: the integer levels and the ring sums do not depend on the threshold,
+nor does the leading label of a step, so only the firing steps and the refractory time are
+worked out per threshold.
+
+Matching: a detection of keyword ``k`` at time ``t`` hits a placement of ``k`` when
+``start <= t <= end + tolerance_s`` (the detector reports just after the word's end); each
+placement is hit at most once. Every other detection is a false accept (a wrong keyword, a second
+detection of one word, or one with no word near it). False rejects: placements not hit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from firmware_gen.detector import exp_table
+from tfkws.streaming.detector import LEVELS, DetectorConfig, probability_to_level
+from tfkws.streaming.stream_build import Placement
+
+DEFAULT_TOLERANCE_S = 0.5
+DEFAULT_THRESHOLDS = tuple(round(x, 3) for x in np.arange(0.30, 0.991, 0.01))
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamScores:
+    """int8 model outputs ``[steps, labels]``, each step's time (s) and the stream's length."""
+
+    scores: np.ndarray
+    times_s: np.ndarray
+    duration_s: float
+
+
+def levels(config: DetectorConfig, scores: np.ndarray) -> np.ndarray:
+    """``detector.probability_levels`` of every row at once (same integers)."""
+    q = np.asarray(scores).astype(np.int64)
+    if not config.softmax:
+        return np.clip(q - config.zero_point, 0, LEVELS - 1)
+    table = np.asarray(exp_table(config.scale), np.int64)
+    e = table[q.max(axis=1, keepdims=True) - q]
+    total = e.sum(axis=1, keepdims=True)
+    return np.minimum((e * LEVELS + total // 2) // total, LEVELS - 1)
+
+
+def leaders(config: DetectorConfig, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step: the detector's candidate label (-1 before the ring is full) and its ring sum."""
+    lv = levels(config, scores)
+    n, w = lv.shape[0], config.window
+    cs = np.cumsum(np.concatenate([np.zeros((1, lv.shape[1]), np.int64), lv]), axis=0)
+    sums = cs[w:] - cs[:-w] if n >= w else np.zeros((0, lv.shape[1]), np.int64)
+    considered = [
+        i
+        for i, (t, g) in enumerate(zip(config.thresholds, config.gated, strict=True))
+        if t is not None or g
+    ]
+    label = np.full(n, -1, np.int64)
+    best = np.zeros(n, np.int64)
+    if considered and sums.shape[0]:
+        sub = sums[:, considered]
+        pick = np.argmax(sub, axis=1)  # first of equal sums: the lower index, as the detector
+        label[w - 1 :] = np.asarray(considered)[pick]
+        best[w - 1 :] = sub[np.arange(sub.shape[0]), pick]
+    return label, best
+
+
+def sweep(
+    config: DetectorConfig, scores: np.ndarray, thresholds: Sequence[float]
+) -> dict[float, list[tuple[int, int]]]:
+    """Threshold -> detections ``(step, label index)`` of a fresh detector with ``config``'s
+    window, refractory and gates and that one threshold for every keyword it has one for."""
+    label, best = leaders(config, scores)
+    pairs = zip(config.thresholds, config.gated, strict=True)
+    keyword = np.array([t is not None and not g for t, g in pairs])
+    is_kw = np.zeros(label.shape[0], bool)
+    ok = label >= 0
+    is_kw[ok] = keyword[label[ok]]
+    out = {}
+    for p in thresholds:
+        need = probability_to_level(p) * config.window
+        steps = np.nonzero(is_kw & (best >= need))[0]
+        found, next_free = [], 0
+        for s in steps:
+            if s >= next_free:
+                found.append((int(s), int(label[s])))
+                next_free = s + config.refractory + 1
+        out[p] = found
+    return out
+
+
+def match(
+    detections: Sequence[tuple[float, str]],
+    placements: Sequence[Placement],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> tuple[int, int]:
+    """(placements hit, false accepts) of time-ordered ``(time_s, label)`` detections."""
+    hit = [False] * len(placements)
+    starts = np.array([p.start for p in placements])
+    false_accepts = 0
+    for t, lab in detections:
+        found = False
+        # placements that started before t, latest first (they do not overlap in built streams)
+        for i in range(int(np.searchsorted(starts, t, side="right")) - 1, -1, -1):
+            p = placements[i]
+            if p.end + tolerance_s < t - 30.0:
+                break
+            if not hit[i] and p.keyword == lab and p.start <= t <= p.end + tolerance_s:
+                hit[i] = found = True
+                break
+        false_accepts += not found
+    return sum(hit), false_accepts
+
+
+def evaluate(
+    config: DetectorConfig,
+    keyword_streams: Sequence[tuple[StreamScores, Sequence[Placement]]],
+    keyword_free: Sequence[StreamScores],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    target_fa_per_hour: float = 0.5,
+) -> dict[str, Any]:
+    """Per threshold: false reject rate on the keyword streams, false accepts per hour on the
+    keyword-free audio (and on the keyword streams, counted apart); the lowest threshold whose
+    keyword-free false accepts per hour are at most ``target_fa_per_hour``."""
+    labels = config.labels
+    placed = sum(len(p) for _, p in keyword_streams)
+    free_hours = sum(s.duration_s for s in keyword_free) / 3600
+    kw_hours = sum(s.duration_s for s, _ in keyword_streams) / 3600
+    hits = dict.fromkeys(thresholds, 0)
+    kw_fa = dict.fromkeys(thresholds, 0)
+    free_fa = dict.fromkeys(thresholds, 0)
+    for s, placements in keyword_streams:
+        for p, found in sweep(config, s.scores, thresholds).items():
+            dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
+            h, fa = match(dets, list(placements), tolerance_s)
+            hits[p] += h
+            kw_fa[p] += fa
+    for s in keyword_free:
+        for p, found in sweep(config, s.scores, thresholds).items():
+            free_fa[p] += len(found)
+    rows = []
+    for p in thresholds:
+        rows.append(
+            {
+                "threshold": p,
+                "false_reject_rate": 1 - hits[p] / placed if placed else None,
+                "false_accepts": free_fa[p],
+                "false_accepts_per_hour": free_fa[p] / free_hours if free_hours else None,
+                "keyword_stream_false_accepts": kw_fa[p],
+            }
+        )
+    ok = [r for r in rows if r["false_accepts_per_hour"] is not None]
+    ok = [r for r in ok if r["false_accepts_per_hour"] <= target_fa_per_hour]
+    at_target = min(ok, key=lambda r: r["threshold"]) if ok else None
+    return {
+        "keywords_placed": placed,
+        "keyword_stream_hours": round(kw_hours, 4),
+        "keyword_free_hours": round(free_hours, 4),
+        "tolerance_s": tolerance_s,
+        "target_false_accepts_per_hour": target_fa_per_hour,
+        "at_target": at_target,
+        "thresholds": rows,
+    }
