@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_streaming import STATELESS, TONES, _tone, tone_kws_model  # noqa: F401
+from streaming_helpers import STATELESS, TONES, tone, train_tone_kws_model
 
 from tfkws.errors import TfkwsError
 from tfkws.streaming.detector import detect, make_config
@@ -29,6 +29,11 @@ from tfkws.streaming.stream_build import (
 from tfkws.streaming.stream_scoring import match, sweep
 
 SR = 16000
+
+
+@pytest.fixture(scope="module")
+def tone_kws_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tone_kws_model(tmp_path_factory.mktemp("stream_model"))
 
 
 def _scores(rng: np.random.Generator, steps: int, labels: int) -> np.ndarray:
@@ -67,7 +72,7 @@ def test_match_counts_hits_once_and_the_rest_as_false_accepts() -> None:
 
 def _tone_clip(rng: np.random.Generator, freq: float) -> np.ndarray:
     clip = np.zeros(SR, np.float32)
-    clip[4000:10400] = _tone(rng, freq, 6400)
+    clip[4000:10400] = tone(rng, freq, 6400)
     return clip
 
 

@@ -14,31 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from streaming_helpers import SR, STATELESS, TONES, noise, tone, train_tone_kws_model
 
 from tfkws.features.config import FeatureConfig
 from tfkws.features.extract import compute_features
 from tfkws.features.stream import frame_end_seconds, num_stream_frames, stream_features
 from tfkws.streaming.ring import FeatureRing
-
-SR = 16000
-TONES = {"high": 2500.0, "low": 400.0, "_unknown_": 1100.0}
-
-# The micro frontend without its stateful stages (no PCAN; noise reduction floored at the whole
-# signal, so it subtracts nothing): a window of a stream then has exactly a clip's features.
-# With the default (stateful) frontend, a model trained on fresh-state clip features sees
-# different features in a stream: measured with this very setup, steady background noise, which
-# the adapted noise estimate removes, read as "low" at p ~ 0.84 every second (README, Streaming).
-STATELESS = FeatureConfig(enable_pcan=False, min_signal_remaining=1.0)
-
-
-def _noise(rng: np.random.Generator, n: int, level: float = 0.01) -> np.ndarray:
-    return (level * rng.standard_normal(n)).astype(np.float32)
-
-
-def _tone(rng: np.random.Generator, freq: float, length: int) -> np.ndarray:
-    t = np.arange(length) / SR
-    amp = rng.uniform(0.3, 0.6)
-    return (amp * np.hanning(length) * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 @pytest.mark.parametrize("kind", ["microfrontend", "logmel"])
@@ -47,8 +28,8 @@ def test_stream_features_are_causal_frame_by_frame(kind: str) -> None:
     before its end (the frontend's state carried frame to frame, as on the device)."""
     cfg = FeatureConfig(kind=kind)
     rng = np.random.default_rng(0)
-    audio = _noise(rng, 3 * SR + 123, 0.05)
-    audio[SR : SR + 8000] += _tone(rng, 1000.0, 8000)
+    audio = noise(rng, 3 * SR + 123, 0.05)
+    audio[SR : SR + 8000] += tone(rng, 1000.0, 8000)
     whole = stream_features(audio, cfg)
     assert whole.shape == (num_stream_frames(audio.size, cfg), cfg.num_features)
     for cut in (cfg.window_samples, SR + 4321, 2 * SR):
@@ -94,53 +75,15 @@ def test_sliding_window_scores_equal_full_window_runs() -> None:
     np.testing.assert_array_equal(got.scores, ref.reshape(len(ref), -1))
 
 
-def _write_dataset(root: Path, per_class: int = 48) -> Path:
-    """CSV layout: tone keywords, an unknown tone and noise-only silence, 1 s clips."""
-    rng = np.random.default_rng(0)
-    rows: dict[str, list[str]] = {"train": [], "val": []}
-    for label in [*TONES, "_silence_"]:
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            clip = _noise(rng, SR, rng.uniform(0.005, 0.02))
-            if label in TONES:
-                length = int(rng.integers(4800, 8000))
-                start = int(rng.integers(1600, SR - length - 800))
-                f = TONES[label] * (1 + 0.02 * rng.standard_normal())
-                clip[start : start + length] += _tone(rng, f, length)
-            name = f"{label}/{i}.wav"
-            sf.write(root / name, clip, SR, subtype="PCM_16")
-            rows["val" if i % 6 == 0 else "train"].append(f"{name},{label}")
-    for split, lines in rows.items():
-        (root / f"{split}.csv").write_text("file,class\n" + "\n".join(lines) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
 def tone_kws_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tfkws.cli.main import main
-    from tfkws.data.dataset import open_dataset
-    from tfkws.runs.config import TrainConfig
-    from tfkws.training.trainer import train
-
-    tmp = tmp_path_factory.mktemp("stream_model")
-    data = _write_dataset(tmp / "data")
-    run = tmp / "run"
-    cfg = TrainConfig(
-        model_params={"channels": 32, "num_blocks": 2},
-        epochs=15,
-        batch_size=16,
-        learning_rate=0.01,
-    )
-    train(open_dataset(data), STATELESS, cfg, run, data_path=str(data), verbose=0)
-    model = tmp / "tones.tflite"
-    assert main(["export", f"--run={run}", f"--out={model}"]) == 0
-    return model
+    return train_tone_kws_model(tmp_path_factory.mktemp("stream_model"))
 
 
 def _write_stream(path: Path) -> list[tuple[str, float]]:
     """20 s of noise with keywords and unknown tones; (label, end time in s) of each insert."""
     rng = np.random.default_rng(7)
-    audio = _noise(rng, 20 * SR, 0.01)
+    audio = noise(rng, 20 * SR, 0.01)
     inserted = []
     for label, start_s in [
         ("high", 1.6),
@@ -154,7 +97,7 @@ def _write_stream(path: Path) -> list[tuple[str, float]]:
     ]:
         length = int(0.4 * SR)
         start = int(start_s * SR)
-        audio[start : start + length] += _tone(rng, TONES[label], length)
+        audio[start : start + length] += tone(rng, TONES[label], length)
         inserted.append((label, (start + length) / SR))
     sf.write(path, audio, SR, subtype="PCM_16")
     return inserted
