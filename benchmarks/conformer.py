@@ -123,7 +123,8 @@ def _m4(r: dict[str, Any], key: str) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    rows = results["rows"]
+    order = {name: i for i, (name, _) in enumerate(ROWS)}
+    rows = sorted(results["rows"], key=lambda r: order.get(r["row"], len(order)))
     base = next((r for r in rows if r["row"] == "unshared"), None)
     head = (
         "| model | unique params | used params | .tflite (B) | compact .tflite (B) "
@@ -218,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir = args.work_dir or common.WORK / "conformer"
     ds = common.subsample(open_dataset(args.data, noise_dir=args.noise_dir), args.max_clips, 0)
     picked = ROWS if args.rows == "all" else [ROWS[int(i)] for i in args.rows.split(",")]
-    rows = [bench_row(row, params, ds, args) for row, params in picked]
-    common.write_results("conformer", args, markdown, {"on_target": args.on_target}, rows=rows)
+    rows: list[dict[str, Any]] = []
+    for row, params in picked:  # results written after every row: a long run is usable early
+        rows.append(bench_row(row, params, ds, args))
+        common.write_results("conformer", args, markdown, {"on_target": args.on_target}, rows=rows)
     return 0
 
 
