@@ -40,6 +40,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("rank 16 + shared factors", dict(rank=16, share_factors=True)),
     ("all levels", ALL),
 ]
+KEY_ROWS = ("unshared", "all levels")  # the rows the >= 3x target compares
 TARGET_RATIO = 3.0  # issue #18: all levels together cut the .tflite >= 3x
 
 
@@ -81,6 +82,36 @@ def same_tflm_outputs(a: bytes, b: bytes, seed: int, clips: int = 8) -> bool:
     return bool(np.array_equal(run_tflm(a, x), run_tflm(b, x)))
 
 
+def per_tensor_variant(tflite_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same trained run exported compact with per-tensor FULLY_CONNECTED weights: bytes,
+    host arena and int8 TFLM validation accuracy (the quantisation differs, so accuracy may)."""
+    from firmware_gen.arena import measure_arena
+    from tfkws.conversion.compact_tflite import size_breakdown
+    from tfkws.conversion.export import export_run
+    from tfkws.verification.evaluate import evaluate_tflite
+
+    path = tflite_path.with_suffix(".per_tensor.tflite")
+    export_run(
+        tflite_path.parent,
+        path,
+        num_calibration=args.num_calibration,
+        seed=args.seed,
+        compact=True,
+        per_channel_dense=False,
+    )
+    data = path.read_bytes()
+    ev = evaluate_tflite(
+        path, str(args.data), split="validation", max_clips=args.max_clips, seed=args.seed
+    )
+    return {
+        "tflite": str(path),
+        "flash_bytes": len(data),
+        "size": dataclasses.asdict(size_breakdown(data)),
+        "arena_bytes": int(measure_arena(data).min_bytes),
+        "int8_tflm_val_accuracy": ev["accuracy"],
+    }
+
+
 def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespace) -> dict:
     from firmware_gen.arena import measure_arena
     from tfkws.conversion.compact_tflite import compact_tflite, size_breakdown
@@ -105,7 +136,10 @@ def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespac
     out["unique_params"], out["used_params"] = rep["unique"], rep["used"]
     out["unique_after_level"] = rep["unique_after_level"]
     out["size"] = dataclasses.asdict(size_breakdown(tflite))
-    if args.on_target:
+    detail = args.all_details or row in KEY_ROWS
+    if detail:
+        out["per_tensor_dense"] = per_tensor_variant(Path(out["tflite"]), args)
+    if args.on_target and detail:
         try:
             out["m4"] = on_target_m4(compact_path)
         except Exception as err:  # keep the row: the table says what failed
@@ -130,12 +164,24 @@ def markdown(results: dict[str, Any]) -> str:
         "| model | unique params | used params | .tflite (B) | compact .tflite (B) "
         "| constants (B) | compact overhead (B) | x smaller than unshared (.tflite / compact) "
         "| arena host (B) | arena M4 CMSIS-NN (B) | MACs | M4 instructions / Invoke "
-        "| TFLM host latency (ms) | val acc int8 TFLM | float val acc |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| TFLM host latency (ms) | val acc int8 TFLM | float val acc "
+        "| per-tensor Dense compact .tflite (B) | x smaller (per-tensor) "
+        "| its val acc int8 TFLM |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
-        c = r["compact"]
+        c, pt = r["compact"], r.get("per_tensor_dense")
+        ratio_pt = (
+            f"{base['per_tensor_dense']['flash_bytes'] / pt['flash_bytes']:.2f}"
+            if pt and base and base.get("per_tensor_dense")
+            else "-"
+        )
+        pt_cells = (
+            f"{pt['flash_bytes']:,} | {ratio_pt} | {100 * pt['int8_tflm_val_accuracy']:.2f} %"
+            if pt
+            else "- | - | -"
+        )
         ratio = (
             f"{base['flash_bytes'] / r['flash_bytes']:.2f} / "
             f"{base['compact']['flash_bytes'] / c['flash_bytes']:.2f}"
@@ -148,13 +194,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {c['flash_bytes'] - c['size']['constant_bytes']:,} | {ratio} "
             f"| {r['arena_bytes']:,} | {_m4(r, 'arena_min_bytes')} | {r['macs']:,} "
             f"| {_m4(r, 'instructions_per_invoke')} | {r['latency']['median_ms']:.2f} "
-            f"| {100 * r['int8_tflm_val_accuracy']:.2f} % | {100 * r['float_val_accuracy']:.2f} % |"
+            f"| {100 * r['int8_tflm_val_accuracy']:.2f} % | {100 * r['float_val_accuracy']:.2f} % "
+            f"| {pt_cells} |"
         )
     verdict = ""
     allr = next((r for r in rows if r["row"] == "all levels"), None)
     if base and allr:
         parts = []
-        for label, key in (("as converted", None), ("compacted", "compact")):
+        for label, key in (
+            ("as converted", None),
+            ("both compact", "compact"),
+            ("both compact with per-tensor Dense", "per_tensor_dense"),
+        ):
+            if key and not (base.get(key) and allr.get(key)):
+                continue
             before = (base[key] if key else base)["flash_bytes"]
             after = (allr[key] if key else allr)["flash_bytes"]
             met = "met" if before / after >= TARGET_RATIO else "NOT met"
@@ -177,8 +230,8 @@ def markdown(results: dict[str, Any]) -> str:
     subset = f", at most {s['max_clips']} clips per split" if s["max_clips"] else ""
     note = (
         f"\nData: `{s['data']}` (train.csv -> training, val.csv -> validation{subset}); "
-        f"{common.features_note(s)}; **{s['epochs']} epochs** (accuracy is far from converged at "
-        f"this budget; every other column does not depend on training), batch "
+        f"{common.features_note(s)}; **{s['epochs']} epoch(s)** (accuracy is far from converged "
+        f"at this budget; every other column does not depend on training), batch "
         f"{s['batch_size']}, learning rate {s['learning_rate']:g}, seed {s['seed']}; "
         f"augmentation: time shift and background noise{common.extra_augment_note(s)}. "
         "Conformer: dim 64, ff 128, 4 heads, depth 4, kernel 7, dropout 0.1; all levels = "
@@ -186,12 +239,18 @@ def markdown(results: dict[str, Any]) -> str:
         "Unique params: weights stored once (Keras variables); used: weights x times applied. "
         "Constants: bytes of the constant buffers the tensors reference (each stored once); "
         "graph overhead: the rest of the flatbuffer (ops, tensors, quantisation parameters). "
-        "Accuracy: the int8 model in the TFLM Python interpreter. Arena host: smallest TFLM arena "
-        "with which allocation succeeds (bisected, x86-64). M4: firmware_gen on-target, TFLM C++ "
-        "with CMSIS-NN on Cortex-M4 in QEMU (arena bisected on the target; instructions counted "
-        "by a TCG plugin, not cycles). Latency: median of "
-        f"{s['latency_runs']} `invoke()` calls of the TFLM Python interpreter on the host CPU "
-        "(reference kernels, a machine shared with other jobs). MACs from the int8 flatbuffer.\n"
+        "Compact: `tfkws export --compact` (same outputs, fewer bytes of graph overhead). "
+        "Per-tensor Dense: `tfkws export --compact --per_tensor_dense`, PTQ with one scale per "
+        "FULLY_CONNECTED weight tensor instead of one per output channel (other quantisation, "
+        "so its own accuracy column; its ratio is against the unshared model exported the same "
+        "way); it and the M4 columns are measured for the unshared and all-levels rows only "
+        "unless `--all_details` ('-'). Accuracy: the int8 model in the TFLM Python "
+        "interpreter. Arena host: smallest TFLM arena with which allocation succeeds "
+        "(bisected, x86-64). M4: firmware_gen on-target, TFLM C++ with CMSIS-NN on Cortex-M4 "
+        "in QEMU (arena bisected on the target; instructions counted by a TCG plugin, not "
+        f"cycles). Latency: median of {s['latency_runs']} `invoke()` calls of the TFLM Python "
+        "interpreter on the host CPU (reference kernels, a machine shared with other jobs). "
+        "MACs from the int8 flatbuffer.\n"
     )
     return (
         f"# Weight-shared low-rank Conformer\n\nProduced by `{results['command']}`.\n\n"
@@ -208,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     common.add_common_args(p, epochs=3)
     p.add_argument("--rows", default="all", help="comma-separated row indices of ROWS, or all")
     p.add_argument("--on_target", action="store_true", help="also M4 CMSIS-NN arena/instructions")
+    p.add_argument(
+        "--all_details",
+        action="store_true",
+        help="per-tensor-Dense export and --on_target for every row (default: unshared and all "
+        "levels only; each adds minutes per row)",
+    )
     p.add_argument(
         "--smoke", action="store_true", help="1 epoch, 100 clips per split, output under /tmp"
     )

@@ -27,6 +27,13 @@ def define_flags(fv: flags.FlagValues) -> None:
         "buffers dropped, tensor names stripped but for inputs and outputs (for deployment).",
         flag_values=fv,
     )
+    flags.DEFINE_boolean(
+        "per_tensor_dense",
+        False,
+        "PTQ with one scale per FULLY_CONNECTED weight tensor instead of one per output channel "
+        "(fewer bytes; int8 accuracy may drop: check it with tfkws eval).",
+        flag_values=fv,
+    )
     common.define_path("firmware_dir", None, "Also run firmware-gen into this folder.", fv)
     flags.DEFINE_list(
         "target",
@@ -49,6 +56,7 @@ def run(fv: flags.FlagValues) -> int:
         seed=fv.seed,
         data=fv.data,
         compact=fv.compact,
+        per_channel_dense=not fv.per_tensor_dense,
     )
     print(f"int8 model: {res.tflite_path} ({res.tflite_bytes} bytes, ops: {', '.join(res.ops)})")
     print(f"metadata:   {res.metadata_path}")

@@ -62,8 +62,12 @@ def export_run(
     seed: int = 0,
     data: str | None = None,
     compact: bool = False,
+    per_channel_dense: bool = True,
 ) -> ExportResult:
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
+
+    ``per_channel_dense`` False: PTQ with per-tensor FULLY_CONNECTED weights (fewer bytes of
+    quantisation parameters); a QAT run keeps the per-channel weights it was trained with.
 
     ``compact``: write the flatbuffer through ``compact_tflite`` (same outputs, fewer bytes of
     graph overhead, tensor names stripped but for the inputs' and outputs').
@@ -128,6 +132,7 @@ def export_run(
         int(model.count_params()),
         extra=extra,
         compact=compact,
+        per_channel_dense=per_channel_dense,
     )
 
 
@@ -143,6 +148,7 @@ def export_folded(
     what: str = "folding changed the model's outputs",
     extra: dict[str, Any] | None = None,
     compact: bool = False,
+    per_channel_dense: bool = True,
 ) -> ExportResult:
     """Check ``folded`` computes what ``model`` does, then int8 PTQ it and write the export.
 
@@ -165,7 +171,11 @@ def export_folded(
     )
     if fold_diff > 1e-4 * max(scale, 1.0):
         raise TfkwsError(f"{run_dir}: {what} (max abs diff {fold_diff:.3g})")
-    tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
+    tflite = to_int8_tflite(
+        folded, rep, num_calibration=None, seed=seed, per_channel_dense=per_channel_dense
+    )
+    if not per_channel_dense:
+        extra = {**(extra or {}), "per_channel_dense": False}
     return write_export(
         run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra, compact
     )
