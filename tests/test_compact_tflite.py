@@ -80,3 +80,17 @@ def test_firmware_gen_reads_a_compacted_model(tmp_path) -> None:
     res = generate(path, tmp_path / "fw", name="m")
     assert res.report["model_bytes"] == path.stat().st_size
     assert (tmp_path / "fw" / "m_model_data.cc").exists()
+
+
+def test_per_tensor_dense_weights_have_one_scale_and_run_in_tflm() -> None:
+    model = fold_model(build("all", batch_size=1))
+    data = to_int8_tflite(model, REP, per_channel_dense=False)
+    fb = read_model(data)
+    graph = fb.subgraphs[0]
+    fc = [op for op in graph.operators if fb.operatorCodes[op.opcodeIndex].builtinCode == 9]  # FC
+    assert fc and all(len(graph.tensors[op.inputs[1]].quantization.scale) == 1 for op in fc)
+    per_channel = _export("all")
+    assert len(data) < len(per_channel)
+    x = np.random.default_rng(2).integers(-128, 128, size=(3, *INPUT)).astype(np.int8)
+    assert run_tflm(data, x).shape == run_litert(data, x).shape == (3, 3)
+    assert (run_tflm(data, x).argmax(-1) == run_litert(data, x).argmax(-1)).all()

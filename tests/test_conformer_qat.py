@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pytest
 import tf_keras as keras
-from conformer_helpers import COMBOS, INPUT, build, set_by_role
+from conformer_helpers import COMBOS, INPUT, build, distinct_weights
 
 from tfkws.conversion.dedup_buffers import duplicate_buffers, read_model
 from tfkws.conversion.model_info import inspect_tflite
@@ -40,7 +40,7 @@ def _calls_of_weights(model: keras.Model) -> dict[str, int]:
 @functools.cache
 def _qat(combo: str) -> tuple[keras.Model, bytes]:
     model = build(combo)
-    set_by_role(model)
+    distinct_weights(model)  # no two constants equal unless shared (converter merges equal ones)
     q = qat_model(model, REP)
     return q, qat_to_int8_tflite(q)
 
@@ -106,7 +106,7 @@ def test_qat_flatbuffer_stores_shared_weights_once(combo: str) -> None:
     assert duplicate_buffers(data) == {}
     twin = "low_rank" if COMBOS[combo].get("rank") else "none"
     unshared = build(twin, batch_size=1)
-    set_by_role(unshared)
+    distinct_weights(unshared)
     base = to_int8_tflite(fold_model(unshared), REP)
     saved = _stored_once(unshared) - _stored_once(build(combo))
     assert saved > 0
