@@ -94,9 +94,10 @@ def test_qat_conformer_is_int8_in_tflm_like_litert(combo: str) -> None:
     x = _int8(data, REP[:6])
     tflm, lite = run_tflm(data, x).astype(int), run_litert(data, x).astype(int)
     assert np.abs(tflm - lite).max() <= 8  # LSB ties amplified by int8 LayerNorm, see conformer
-    ops = op_agreement(data, x[0])
-    judged = [o for o in ops if o.max_abs_lsb_diff is not None]
-    assert len(judged) >= 20 and "FULLY_CONNECTED" in {o.op for o in judged}
+    # Each op held to 1 LSB wherever its inputs agree in both runtimes; one FULLY_CONNECTED tie
+    # early on leaves the rest of a clip unjudged, so several clips are judged together.
+    judged = [o for clip in x for o in op_agreement(data, clip) if o.max_abs_lsb_diff is not None]
+    assert len({o.index for o in judged}) >= 20 and "FULLY_CONNECTED" in {o.op for o in judged}
     assert all(o.max_abs_lsb_diff <= 1 for o in judged), [o for o in judged if o.max_abs_lsb_diff]
 
 
