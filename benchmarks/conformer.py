@@ -226,6 +226,9 @@ def markdown(results: dict[str, Any]) -> str:
             + ("yes" if arena else "NO")
             + ".\n"
         )
+    commands = ", ".join(
+        sorted({f"`{r.get('command', results['command'])}`" for r in results["rows"]})
+    )
     s = results["settings"]
     subset = f", at most {s['max_clips']} clips per split" if s["max_clips"] else ""
     note = (
@@ -253,7 +256,7 @@ def markdown(results: dict[str, Any]) -> str:
         "MACs from the int8 flatbuffer.\n"
     )
     return (
-        f"# Weight-shared low-rank Conformer\n\nProduced by `{results['command']}`.\n\n"
+        f"# Weight-shared low-rank Conformer\n\nProduced by {commands}.\n\n"
         + head
         + "\n".join(lines)
         + "\n"
@@ -274,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         "levels only; each adds minutes per row)",
     )
     p.add_argument(
+        "--merge", action="store_true", help="keep the other rows of results/conformer.json"
+    )
+    p.add_argument(
         "--smoke", action="store_true", help="1 epoch, 100 clips per split, output under /tmp"
     )
     args = p.parse_args(argv)
@@ -286,8 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     picked = ROWS if args.rows == "all" else [ROWS[int(i)] for i in args.rows.split(",")]
     rows: list[dict[str, Any]] = []
     for row, params in picked:  # results written after every row: a long run is usable early
-        rows.append(bench_row(row, params, ds, args))
-        common.write_results("conformer", args, markdown, {"on_target": args.on_target}, rows=rows)
+        rows.append(bench_row(row, params, ds, args) | {"command": common.command_line()})
+        done = {r["row"] for r in rows}
+        previous = Path(args.out) / "conformer.json"
+        kept = []
+        if args.merge and previous.exists():  # rows of other runs (e.g. run side by side)
+            kept = [r for r in json.loads(previous.read_text())["rows"] if r["row"] not in done]
+        common.write_results(
+            "conformer", args, markdown, {"on_target": args.on_target}, rows=kept + rows
+        )
     return 0
 
 
