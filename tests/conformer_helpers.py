@@ -64,3 +64,13 @@ def set_by_role(model: keras.Model) -> None:
         if "moving_variance" in r or r.endswith(".gamma"):
             value = 1.0 + 0.2 * np.abs(value)
         w.assign(value)
+
+
+def distinct_weights(model: keras.Model, seed: int = 5) -> None:
+    """Every variable random on its own: no two constants equal unless they are shared."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        value = rng.normal(scale=0.3, size=w.shape)
+        if "moving_variance" in w.name or "gamma" in w.name:
+            value = 1.0 + np.abs(value)
+        w.assign(value.astype(np.float32))

@@ -188,10 +188,13 @@ def _channel_axis_norm_model() -> keras.Model:
     return keras.Model(inp, keras.layers.LayerNormalization(axis=1, name="time_norm")(inp))
 
 
-def _shared_norm_model() -> keras.Model:
+def _shared_attention_model() -> keras.Model:
+    """A MultiHeadAttention called twice (a shared LayerNorm is decomposed once and stays shared,
+    see test_conformer_qat; shared attention is not)."""
     inp = keras.Input((7, 8))
-    norm = keras.layers.LayerNormalization(name="shared_norm")
-    return keras.Model(inp, norm(norm(inp)))
+    mha = keras.layers.MultiHeadAttention(2, 4, name="shared_mha")
+    h = mha(inp, inp)
+    return keras.Model(inp, mha(h, h))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +202,7 @@ def _shared_norm_model() -> keras.Model:
     [
         (_cross_attention_model, "'cross' (MultiHeadAttention)"),
         (_channel_axis_norm_model, "'time_norm' (LayerNormalization)"),
-        (_shared_norm_model, "'shared_norm' (LayerNormalization)"),
+        (_shared_attention_model, "'shared_mha' (MultiHeadAttention)"),
     ],
 )
 def test_layers_that_are_not_decomposed_are_one_line_errors(make, needle: str) -> None:  # noqa: ANN001

@@ -20,6 +20,20 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     common.define_path("data", None, "Dataset path if it moved since training.", fv)
     flags.DEFINE_integer("seed", 0, "Seed for the representative subset.", flag_values=fv)
+    flags.DEFINE_boolean(
+        "compact",
+        False,
+        "Write a smaller .tflite with the same outputs: identical vectors stored once, empty "
+        "buffers dropped, tensor names stripped but for inputs and outputs (for deployment).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "per_tensor_dense",
+        False,
+        "PTQ with one scale per FULLY_CONNECTED weight tensor instead of one per output channel "
+        "(fewer bytes; int8 accuracy may drop: check it with tfkws eval).",
+        flag_values=fv,
+    )
     common.define_path("firmware_dir", None, "Also run firmware-gen into this folder.", fv)
     flags.DEFINE_list(
         "target",
@@ -35,7 +49,15 @@ def run(fv: flags.FlagValues) -> int:
     from tfkws.conversion.export import export_run
 
     out = fv.out or str(Path(fv.run) / "model_int8.tflite")
-    res = export_run(fv.run, out, num_calibration=fv.num_calibration, seed=fv.seed, data=fv.data)
+    res = export_run(
+        fv.run,
+        out,
+        num_calibration=fv.num_calibration,
+        seed=fv.seed,
+        data=fv.data,
+        compact=fv.compact,
+        per_channel_dense=not fv.per_tensor_dense,
+    )
     print(f"int8 model: {res.tflite_path} ({res.tflite_bytes} bytes, ops: {', '.join(res.ops)})")
     print(f"metadata:   {res.metadata_path}")
     print(f"BN/branch folding max abs diff: {res.fold_max_abs_diff:.3g}")

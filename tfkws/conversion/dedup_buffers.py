@@ -28,7 +28,7 @@ def _schema() -> Any:
     return schema
 
 
-def _model(data: bytes) -> Any:
+def read_model(data: bytes) -> Any:
     schema = _schema()
     try:
         return schema.ModelT.InitFromObj(schema.Model.GetRootAs(bytes(data), 0))
@@ -39,7 +39,7 @@ def _model(data: bytes) -> Any:
 def duplicate_buffers(data: bytes) -> dict[int, int]:
     """``{buffer index: index of the first buffer with the same bytes}`` over non-empty buffers
     that only tensors reference (empty when the model stores every constant once)."""
-    model = _model(data)
+    model = read_model(data)
     pinned = {m.buffer for m in (model.metadata or [])}
     first: dict[bytes, int] = {}
     dups: dict[int, int] = {}
@@ -56,7 +56,7 @@ def duplicate_buffers(data: bytes) -> dict[int, int]:
     return dups
 
 
-def _aligned(buf: Any) -> Any:
+def aligned_buffer(buf: Any) -> Any:
     """``buf`` whose ``Pack`` writes its data aligned to ``ALIGNMENT`` bytes."""
     schema = _schema()
 
@@ -89,13 +89,13 @@ def dedup_buffers(data: bytes) -> bytes:
         return bytes(data)
     import flatbuffers
 
-    model = _model(data)
+    model = read_model(data)
     for graph in model.subgraphs:
         for tensor in graph.tensors or []:
             tensor.buffer = dups.get(tensor.buffer, tensor.buffer)
     for index in dups:
         model.buffers[index].data = None
-    model.buffers = [_aligned(b) for b in model.buffers]
+    model.buffers = [aligned_buffer(b) for b in model.buffers]
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())

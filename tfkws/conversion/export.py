@@ -61,8 +61,16 @@ def export_run(
     num_calibration: int = REPRESENTATIVE_CLIPS,
     seed: int = 0,
     data: str | None = None,
+    compact: bool = False,
+    per_channel_dense: bool = True,
 ) -> ExportResult:
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
+
+    ``per_channel_dense`` False: PTQ with per-tensor FULLY_CONNECTED weights (fewer bytes of
+    quantisation parameters); a QAT run keeps the per-channel weights it was trained with.
+
+    ``compact``: write the flatbuffer through ``compact_tflite`` (same outputs, fewer bytes of
+    graph overhead, tensor names stripped but for the inputs' and outputs').
 
     A QAT run (``train.qat``) is converted with its own learnt ranges (no representative set),
     unless no QAT epoch beat its calibrated start (``tfkws.runs.files.kept_ptq_start``): that
@@ -107,12 +115,24 @@ def export_run(
             )
             slim = width_metadata(supernet, run.train.slim_width)
             extra = {"slim": {**slim, "supernet_run": run.train.qat_source}}
-        return write_export(run_dir, run, out_path, tflite, params, 0.0, 0, "qat", extra)
+        return write_export(
+            run_dir, run, out_path, tflite, params, 0.0, 0, "qat", extra, compact=compact
+        )
     rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
     logging.info("calibration: %d of %d representative training clips", len(rep), num_calibration)
     folded = fold_model(model)
     return export_folded(
-        run_dir, run, out_path, model, folded, rep, seed, int(model.count_params()), extra=extra
+        run_dir,
+        run,
+        out_path,
+        model,
+        folded,
+        rep,
+        seed,
+        int(model.count_params()),
+        extra=extra,
+        compact=compact,
+        per_channel_dense=per_channel_dense,
     )
 
 
@@ -127,6 +147,8 @@ def export_folded(
     params: int,
     what: str = "folding changed the model's outputs",
     extra: dict[str, Any] | None = None,
+    compact: bool = False,
+    per_channel_dense: bool = True,
 ) -> ExportResult:
     """Check ``folded`` computes what ``model`` does, then int8 PTQ it and write the export.
 
@@ -149,9 +171,13 @@ def export_folded(
     )
     if fold_diff > 1e-4 * max(scale, 1.0):
         raise TfkwsError(f"{run_dir}: {what} (max abs diff {fold_diff:.3g})")
-    tflite = to_int8_tflite(folded, rep, num_calibration=None, seed=seed)
+    tflite = to_int8_tflite(
+        folded, rep, num_calibration=None, seed=seed, per_channel_dense=per_channel_dense
+    )
+    if not per_channel_dense:
+        extra = {**(extra or {}), "per_channel_dense": False}
     return write_export(
-        run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra
+        run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra, compact
     )
 
 
@@ -165,13 +191,19 @@ def write_export(
     num_calibration: int,
     quantization: str,
     extra: dict[str, Any] | None = None,
+    compact: bool = False,
 ) -> ExportResult:
     """Write ``tflite`` and its metadata JSON (shared by PTQ, QAT and slimmable-width export).
 
-    ``extra`` adds keys (e.g. ``slim``: the width a sub-network was cut at).
+    ``extra`` adds keys (e.g. ``slim``: the width a sub-network was cut at); ``compact`` writes
+    ``compact_tflite(tflite)`` instead (recorded as ``"compact": true``).
     """
+    from tfkws.conversion.compact_tflite import compact_tflite
     from tfkws.conversion.model_info import inspect_tflite
     from tfkws.runs.files import BEST_WEIGHTS
+
+    if compact:
+        tflite = compact_tflite(tflite)
 
     info = inspect_tflite(tflite, str(out_path))
     meta = {
@@ -196,6 +228,7 @@ def write_export(
         "params": params,
         "ops": list(info.ops),
         "quantization": quantization,  # "ptq" (calibrated) or "qat" (fake-quant ranges)
+        "compact": bool(compact),  # written through compact_tflite (names stripped)
         "fold_max_abs_diff": fold_diff,
         "num_calibration": num_calibration,  # clips the converter calibrated on (0: QAT)
         "source_checkpoint": str(Path(run_dir).resolve() / BEST_WEIGHTS),

@@ -93,11 +93,14 @@ def to_int8_tflite(
     representative: np.ndarray,
     num_calibration: int | None = PTQ_CLIPS,
     seed: int = 0,
+    per_channel_dense: bool = True,
 ) -> bytes:
     """Full-integer PTQ: int8 weights/activations, int8 input and output, int8 builtin ops only.
 
     ``representative`` [N, frames, features] float features; ``num_calibration`` clips are
-    drawn from it with ``seed``. Same model + data + seed -> same bytes.
+    drawn from it with ``seed``. Same model + data + seed -> same bytes. ``per_channel_dense``
+    False: FULLY_CONNECTED weights get one scale per tensor (the converter's default is one per
+    output channel, 8-12 bytes of quantisation parameters a channel for weights and bias).
     """
     export = static_batch_one(model)
     clips = calibration_set(representative, num_calibration, seed)
@@ -113,6 +116,8 @@ def to_int8_tflite(
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    if not per_channel_dense:  # tf.lite's own switch (no public name in TF 2.21)
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     try:
         with quiet.filtered_stderr():  # the converter's own printf lines
             data = bytes(converter.convert())

@@ -12,6 +12,16 @@
   Permute into heads, BatchMatMul scores, Softmax, BatchMatMul context, Permute / Reshape, Dense
   output: FULLY_CONNECTED, RESHAPE, TRANSPOSE, BATCH_MATMUL, SOFTMAX -- the ops PTQ produces.
 * ``ClassTokenPosition`` by ``ClassTokenPositionQAT`` (same weights, its concatenation exposed).
+* the conformer's layers (``tfkws.layers.conformer_block``): ``LowRankDense`` by its two Dense
+  factors (two FULLY_CONNECTED), a Dense or ``Activation`` of swish by a linear Dense and a
+  ``SigmoidGate`` (FULLY_CONNECTED, LOGISTIC, MUL), ``DotProductAttention`` by Reshape /
+  Permute, the ``1/sqrt(head size)`` ``ScaleBy`` (MUL), BatchMatMul, Softmax, and
+  ``Rescaling`` without offset by ``ScaleBy``.
+
+A layer called in several places (weight sharing) is replaced by one set of new layers called
+in each of those places, so its weights stay one variable under QAT and in the int8 file; the
+weightless op layers of each call get their own names (``_call1``, ``_call2`` ...) and ranges.
+Multi-head attention and the class token must still be called once.
 
 The result computes the same function in float (to rounding); anything else is copied.
 """
@@ -26,6 +36,8 @@ import tf_keras as keras
 
 from tfkws.errors import ModelError
 from tfkws.folding.fold import rebuild
+from tfkws.layers.dot_product_attention import DotProductAttention
+from tfkws.layers.low_rank_dense import LowRankDense
 from tfkws.layers.slimmable_tokens import ClassTokenPosition
 from tfkws.quantization.int8_layers import (
     BatchMatMul,
@@ -34,6 +46,8 @@ from tfkws.quantization.int8_layers import (
     ClassTokenPositionQAT,
     InverseSqrt,
     MeanSquare,
+    ScaleBy,
+    SigmoidGate,
 )
 
 
@@ -43,23 +57,29 @@ def _cannot(layer: keras.layers.Layer, why: str) -> ModelError:
     )
 
 
-def _layer_norm(layer: keras.layers.LayerNormalization, x: Any) -> Any:
+def _layer_norm(
+    layer: keras.layers.LayerNormalization, x: Any, affine: ChannelAffine | None, call: str
+) -> tuple[Any, ChannelAffine]:
+    """The op-level LayerNorm of ``x``; ``affine``: the shared ChannelAffine of an earlier call
+    (None on the first), ``call``: the name suffix of this call's weightless op layers."""
     rank = len(x.shape)
     if [a % rank for a in layer.axis] != [rank - 1]:
         raise _cannot(layer, f"only a LayerNorm over the last axis is decomposed, not {layer.axis}")
+    n, p = layer.name, f"{layer.name}{call}"
+    mean = ChannelMean(name=f"{p}_mean")(x)
+    centred = keras.layers.Subtract(name=f"{p}_centre")([x, mean])
+    var = MeanSquare(name=f"{p}_variance")(centred)
+    inv_std = InverseSqrt(layer.epsilon, name=f"{p}_inv_std")(var)
+    normed = keras.layers.Multiply(name=f"{p}_normalize")([centred, inv_std])
+    if affine is not None:
+        return affine(normed), affine
     channels = int(x.shape[-1])
     gamma = layer.gamma.numpy() if layer.scale else np.ones(channels, np.float32)
     beta = layer.beta.numpy() if layer.center else np.zeros(channels, np.float32)
-    n = layer.name
-    mean = ChannelMean(name=f"{n}_mean")(x)
-    centred = keras.layers.Subtract(name=f"{n}_centre")([x, mean])
-    var = MeanSquare(name=f"{n}_variance")(centred)
-    inv_std = InverseSqrt(layer.epsilon, name=f"{n}_inv_std")(var)
-    normed = keras.layers.Multiply(name=f"{n}_normalize")([centred, inv_std])
     affine = ChannelAffine(name=n)
     out = affine(normed)
     affine.set_weights([gamma, beta])
-    return out
+    return out, affine
 
 
 def _dense(name: str, kernel: np.ndarray, bias: np.ndarray | None, x: Any) -> Any:
@@ -114,20 +134,95 @@ def _attention(layer: keras.layers.MultiHeadAttention, args: tuple, kwargs: dict
     return _dense(n, out_kernel, w["output"][1] if bias else None, context)
 
 
+def _is_swish(activation: Any) -> bool:
+    return getattr(activation, "__name__", "") in ("swish", "silu")
+
+
+def _linear_copy(layer: keras.layers.Dense, x: Any, name: str) -> tuple[Any, keras.layers.Dense]:
+    """A linear Dense with ``layer``'s weights, applied to ``x``."""
+    new = keras.layers.Dense.from_config({**layer.get_config(), "activation": None, "name": name})
+    out = new(x)
+    new.set_weights(layer.get_weights())
+    return out, new
+
+
+def _low_rank(layer: LowRankDense, x: Any) -> tuple[Any, list[keras.layers.Dense]]:
+    """``LowRankDense`` as its factors: Dense U (no bias), then Dense V (bias), both linear."""
+    u = keras.layers.Dense(layer.rank, use_bias=False, name=f"{layer.name}_u")
+    v = keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=f"{layer.name}_v")
+    out = v(u(x))
+    u.set_weights([layer.u_kernel.numpy()])
+    v.set_weights([layer.v_kernel.numpy()] + ([layer.bias.numpy()] if layer.use_bias else []))
+    return out, [u, v]
+
+
+def _dot_product_attention(layer: DotProductAttention, inputs: list[Any], call: str) -> Any:
+    """Weight-free attention core as op layers: the graph PTQ converts it to."""
+    q, k, v = inputs
+    tokens, heads, head_dim, n = layer.tokens, layer.num_heads, layer.head_dim, layer.name + call
+
+    def heads_of(t: Any, p: str, order: tuple[int, int, int]) -> Any:
+        t = keras.layers.Reshape((tokens, heads, head_dim), name=f"{n}_{p}_heads")(t)
+        return keras.layers.Permute(order, name=f"{n}_{p}_transpose")(t)
+
+    qh = ScaleBy(1.0 / math.sqrt(head_dim), name=f"{n}_scale")(heads_of(q, "query", (2, 1, 3)))
+    scores = BatchMatMul(name=f"{n}_scores")([qh, heads_of(k, "key", (2, 3, 1))])
+    probs = keras.layers.Softmax(axis=-1, name=f"{n}_softmax")(scores)
+    context = BatchMatMul(name=f"{n}_context")([probs, heads_of(v, "value", (2, 1, 3))])
+    context = keras.layers.Permute((2, 1, 3), name=f"{n}_merge_transpose")(context)
+    return keras.layers.Reshape((tokens, layer.width), name=f"{n}_merge")(context)
+
+
 def decompose_for_qat(model: keras.Model) -> keras.Model:
-    """``model`` with LayerNorm, self-attention and class token as op-level layers (module doc)."""
+    """``model`` with LayerNorm, attention, class token and the conformer's composite layers as
+    op-level layers (module doc); shared layers stay shared."""
 
     seen: set[int] = set()
+    calls: dict[int, int] = {}
+    replaced: dict[int, Any] = {}  # id(old layer) -> its new weight layer(s), built on 1st call
+
+    def call_suffix(layer: keras.layers.Layer) -> str:
+        k = calls.get(id(layer), 0)
+        calls[id(layer)] = k + 1
+        return f"_call{k}" if k else ""
 
     def handler(node: Any, args: tuple, kwargs: dict, copy: Any) -> Any:
         layer = node.layer
-        kinds = (keras.layers.LayerNormalization, keras.layers.MultiHeadAttention)
-        if isinstance(layer, kinds) or type(layer) is ClassTokenPosition:
+        x = args[0] if args else kwargs.get("inputs")
+        if isinstance(layer, keras.layers.MultiHeadAttention) or type(layer) is ClassTokenPosition:
             if id(layer) in seen:  # its op-level layers would need one name per call
                 raise _cannot(layer, "it is called more than once (shared); call it once")
             seen.add(id(layer))
         if isinstance(layer, keras.layers.LayerNormalization):
-            return _layer_norm(layer, args[0] if args else kwargs["inputs"])
+            out, replaced[id(layer)] = _layer_norm(
+                layer, x, replaced.get(id(layer)), call_suffix(layer)
+            )
+            return out
+        if type(layer) is LowRankDense:
+            if not (_is_swish(layer.activation) or layer.activation.__name__ == "linear"):
+                raise _cannot(layer, "only a linear or swish LowRankDense is decomposed")
+            call = call_suffix(layer)
+            if id(layer) in replaced:
+                u, v = replaced[id(layer)]
+                out = v(u(x))
+            else:
+                out, replaced[id(layer)] = _low_rank(layer, x)
+            if _is_swish(layer.activation):
+                out = SigmoidGate(name=f"{layer.name}{call}_swish")(out)
+            return out
+        if type(layer) is keras.layers.Dense and _is_swish(layer.activation):
+            call = call_suffix(layer)
+            if id(layer) in replaced:
+                out = replaced[id(layer)](x)
+            else:
+                out, replaced[id(layer)] = _linear_copy(layer, x, layer.name)
+            return SigmoidGate(name=f"{layer.name}{call}_swish")(out)
+        if type(layer) is keras.layers.Activation and _is_swish(layer.activation):
+            return SigmoidGate(name=f"{layer.name}{call_suffix(layer)}")(x)
+        if type(layer) is keras.layers.Rescaling and float(layer.offset) == 0.0:
+            return ScaleBy(float(layer.scale), name=f"{layer.name}{call_suffix(layer)}")(x)
+        if type(layer) is DotProductAttention:
+            return _dot_product_attention(layer, x, call_suffix(layer))
         if isinstance(layer, keras.layers.MultiHeadAttention):
             return _attention(layer, args, kwargs)
         if type(layer) is ClassTokenPosition:

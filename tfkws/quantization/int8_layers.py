@@ -155,3 +155,34 @@ class ClassTokenPositionQAT(keras.layers.Layer):
     def compute_output_shape(self, input_shape: Any) -> tf.TensorShape:
         s = tf.TensorShape(input_shape)
         return tf.TensorShape([s[0], None if s[1] is None else s[1] + 1, s[2]])
+
+
+@keras.utils.register_keras_serializable(package="tfkws")
+class SigmoidGate(keras.layers.Layer):
+    """``x * sigmoid(x)`` (swish) as int8 does it: LOGISTIC, then MUL.
+
+    ``gate_activation`` (identity in float) is where QAT rounds the sigmoid onto LOGISTIC's fixed
+    int8 grid; the output is the MUL's own int8 tensor.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate_activation = _linear()
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs * self.gate_activation(tf.sigmoid(inputs))
+
+
+@keras.utils.register_keras_serializable(package="tfkws")
+class ScaleBy(keras.layers.Layer):
+    """``x * factor`` for a constant ``factor`` (int8 MUL with a constant operand)."""
+
+    def __init__(self, factor: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = float(factor)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs * self.factor
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}

@@ -51,6 +51,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.graph_transfor
 
 from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model, rebuild, with_batch_size
+from tfkws.layers.gated_linear_unit import GatedLinearUnit
+from tfkws.layers.learned_position import LearnedPosition
 from tfkws.layers.strided_depthwise_conv import StridedDepthwiseConv2D
 from tfkws.layers.sub_spectral_norm import SubSpectralNorm
 from tfkws.quantization.decompose import decompose_for_qat
@@ -61,6 +63,8 @@ from tfkws.quantization.int8_layers import (
     ClassTokenPositionQAT,
     InverseSqrt,
     MeanSquare,
+    ScaleBy,
+    SigmoidGate,
 )
 from tfkws.quantization.quantize_configs import (
     CUSTOM_CONFIGS,
@@ -68,6 +72,7 @@ from tfkws.quantization.quantize_configs import (
     ConvRequantizeConfig,
     DenseRequantizeConfig,
     DepthwiseConvQuantizeConfig,
+    GateQuantizeConfig,
     InnerOutputQuantizeConfig,
     OutputQuantizeConfig,
     SigmoidQuantizeConfig,
@@ -102,6 +107,11 @@ _CUSTOM: dict[type, Any] = {
     ChannelAffine: lambda: InnerOutputQuantizeConfig(("scale", "offset")),
     BatchMatMul: OutputQuantizeConfig,
     ClassTokenPositionQAT: lambda: InnerOutputQuantizeConfig(("pos",)),
+    # The conformer's layers (decomposed where they hold several int8 ops).
+    SigmoidGate: GateQuantizeConfig,
+    GatedLinearUnit: GateQuantizeConfig,
+    ScaleBy: OutputQuantizeConfig,
+    LearnedPosition: lambda: InnerOutputQuantizeConfig(("position",), inner=False),
 }
 # ``Activation`` layers whose int8 op has a fixed output grid (tfmot leaves them float).
 _FIXED_GRID_ACTIVATIONS: dict[str, Any] = {
@@ -250,10 +260,19 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
     written after it, so they are exactly the min/max the converter's calibrator finds on ``x``.
     """
     q(np.asarray(x[:batch], np.float32), training=True)
-    named = [layer for layer in folded.layers if not isinstance(layer, keras.layers.InputLayer)]
+    # A layer called in several places (shared) has one range for all its outputs.
+    named = [
+        (layer, k)
+        for layer in folded.layers
+        if not isinstance(layer, keras.layers.InputLayer)
+        for k in range(len(layer._inbound_nodes))
+    ]
     # Layers with an int8 tensor inside (SpectralAffine, int8_layers): its value from its input.
-    inner = [layer for layer in named if hasattr(layer, "qat_intermediate")]
-    probe = keras.Model(folded.inputs, [layer.output for layer in named] + [a.input for a in inner])
+    inner = [(a, k) for a, k in named if hasattr(a, "qat_intermediate")]
+    probe = keras.Model(
+        folded.inputs,
+        [a.get_output_at(k) for a, k in named] + [a.get_input_at(k) for a, k in inner],
+    )
     lo: dict[str, float] = {"<input>": 0.0}
     hi: dict[str, float] = {"<input>": 0.0}
 
@@ -266,11 +285,11 @@ def _init_ranges(q: keras.Model, folded: keras.Model, x: np.ndarray, batch: int 
         outs = probe(xb, training=False)
         outs = [o.numpy() for o in (outs if isinstance(outs, list) else [outs])]
         update("<input>", xb)
-        for layer, out in zip(named, outs[: len(named)], strict=True):
+        for (layer, _), out in zip(named, outs[: len(named)], strict=True):
             update(layer.name, out)
-        for a, inp in zip(inner, outs[len(named) :], strict=True):
+        for (a, _), inp in zip(inner, outs[len(named) :], strict=True):
             update(f"{a.name}/inner", np.asarray(a.qat_intermediate(tf.constant(inp))))
-    inner_names = {a.name for a in inner}
+    inner_names = {a.name for a, _ in inner}
 
     def key_for(layer_name: str, var: str) -> str | None:
         if var.startswith("quantize_layer_"):

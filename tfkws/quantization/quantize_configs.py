@@ -20,6 +20,8 @@ QAT are the ones the converter writes:
 * ``Softmax``, and ``Activation`` layers of ``sigmoid`` (BC-ResNet's swish gate) or ``softmax``:
   their output on TFLite's fixed int8 grid of SOFTMAX / LOGISTIC (scale 1/256, zero point -128);
   tfmot's default leaves them float, so the Keras model would not see that rounding.
+* ``SigmoidGate`` (swish) and the conformer's ``GatedLinearUnit``: the sigmoid on LOGISTIC's
+  fixed grid inside the layer, the MUL's output range (``GateQuantizeConfig``).
 * ``AveragePooling2D`` (BC-ResNet's frequency average) and every linear layer's, ``Multiply``'s
   or global pool's output: quantizers of ``tfkws.quantization.kernel_rounding`` that round as
   AVERAGE_POOL_2D (on its input's grid) and CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / MUL /
@@ -245,6 +247,24 @@ class SigmoidQuantizeConfig(SoftmaxQuantizeConfig):
     """``Activation('sigmoid')``: output on int8 LOGISTIC's fixed grid (scale 1/256, zero -128)."""
 
 
+class GateQuantizeConfig(OutputQuantizeConfig):
+    """A sigmoid-gated product (``SigmoidGate``, ``GatedLinearUnit``: LOGISTIC, then MUL): the
+    sigmoid on LOGISTIC's fixed int8 grid (its ``gate_activation``), the MUL's output range."""
+
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Any]]:
+        return [
+            (
+                layer.gate_activation,
+                _quantizers.FixedQuantizer(8, 0.0, 255.0 / 256.0, narrow_range=False),
+            )
+        ]
+
+    def set_quantize_activations(
+        self, layer: keras.layers.Layer, quantize_activations: list
+    ) -> None:
+        (layer.gate_activation,) = quantize_activations
+
+
 class _RequantizeOutput:
     """Mixin: a tfmot weight config whose output quantizer is ``RequantizeQuantizer``."""
 
@@ -377,6 +397,7 @@ CUSTOM_CONFIGS: dict[str, type] = {
     "InnerOutputQuantizeConfig": InnerOutputQuantizeConfig,
     "SoftmaxQuantizeConfig": SoftmaxQuantizeConfig,
     "SigmoidQuantizeConfig": SigmoidQuantizeConfig,
+    "GateQuantizeConfig": GateQuantizeConfig,
     "AveragePoolQuantizeConfig": AveragePoolQuantizeConfig,
     "InputGridQuantizer": InputGridQuantizer,
     "RequantizeQuantizer": RequantizeQuantizer,
