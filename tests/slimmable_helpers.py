@@ -75,7 +75,9 @@ INPUT = (13, 10)  # tiny (frames, features)
 
 def random_supernet(name: str, seed: int = 0, **overrides: object) -> keras.Model:
     """Initial kernels (outputs of order 1), random per-width BN/LN parameters and statistics,
-    random biases and tokens."""
+    random biases and tokens; seeded throughout, so a test sees the same model whichever tests ran
+    before it in the process."""
+    keras.utils.set_random_seed(seed)
     model = build_model(name, INPUT, 3, {**TINY[name], **overrides})
     rng = np.random.default_rng(seed)
     for w in model.weights:
