@@ -14,6 +14,8 @@ import zlib
 import numpy as np
 import tf_keras as keras
 
+from tfkws.conversion.model_info import inspect_tflite
+from tfkws.features.extract import features_to_int8
 from tfkws.models.conformer import build_conformer
 
 INPUT = (12, 8)
@@ -74,3 +76,9 @@ def distinct_weights(model: keras.Model, seed: int = 5) -> None:
         if "moving_variance" in w.name or "gamma" in w.name:
             value = 1.0 + np.abs(value)
         w.assign(value.astype(np.float32))
+
+
+def int8_input(data: bytes, clips: np.ndarray) -> np.ndarray:
+    """Float clips as the int8 input of the model ``data`` (the device's quantization)."""
+    info = inspect_tflite(data)
+    return features_to_int8(clips, info.input_scale, info.input_zero_point)

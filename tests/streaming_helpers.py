@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import tf_keras as keras
 
 from tfkws.features.config import FeatureConfig
+from tfkws.streaming.external_state import StreamingModel
 
 SR = 16000
 TONES = {"high": 2500.0, "low": 400.0, "_unknown_": 1100.0}
@@ -71,3 +73,19 @@ def train_tone_kws_model(tmp: Path) -> Path:
     model = tmp / "tones.tflite"
     assert main(["export", f"--run={run}", f"--out={model}"]) == 0
     return model
+
+
+def step_matches_window(
+    model: keras.Model, sm: StreamingModel, frames: np.ndarray, outs: list[np.ndarray]
+) -> int:
+    """Every output ``outs`` of the step model ``sm`` over ``frames`` after the warm-up must
+    equal the window ``model`` on its window (float). The number of steps checked."""
+    checked = 0
+    for k in range(sm.warmup_steps, len(outs)):
+        end = sm.window_end(k)
+        if end > len(frames):
+            break
+        ref = model(frames[None, end - sm.window : end], training=False).numpy()[0]
+        np.testing.assert_allclose(outs[k], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+        checked += 1
+    return checked

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pytest
 import tf_keras as keras
-from conformer_helpers import COMBOS, INPUT, build, distinct_weights
+from conformer_helpers import COMBOS, INPUT, build, distinct_weights, int8_input
 
 from tfkws.conversion.dedup_buffers import duplicate_buffers, read_model
 from tfkws.conversion.model_info import inspect_tflite
@@ -61,12 +61,6 @@ def _stored_once(model: keras.Model) -> int:
     )
 
 
-def _int8(data: bytes, clips: np.ndarray) -> np.ndarray:
-    info = inspect_tflite(data)
-    q = np.round(clips / info.input_scale + info.input_zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
 @pytest.mark.parametrize("combo", QAT_COMBOS)
 def test_shared_layers_stay_shared_through_qat(combo: str) -> None:
     q, _ = _qat(combo)
@@ -91,7 +85,7 @@ def test_qat_conformer_is_int8_in_tflm_like_litert(combo: str) -> None:
     info = inspect_tflite(data)
     assert set(info.ops) <= tflm_supported_ops()
     assert {"BATCH_MATMUL", "SOFTMAX", "DEPTHWISE_CONV_2D", "LOGISTIC"} <= set(info.ops)
-    x = _int8(data, REP[:6])
+    x = int8_input(data, REP[:6])
     tflm, lite = run_tflm(data, x).astype(int), run_litert(data, x).astype(int)
     assert np.abs(tflm - lite).max() <= 8  # LSB ties amplified by int8 LayerNorm, see conformer
     # Each op held to 1 LSB wherever its inputs agree in both runtimes; one FULLY_CONNECTED tie

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pytest
 import tf_keras as keras
-from conformer_helpers import COMBOS, INPUT, build
+from conformer_helpers import COMBOS, INPUT, build, int8_input
 
 from tfkws.conversion.dedup_buffers import dedup_buffers, duplicate_buffers
 from tfkws.conversion.model_info import inspect_tflite
@@ -61,19 +61,13 @@ def _constant_bytes(data: bytes) -> int:
     return sum(len(model.buffers[i].data) for i in used if model.buffers[i].data is not None)
 
 
-def _int8(data: bytes, clips: np.ndarray) -> np.ndarray:
-    info = inspect_tflite(data)
-    q = np.round(clips / info.input_scale + info.input_zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
 @pytest.mark.parametrize("combo", CONVERTED)
 def test_converts_to_int8_runs_in_tflm_like_litert(combo: str) -> None:
     data, _ = _export(combo)
     info = inspect_tflite(data)
     assert set(info.ops) <= tflm_supported_ops()
     assert {"BATCH_MATMUL", "SOFTMAX", "DEPTHWISE_CONV_2D", "RSQRT"} <= set(info.ops)
-    q = _int8(data, REP[:6])
+    q = int8_input(data, REP[:6])
     tflm, lite = run_tflm(data, q).astype(int), run_litert(data, q).astype(int)
     diff = np.abs(tflm - lite)
     # TFLM's FULLY_CONNECTED rounds exact ties one LSB off LiteRT's reference kernel (~0.3 % of
@@ -128,7 +122,7 @@ def test_dedup_post_pass_stores_a_duplicated_buffer_once_and_computes_the_same()
     once = dedup_buffers(doubled)
     assert duplicate_buffers(once) == {}
     assert _constant_bytes(once) == _constant_bytes(doubled) - len(copy.data)
-    q = _int8(data, REP[:3])
+    q = int8_input(data, REP[:3])
     np.testing.assert_array_equal(run_tflm(once, q), run_tflm(data, q))
     assert dedup_buffers(once) == once  # nothing left to do: the same bytes
 

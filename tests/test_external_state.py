@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tf_keras as keras
+from streaming_helpers import step_matches_window
 
 from tfkws.errors import TfkwsError
 from tfkws.models.ds_cnn import build_ds_cnn
-from tfkws.streaming.external_state import StreamingModel, to_streaming
+from tfkws.streaming.external_state import to_streaming
 
 
 def _randomise_batchnorm(model: keras.Model, seed: int = 1) -> None:
@@ -39,19 +40,6 @@ def _ds_cnn(**params) -> keras.Model:
     return model
 
 
-def _compare(model: keras.Model, sm: StreamingModel, frames: np.ndarray) -> int:
-    outs = sm.run(frames)
-    checked = 0
-    for k in range(sm.warmup_steps, len(outs)):
-        end = sm.window_end(k)
-        if end > len(frames):
-            break
-        ref = model(frames[None, end - sm.window : end], training=False).numpy()[0]
-        np.testing.assert_allclose(outs[k], ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
-        checked += 1
-    return checked
-
-
 @pytest.mark.parametrize(
     "params, hop",
     [
@@ -65,7 +53,7 @@ def test_streaming_equals_non_streaming_at_every_step(params: dict, hop: int) ->
     sm = to_streaming(model)
     assert sm.hop == hop and sm.window == 49
     frames = np.random.default_rng(0).standard_normal((140, 40)).astype(np.float32)
-    assert _compare(model, sm, frames) >= 10
+    assert step_matches_window(model, sm, frames, sm.run(frames)) >= 10
     # and the warm-up is not padded: the step before it does not match its window yet
     k = sm.warmup_steps - 1
     first = sm.run(frames[: (k + 1) * hop])[k]
@@ -157,4 +145,4 @@ def test_rep_ds_cnn_folds_into_the_valid_ds_cnn_and_streams() -> None:
     sm = to_streaming(folded)
     assert sm.hop == 2 and [s[1] for s in sm.state_shapes] == [8, 2, 2, 15]
     frames = np.random.default_rng(0).standard_normal((100, 40)).astype(np.float32)
-    assert _compare(folded, sm, frames) >= 10
+    assert step_matches_window(folded, sm, frames, sm.run(frames)) >= 10

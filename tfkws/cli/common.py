@@ -74,6 +74,26 @@ def define_verbose_flag(fv: flags.FlagValues) -> None:
     )
 
 
+def define_stream_timing_flags(fv: flags.FlagValues) -> None:
+    """--hop_ms, --smoothing_ms, --refractory_ms: how often the window model runs and how the
+    detector smooths and rests (``tfkws detect`` and ``tfkws stream-eval``)."""
+    from tfkws.streaming.detect_audio import StreamSettings
+
+    d = StreamSettings()
+    flags.DEFINE_integer(
+        "hop_ms",
+        None,
+        "Time between full-window Invokes, a multiple of the feature stride (default: 2 strides).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "smoothing_ms", d.smoothing_ms, "Posterior smoothing window.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "refractory_ms", d.refractory_ms, "No detection this long after one.", flag_values=fv
+    )
+
+
 def parse_params(text: str) -> dict[str, Any]:
     """``"size=m,dropout=0.2"`` or a JSON object -> dict; values parsed as JSON when they can be."""
     text = (text or "").strip()

@@ -28,18 +28,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "Per-keyword thresholds label=p,... (only these keywords fire; overrides --threshold).",
         flag_values=fv,
     )
-    flags.DEFINE_integer(
-        "hop_ms",
-        None,
-        "Time between full-window Invokes, a multiple of the feature stride (default: 2 strides).",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "smoothing_ms", d.smoothing_ms, "Posterior smoothing window.", flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "refractory_ms", d.refractory_ms, "No detection this long after one.", flag_values=fv
-    )
+    common.define_stream_timing_flags(fv)
     flags.DEFINE_string(
         "gate",
         "auto",

@@ -8,10 +8,8 @@ from tfkws.cli import common
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    from tfkws.streaming.detect_audio import StreamSettings
     from tfkws.streaming.stream_eval import RUNTIMES
 
-    d = StreamSettings()
     common.define_path(
         "model", None, "int8 .tflite exported by tfkws (metadata beside it).", fv, required=True
     )
@@ -57,18 +55,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "by an LSB now and then.",
         flag_values=fv,
     )
-    flags.DEFINE_integer(
-        "hop_ms",
-        None,
-        "Time between full-window Invokes (default: 2 feature strides).",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "smoothing_ms", d.smoothing_ms, "Posterior smoothing window.", flag_values=fv
-    )
-    flags.DEFINE_integer(
-        "refractory_ms", d.refractory_ms, "No detection this long after one.", flag_values=fv
-    )
+    common.define_stream_timing_flags(fv)
 
 
 def run(fv: flags.FlagValues) -> int:
