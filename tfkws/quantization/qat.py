@@ -204,16 +204,9 @@ def _ssn_to_affine(model: keras.Model) -> keras.Model:
         layer = node.layer
         if not isinstance(layer, SubSpectralNorm):
             return None
-        gamma, beta, mean, var = (np.asarray(w, np.float64) for w in layer.get_weights())
-        scale = gamma / np.sqrt(var + layer.epsilon)
-        offset = beta - mean * scale
-        band = layer._freq // layer.sub_bands
-        scale, offset = (np.repeat(v, band, axis=0) for v in (scale, offset))
-        if layer.freq_axis == 1:
-            scale, offset = scale[:, None, :], offset[:, None, :]
         new = SpectralAffine(freq_axis=layer.freq_axis, name=layer.name)
         out = new(args[0] if args else kwargs["inputs"])
-        new.set_weights([scale.astype(np.float32), offset.astype(np.float32)])
+        new.set_weights(list(layer.inference_affine()))
         return out
 
     return rebuild(model, handler)
