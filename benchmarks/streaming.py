@@ -1,6 +1,7 @@
 """Streaming keyword spotting on Arabic Speech Commands: external-state streaming vs sliding window.
 
-Trains a DS-CNN-S built for streaming (``time_padding=valid``, the micro frontend without its
+Trains a model of one family built for streaming (``--family``: DS-CNN, RepCNN folded to one
+branch per block, BC-ResNet; ``time_padding=valid``, the micro frontend without its
 stateful stages: streams and clips then give the same features) on train.csv plus ``_silence_``
 (noise) and ``_unknown_`` (English Speech Commands clips of half the speakers), exports it, and
 builds the int8 step model (``tfkws.streaming.streaming_int8``). Then ``tfkws stream-eval``'s
@@ -8,9 +9,11 @@ API scores both forms on the same long streams: keywords from val.csv speakers p
 background noise and non-keyword speech (the other half of the English speakers, espeak-ng
 words), and keyword-free audio for false accepts per hour.
 
-Writes ``results/streaming.json`` and ``results/streaming.md``.
+Writes ``results/streaming_FAMILY.json``, ``.md`` and ``_det.png``.
 
     python benchmarks/streaming.py                      # DS-CNN-S, 12 epochs, 2 h keyword-free
+    python benchmarks/streaming.py --family repcnn --epochs 60 --speed_perturb 0.15 \
+        --spec_augment 2,5,2,5                          # the recipe of results/repcnn_speed_spec
     python benchmarks/streaming.py --epochs 1 --max_clips 200 --fa_hours 0.05 \
         --keyword_clips 40 --out /tmp/stream-smoke                           # smoke run
 """
@@ -35,6 +38,32 @@ DEFAULT_ENGLISH = common.DEFAULT_DATA.parent / "speech_commands_test_dev"
 # the micro frontend without PCAN and with noise reduction subtracting nothing: a stream's
 # windows then have exactly a clip's features (tests/test_streaming.py, STATELESS)
 STREAM_FEATURES = "enable_pcan=false,min_signal_remaining=1.0"
+
+
+# family -> (registry model, params beyond time_padding, name in the table)
+FAMILIES = {
+    "ds_cnn": ("ds_cnn", {}, "DS-CNN"),
+    "repcnn": ("repcnn", {}, "RepCNN (multi-branch, folded)"),
+    "bc_resnet": (
+        "bc_resnet",
+        {"time_dilation": (1, 1, 2, 2)},
+        "BC-ResNet-1 (time dilations 1, 1, 2, 2)",
+    ),
+}
+
+
+def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
+    """(registry name, params, table name) of ``--family``, built for streaming."""
+    model, params, name = FAMILIES[args.family]
+    params = {**params, "time_padding": "valid"}
+    if args.family == "ds_cnn":
+        params["size"] = args.size
+        name = f"{name}-{args.size.upper()}"
+    return model, params, name
+
+
+def tag(args: argparse.Namespace) -> str:
+    return f"ds_cnn_{args.size}" if args.family == "ds_cnn" else args.family
 
 
 def english_speakers(root: Path) -> tuple[list[str], list[str]]:
@@ -77,6 +106,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     common.add_common_args(p, epochs=12)
     p.set_defaults(features=STREAM_FEATURES)
     p.add_argument("--english", type=Path, default=DEFAULT_ENGLISH)
+    p.add_argument("--family", default="ds_cnn", choices=sorted(FAMILIES))
     p.add_argument("--size", default="s", help="DS-CNN size (s, m, l)")
     p.add_argument("--train_only", action="store_true", help="stop after training")
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
@@ -93,9 +123,9 @@ def train_model(args: argparse.Namespace) -> tuple[Path, dict[str, Any], KwsData
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
     ds = training_dataset(ds, args.english, args.seed)
-    params = {"size": args.size, "time_padding": "valid"}
-    run_dir = Path(args.work_dir) / f"ds_cnn_{args.size}_valid_stateless"
-    trained = common.train_run("ds_cnn", params, ds, args, run_dir)
+    model, params, _ = family_model(args)
+    run_dir = Path(args.work_dir) / f"{tag(args)}_valid_stateless"
+    trained = common.train_run(model, params, ds, args, run_dir)
     return run_dir, trained, ds
 
 
@@ -313,7 +343,7 @@ def markdown(results: dict[str, Any]) -> str:
     st = results["streams"]
     target = s["target_fa"]
     lines = [
-        "# Streaming keyword spotting on Arabic Speech Commands",
+        f"# Streaming keyword spotting on Arabic Speech Commands: {results['model_name']}",
         "",
         f"Produced by `{results['command']}` on {results['machine']}.",
         "",
@@ -346,14 +376,15 @@ def markdown(results: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"Model: DS-CNN-{s['size'].upper()} with `time_padding=valid`, 42 classes (40 keywords, "
+        f"Model: {results['model_name']} with `time_padding=valid`, 42 classes (40 keywords, "
         f"`_silence_`, `_unknown_`), float val accuracy {100 * results['float_val_accuracy']:.2f} "
         f"% after {s['epochs']} epochs (batch {s['batch_size']}, Adam {s['learning_rate']}, "
         f"seed {s['seed']}), {common.features_note(s)}, micro frontend with PCAN off and noise "
         "reduction subtracting nothing (`enable_pcan=false,min_signal_remaining=1.0`: a stream's "
         "windows then have a clip's features). Training data: train.csv, `_silence_` cut from "
         "the noise recordings (10 %), `_unknown_` English Speech Commands clips of half the "
-        "speakers (10 %); augmentation: time shift and background noise.",
+        "speakers (10 %); augmentation: time shift and background noise"
+        f"{common.extra_augment_note(s)}.",
         "",
         f"Streams: {any_form['keywords_placed']} val.csv keyword clips (speakers never trained "
         f"on) placed once each in {any_form['keyword_stream_hours']:.2f} h of keyword stream, "
@@ -390,7 +421,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
         + ".",
         "",
-        "![DET](streaming_det.png)",
+        f"![DET]({results['benchmark']}_det.png)",
         "",
     ]
     return "\n".join(lines)
@@ -419,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     costs["streaming (external state)"]["state_bytes"] = state_bytes
     ratio = costs["streaming (external state)"]["macs"] / costs["sliding window"]["macs"]
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    plot_det(evaluated["forms"], Path(args.out) / "streaming_det.png", args.target_fa)
+    name = f"streaming_{args.family}"
+    plot_det(evaluated["forms"], Path(args.out) / f"{name}_det.png", args.target_fa)
     extra = {
+        "family": args.family,
         "size": args.size,
         "english": str(args.english),
         "fa_hours": args.fa_hours,
@@ -430,10 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         "hop_ms": args.hop_ms,
     }
     common.write_results(
-        "streaming",
+        name,
         args,
         markdown,
         extra_settings=extra,
+        model_name=family_model(args)[2],
         float_val_accuracy=trained["val"]["accuracy"],
         streams=stream_info,
         forms=evaluated["forms"],
