@@ -63,7 +63,9 @@ def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
 
 
 def tag(args: argparse.Namespace) -> str:
-    return f"ds_cnn_{args.size}" if args.family == "ds_cnn" else args.family
+    """The run folder's name: family (DS-CNN with its size), ``_synth`` with ``--synth_unknown``."""
+    name = f"ds_cnn_{args.size}" if args.family == "ds_cnn" else args.family
+    return name + ("_synth" if args.synth_unknown else "")
 
 
 def english_speakers(root: Path) -> tuple[list[str], list[str]]:
@@ -82,9 +84,55 @@ def english_speakers(root: Path) -> tuple[list[str], list[str]]:
     return train, stream
 
 
-def training_dataset(ds: KwsDataset, english: Path, seed: int) -> KwsDataset:
-    """``ds`` plus ``_silence_`` (10 % generated from noise) and ``_unknown_`` (English clips of
-    the training-half speakers, 10 % of training; a quarter of them for validation)."""
+def pseudo_words(count: int, seed: int) -> list[str]:
+    """``count`` made-up English-spelled words of 1-3 syllables (seeded): synthetic speech that is
+    no keyword, and no word of the test streams' espeak-ng distractors (``UNKNOWN_WORDS``)."""
+    from tfkws.data.synth import UNKNOWN_WORDS
+
+    rng = np.random.default_rng([seed, 7])
+    onsets = "b d f g h j k l m n p r s t v w z ch sh th br cl dr fl gr pl st tr".split()
+    vowels = "a e i o u ay ee oo ow".split()
+    codas = ["", "", "n", "t", "k", "m", "l", "s", "r", "nd", "st"]
+    taken, out = set(UNKNOWN_WORDS), []
+    while len(out) < count:
+        n = int(rng.integers(1, 4))
+        word = "".join(
+            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))]
+            + codas[rng.integers(len(codas))]
+            for _ in range(n)
+        )  # fmt: skip
+        if word not in taken:
+            taken.add(word)
+            out.append(word)
+    return out
+
+
+def synth_unknown(folder: Path, count: int, seed: int, sample_rate: int = 16000) -> list[str]:
+    """``count`` espeak-ng utterances of :func:`pseudo_words` as WAV files under ``folder``
+    (written once, reused)."""
+    import soundfile as sf
+
+    from tfkws.streaming.stream_eval import synthetic_words
+
+    done = sorted(str(f) for f in folder.glob("*.wav")) if folder.is_dir() else []
+    if len(done) == count:
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = synthetic_words(pseudo_words(count, seed), count, sample_rate, seed + 1)
+    paths = []
+    for i, x in enumerate(clips):
+        path = folder / f"synth_{i:05d}.wav"
+        sf.write(path, x[:sample_rate], sample_rate, subtype="PCM_16")
+        paths.append(str(path))
+    return paths
+
+
+def training_dataset(
+    ds: KwsDataset, english: Path, seed: int, synth: list[str] | None = None
+) -> KwsDataset:
+    """``ds`` plus ``_silence_`` (10 % generated from noise) and ``_unknown_``: English clips of
+    the training-half speakers (10 % of training; a quarter of them for validation) and the
+    ``synth`` clips (espeak-ng pseudo-words; a tenth of them for validation)."""
     rng = np.random.default_rng(seed)
     unknown, _ = english_speakers(english)
     rng.shuffle(unknown)
@@ -98,6 +146,10 @@ def training_dataset(ds: KwsDataset, english: Path, seed: int) -> KwsDataset:
     speakers_train = unknown[len(unknown) // 4 :]
     splits["training"] += [Example(p, UNKNOWN_LABEL) for p in speakers_train[:n_train]]
     splits["validation"] += [Example(p, UNKNOWN_LABEL) for p in speakers_val[:n_val]]
+    synth = list(synth or [])
+    cut = len(synth) // 10
+    splits["validation"] += [Example(p, UNKNOWN_LABEL) for p in synth[:cut]]
+    splits["training"] += [Example(p, UNKNOWN_LABEL) for p in synth[cut:]]
     labels = sorted(set(ds.labels) | {SILENCE_LABEL, UNKNOWN_LABEL})
     return dataclasses.replace(ds, labels=labels, splits=splits)
 
@@ -108,6 +160,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--english", type=Path, default=DEFAULT_ENGLISH)
     p.add_argument("--family", default="ds_cnn", choices=sorted(FAMILIES))
     p.add_argument("--size", default="s", help="DS-CNN size (s, m, l)")
+    p.add_argument(
+        "--synth_unknown",
+        type=int,
+        default=0,
+        help="espeak-ng pseudo-words added to _unknown_ (no word of the test streams)",
+    )
     p.add_argument("--train_only", action="store_true", help="stop after training")
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
@@ -122,7 +180,11 @@ def train_model(args: argparse.Namespace) -> tuple[Path, dict[str, Any], KwsData
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
-    ds = training_dataset(ds, args.english, args.seed)
+    synth = []
+    if args.synth_unknown:
+        folder = Path(args.work_dir) / f"synth_unknown_seed{args.seed}_n{args.synth_unknown}"
+        synth = synth_unknown(folder, args.synth_unknown, args.seed)
+    ds = training_dataset(ds, args.english, args.seed, synth)
     model, params, _ = family_model(args)
     run_dir = Path(args.work_dir) / f"{tag(args)}_valid_stateless"
     trained = common.train_run(model, params, ds, args, run_dir)
@@ -383,7 +445,14 @@ def markdown(results: dict[str, Any]) -> str:
         "reduction subtracting nothing (`enable_pcan=false,min_signal_remaining=1.0`: a stream's "
         "windows then have a clip's features). Training data: train.csv, `_silence_` cut from "
         "the noise recordings (10 %), `_unknown_` English Speech Commands clips of half the "
-        "speakers (10 %); augmentation: time shift and background noise"
+        "speakers (10 %)"
+        + (
+            f" and {s['synth_unknown']:,} espeak-ng pseudo-words (a tenth for validation; "
+            "none of them a word of the test streams)"
+            if s.get("synth_unknown")
+            else ""
+        )
+        + "; augmentation: time shift and background noise"
         f"{common.extra_augment_note(s)}.",
         "",
         f"Streams: {any_form['keywords_placed']} val.csv keyword clips (speakers never trained "
@@ -450,10 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     costs["streaming (external state)"]["state_bytes"] = state_bytes
     ratio = costs["streaming (external state)"]["macs"] / costs["sliding window"]["macs"]
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    name = f"streaming_{args.family}"
+    name = f"streaming_{args.family}" + ("_synth" if args.synth_unknown else "")
     plot_det(evaluated["forms"], Path(args.out) / f"{name}_det.png", args.target_fa)
     extra = {
         "family": args.family,
+        "synth_unknown": args.synth_unknown,
         "size": args.size,
         "english": str(args.english),
         "fa_hours": args.fa_hours,
