@@ -33,6 +33,7 @@ from firmware_gen.report import (
     to_markdown,
 )
 from firmware_gen.runtime_size import runtime_estimate
+from firmware_gen.step_model import logits_output, step_model
 from firmware_gen.targets import resolve_targets
 
 METADATA_FORMAT = "tfkws-model-metadata"
@@ -54,8 +55,11 @@ def metadata_path_for(model_path: Path) -> Path:
     return model_path.with_name(model_path.stem + ".metadata.json")
 
 
-def load_metadata(path: Path, model_sha256: str, output_elements: int) -> dict:
-    """Read tfkws metadata; refuse one that describes another model or another label count."""
+def load_metadata(path: Path, model_sha256: str, output_shapes: list[tuple[int, ...]]) -> dict:
+    """Read tfkws metadata; refuse one that describes another model or another label count.
+
+    ``output_shapes``: the model's outputs' shapes; the labels count the logits output's
+    elements (the first output, or the one a streaming step model's metadata names)."""
     try:
         meta = json.loads(path.read_text())
     except OSError as e:
@@ -71,6 +75,10 @@ def load_metadata(path: Path, model_sha256: str, output_elements: int) -> dict:
     if labels is not None:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise FirmwareGenError(f"{path}: metadata labels must be a list of strings")
+        pos = logits_output(meta)
+        if not 0 <= pos < len(output_shapes):
+            raise FirmwareGenError(f"{path}: logits_output {pos} is not an output of the model")
+        output_elements = _elements(output_shapes[pos])
         if labels and len(labels) != output_elements:
             raise FirmwareGenError(
                 f"{path}: {len(labels)} labels but the model has {output_elements} outputs"
@@ -79,6 +87,10 @@ def load_metadata(path: Path, model_sha256: str, output_elements: int) -> dict:
     if fc is not None and not isinstance(fc, dict):
         raise FirmwareGenError(f"{path}: metadata feature_config must be an object")
     return meta
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    return math.prod(shape[1:] if len(shape) > 1 else shape)
 
 
 def _io(tensors) -> list[dict]:
@@ -147,12 +159,12 @@ def generate(
     data = read_model_file(model_path)
     info = parse_model(data, source)
     ops = resolver_ops(info, source)
-    out_shape = info.output_tensors[0].shape
-    out_elements = math.prod(out_shape[1:] if len(out_shape) > 1 else out_shape)
     meta_path = Path(metadata).absolute() if metadata is not None else metadata_path_for(model_path)
     meta = None
     if metadata is not None or meta_path.exists():
-        meta = load_metadata(meta_path, info.sha256, out_elements)
+        meta = load_metadata(meta_path, info.sha256, [t.shape for t in info.output_tensors])
+    step = step_model(info, meta, source)  # a streaming step model: its logits output
+    out_elements = _elements(info.output_tensors[step.logits_output if step else 0].shape)
     target_list = resolve_targets(list(targets), targets_file, ram, flash)
     if detector is not None:
         from firmware_gen.detector import check_spec, read_spec
@@ -168,7 +180,7 @@ def generate(
         from firmware_gen.stream import plan
 
         try:
-            stream_plan = plan(info, meta, detector, source)
+            stream_plan = plan(info, meta, detector, source, step)
         except FirmwareGenError as e:
             stream_skip = str(e)
     if stream_audio is not None:
@@ -354,7 +366,9 @@ def _stream(
                 v["reference"] = compare_reference(v, reference)
             variants.append(v)
     return {
+        "form": "step" if stream_plan.step else "sliding window",
         "hop_frames": stream_plan.hop,
+        # a step model's input frames are one step's
         "frames_per_window": stream_plan.frames,
         "variants": variants,
     }

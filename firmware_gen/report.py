@@ -322,12 +322,21 @@ def on_target_markdown(r: dict) -> list[str]:
 def stream_markdown(r: dict) -> list[str]:
     """The "Streaming pipeline" section: one row per (CPU, kernel set), then the detections."""
     st = r["stream"]
+    if st.get("form") == "step":
+        model = (
+            f"streaming step model Invoked on each {st['hop_frames']} new frame(s) with its "
+            "state fed back (state copied out of the arena and back in around each Invoke)"
+        )
+    else:
+        model = (
+            f"ring of {st['frames_per_window']} frames, full-window Invoke every "
+            f"{st['hop_frames']} frames"
+        )
     lines = [
         "## Streaming pipeline on target (QEMU)",
         "",
         f"`{r['model']['c_name']}_stream_main.cc` on `{st.get('audio', '?')}`: micro frontend, "
-        f"int8 features, ring of {st['frames_per_window']} frames, full-window Invoke every "
-        f"{st['hop_frames']} frames, detector. Instructions per step (one frame stride of audio) "
+        f"int8 features, {model}, detector. Instructions per step (one frame stride of audio) "
         "counted by the QEMU TCG plugin; real-time share = mean instructions per second / clock "
         "(one instruction per cycle assumed).",
         "",

@@ -16,6 +16,12 @@ into detections. The same steps as ``tfkws detect`` (``tfkws.streaming.detect_au
   device counts the steps at or below a raw value (a binary search, no floating point);
 - Invokes at the window's last frames ``N - 1 + k * hop``; the detector steps once per Invoke.
 
+For a streaming step model (``tfkws export --streaming``, ``firmware_gen.step_model``) the ring
+holds one step's new frames instead: every ``frames_per_step`` frames they and the model's state
+(kept outside the arena, zero-point filled at the start) are copied into its inputs, it is
+invoked, its state outputs are copied back, and from the first whole-window step on the detector
+steps on its logits, as ``tfkws detect`` does with that model (``tfkws.streaming.step_stream``).
+
 ``run_stream`` builds that very file (with ``FIRMWARE_GEN_NO_MAIN``) into a QEMU harness
 (``harness/stream_main.cc``) with TFLM and the micro frontend library, feeds a WAV through
 semihosting one stride of samples per step, and reports the detections (label, time, score as
@@ -45,6 +51,7 @@ from firmware_gen.cpus import Cpu
 from firmware_gen.detector import DEFAULT_HOP_FRAMES
 from firmware_gen.errors import FirmwareGenError
 from firmware_gen.model import ModelInfo
+from firmware_gen.step_model import StepModel
 
 LEVELS = 255  # int8 steps: levels -127..127 each have a first raw value
 RUN_TIMEOUT_S = 1800.0
@@ -87,6 +94,7 @@ class StreamPlan:
     edges: tuple[int, ...]  # kQuantEdges
     labels: tuple[str, ...]
     window: int  # detector smoothing window (steps)
+    step: StepModel | None = None  # a streaming step model: frames is then its step's frames
 
     def time_s(self, end_frame: int) -> float:
         """``tfkws.features.stream.frame_end_seconds``, rounded as ``tfkws detect`` writes it."""
@@ -119,8 +127,13 @@ def quantize_raw(edges: tuple[int, ...] | list[int], raw: np.ndarray) -> np.ndar
     return (np.searchsorted(e, np.asarray(raw, np.int64), side="right") - 128).astype(np.int8)
 
 
-def plan(info: ModelInfo, meta: dict | None, spec: dict, source: str) -> StreamPlan:
-    """The device pipeline for this model, or a one-line FirmwareGenError saying what is missing."""
+def plan(
+    info: ModelInfo, meta: dict | None, spec: dict, source: str, step: StepModel | None = None
+) -> StreamPlan:
+    """The device pipeline for this model, or a one-line FirmwareGenError saying what is missing.
+
+    ``step``: the model is a streaming step model (``firmware_gen.step_model``): its frames
+    input takes each step's new frames, and the detector's step must be the model's."""
     fc = (meta or {}).get("feature_config")
     if not isinstance(fc, dict):
         raise FirmwareGenError(
@@ -134,12 +147,26 @@ def plan(info: ModelInfo, meta: dict | None, spec: dict, source: str) -> StreamP
     missing = [k for k in ("sample_rate", *FRONTEND_FIELDS, "output_scale") if k not in fc]
     if missing:
         raise FirmwareGenError(f"{source}: feature_config lacks {', '.join(missing)}")
-    if len(info.input_tensors) != 1 or len(info.output_tensors) != 1:
+    hop = int(spec.get("hop_frames", DEFAULT_HOP_FRAMES))
+    if step is not None:
+        t = info.input_tensors[step.frames_input]
+        if t.shape[1:2] != (step.frames_per_step,):
+            raise FirmwareGenError(
+                f"{source}: frames input {list(t.shape)} does not take {step.frames_per_step} "
+                "frame(s) per step"
+            )
+        if hop != step.frames_per_step:
+            raise FirmwareGenError(
+                f"{source}: the detector spec steps every {hop} frame(s), the step model every "
+                f"{step.frames_per_step} (write the spec with tfkws detect on this model)"
+            )
+    elif len(info.input_tensors) != 1 or len(info.output_tensors) != 1:
         raise FirmwareGenError(
             f"{source}: the sliding window needs one input and one output tensor (the model has "
             f"{len(info.input_tensors)} and {len(info.output_tensors)})"
         )
-    t = info.input_tensors[0]
+    else:
+        t = info.input_tensors[0]
     shape = list(t.shape)
     if (
         t.dtype != "INT8"
@@ -164,7 +191,7 @@ def plan(info: ModelInfo, meta: dict | None, spec: dict, source: str) -> StreamP
         stride_samples=stride,
         frames=int(shape[1]),
         features=int(shape[2]),
-        hop=int(spec.get("hop_frames", DEFAULT_HOP_FRAMES)),
+        hop=hop,
         frontend={k: fc[k] for k in FRONTEND_FIELDS},
         output_scale=float(fc["output_scale"]),
         input_scale=scale,
@@ -172,6 +199,7 @@ def plan(info: ModelInfo, meta: dict | None, spec: dict, source: str) -> StreamP
         edges=quant_edges(float(fc["output_scale"]), scale, zp),
         labels=tuple(spec["labels"]),
         window=int(spec["window"]),
+        step=step,
     )
 
 
@@ -191,12 +219,23 @@ def stream_main_cc(p: StreamPlan, ident: str, tool_version: str) -> str:
     edges = [str(e) + "u" for e in p.edges]
     edge_rows = "".join(f"    {', '.join(edges[i : i + 10])},\n" for i in range(0, len(edges), 10))
     up = f"{ident}_DETECTOR".upper()
+    if p.step is None:
+        what = (
+            f"ring of the last {p.frames} frames -> full-window\n"
+            f"// Invoke every {p.hop} frames -> {ident}_detector.h -> detections."
+        )
+        model_part = _window_part(p, ident)
+    else:
+        what = (
+            f"the streaming step model: its\n// {p.hop} new frame(s) and its state (fed back "
+            f"from the last Invoke) every {p.hop} frames ->\n// {ident}_detector.h -> detections."
+        )
+        model_part = _step_part(p, ident)
     return f"""\
 // Generated by firmware_gen {tool_version}. Do not edit.
 // A minimal streaming keyword spotter for {comment_safe(ident)}, the same pipeline as
 // `tfkws detect`: int16 audio ({p.sample_rate} Hz) -> TFLM micro frontend (one frame every
-// {p.stride_samples} samples) -> int8 features -> ring of the last {p.frames} frames -> full-window
-// Invoke every {p.hop} frames -> {ident}_detector.h -> detections.
+// {p.stride_samples} samples) -> int8 features -> {what}
 //
 // Build it with {ident}_model_data.cc, TFLM, and TFLM's micro frontend library
 // (tensorflow/lite/experimental/microfrontend/lib + kissfft), and provide board_read_audio()
@@ -222,9 +261,7 @@ def stream_main_cc(p: StreamPlan, ident: str, tool_version: str) -> str:
 static constexpr int kStreamSampleRate = {p.sample_rate};
 static constexpr int kStreamWindowSamples = {p.window_samples};  // one frame's window
 static constexpr int kStreamStrideSamples = {p.stride_samples};  // one frame per stride
-static constexpr int kStreamFrames = {p.frames};  // model input frames (the ring)
 static constexpr int kStreamFeatures = {p.features};
-static constexpr int kStreamHopFrames = {p.hop};  // Invoke every this many new frames
 
 // int8 feature = (number of kQuantEdges <= raw frontend value) - 128: the exact result of
 // clip(round(raw * {p.output_scale!r} / {p.input_scale!r}) + {p.input_zero_point}, -128, 127)
@@ -257,66 +294,7 @@ static void {ident}_frontend_config(struct FrontendConfig* c) {{
 // samples after the stream started).
 typedef void (*{ident}_detection_fn)(int32_t label, int32_t sum, uint32_t end_frame);
 
-struct {ident}_stream {{
-  struct FrontendState frontend;
-  int8_t ring[kStreamFrames][kStreamFeatures];  // feature frames; `pos` is the oldest once full
-  int32_t pos;
-  uint32_t frames;  // frames computed since the start
-  int32_t since;    // frames since the last Invoke
-  {ident}_detector_state detector;
-  tflite::MicroInterpreter* interpreter;
-}};
-
-static {ident}_stream g_{ident}_stream;
-alignas(16) static uint8_t g_{ident}_arena[{ident.upper()}_STREAM_ARENA_SIZE];
-
-// Returns 0, or -1 when the frontend or TFLM cannot be set up.
-int {ident}_stream_init(void) {{
-  {ident}_stream* s = &g_{ident}_stream;
-  static {ident}_model::OpResolver resolver;
-  if ({ident}_model::RegisterOps(resolver) != kTfLiteOk) return -1;
-  const tflite::Model* model = tflite::GetModel(g_{ident}_model_data);
-  if (model->version() != TFLITE_SCHEMA_VERSION) return -1;
-  static tflite::MicroInterpreter interpreter(model, resolver, g_{ident}_arena,
-                                              sizeof(g_{ident}_arena));
-  if (interpreter.AllocateTensors() != kTfLiteOk) return -1;
-  s->interpreter = &interpreter;
-  struct FrontendConfig config;
-  {ident}_frontend_config(&config);
-  memset(&s->frontend, 0, sizeof(s->frontend));
-  if (!FrontendPopulateState(&config, &s->frontend, kStreamSampleRate)) return -1;
-  s->pos = 0;
-  s->frames = 0;
-  s->since = 0;
-  {ident}_detector_reset(&s->detector);
-  return 0;
-}}
-
-// One new feature frame: into the ring; on an Invoke frame, run the model and the detector.
-// Returns 1 when it invoked the model, 0 when not, -1 when Invoke failed.
-static int {ident}_stream_frame(const uint16_t* raw, {ident}_detection_fn on_detection) {{
-  {ident}_stream* s = &g_{ident}_stream;
-  for (int i = 0; i < kStreamFeatures; ++i) {{
-    s->ring[s->pos][i] = {ident}_quantize_feature(raw[i]);
-  }}
-  s->pos = (s->pos + 1 == kStreamFrames) ? 0 : s->pos + 1;
-  const uint32_t frame = s->frames++;
-  if (s->frames < (uint32_t)kStreamFrames) return 0;
-  // the first full window, then every kStreamHopFrames frames
-  if (s->frames > (uint32_t)kStreamFrames && ++s->since < kStreamHopFrames) return 0;
-  s->since = 0;
-  int8_t* input = s->interpreter->input(0)->data.int8;
-  const int older = (kStreamFrames - s->pos) * kStreamFeatures;  // oldest frames first
-  memcpy(input, &s->ring[s->pos][0], older);
-  memcpy(input + older, &s->ring[0][0], s->pos * kStreamFeatures);
-  if (s->interpreter->Invoke() != kTfLiteOk) return -1;
-  int32_t sum = 0;
-  const int32_t label =
-      {ident}_detector_step(&s->detector, s->interpreter->output(0)->data.int8, &sum);
-  if (label >= 0 && on_detection != NULL) on_detection(label, sum, frame);
-  return 1;
-}}
-
+{model_part}
 // Feed `count` new samples (any number; one stride, {p.stride_samples}, is the natural unit).
 // Returns the number of Invokes they caused, or -1 when one failed.
 int {ident}_stream_push(const int16_t* samples, size_t count, {ident}_detection_fn on_detection) {{
@@ -361,6 +339,177 @@ int main(void) {{
   return 0;
 }}
 #endif  // FIRMWARE_GEN_NO_MAIN
+"""
+
+
+def _init_fn(ident: str, reset: str) -> str:
+    """``NAME_stream_init``: TFLM, the frontend, then the form's own fields (``reset``)."""
+    return f"""\
+// Returns 0, or -1 when the frontend or TFLM cannot be set up.
+int {ident}_stream_init(void) {{
+  {ident}_stream* s = &g_{ident}_stream;
+  static {ident}_model::OpResolver resolver;
+  if ({ident}_model::RegisterOps(resolver) != kTfLiteOk) return -1;
+  const tflite::Model* model = tflite::GetModel(g_{ident}_model_data);
+  if (model->version() != TFLITE_SCHEMA_VERSION) return -1;
+  static tflite::MicroInterpreter interpreter(model, resolver, g_{ident}_arena,
+                                              sizeof(g_{ident}_arena));
+  if (interpreter.AllocateTensors() != kTfLiteOk) return -1;
+  s->interpreter = &interpreter;
+  struct FrontendConfig config;
+  {ident}_frontend_config(&config);
+  memset(&s->frontend, 0, sizeof(s->frontend));
+  if (!FrontendPopulateState(&config, &s->frontend, kStreamSampleRate)) return -1;
+  s->pos = 0;
+  s->frames = 0;
+  s->newest = &s->ring[0][0];
+{reset}  {ident}_detector_reset(&s->detector);
+  return 0;
+}}
+"""
+
+
+def _window_part(p: StreamPlan, ident: str) -> str:
+    """The sliding window: a ring of the model's input frames, a full Invoke every hop."""
+    return f"""\
+static constexpr int kStreamFrames = {p.frames};  // model input frames (the ring)
+static constexpr int kStreamHopFrames = {p.hop};  // Invoke every this many new frames
+
+struct {ident}_stream {{
+  struct FrontendState frontend;
+  int8_t ring[kStreamFrames][kStreamFeatures];  // feature frames; `pos` is the oldest once full
+  int32_t pos;
+  uint32_t frames;        // frames computed since the start
+  const int8_t* newest;   // the newest frame's row of `ring`
+  int32_t since;          // frames since the last Invoke
+  {ident}_detector_state detector;
+  tflite::MicroInterpreter* interpreter;
+}};
+
+static {ident}_stream g_{ident}_stream;
+alignas(16) static uint8_t g_{ident}_arena[{ident.upper()}_STREAM_ARENA_SIZE];
+
+{_init_fn(ident, _WINDOW_RESET)}
+// One new feature frame: into the ring; on an Invoke frame, run the model and the detector.
+// Returns 1 when it invoked the model, 0 when not, -1 when Invoke failed.
+static int {ident}_stream_frame(const uint16_t* raw, {ident}_detection_fn on_detection) {{
+  {ident}_stream* s = &g_{ident}_stream;
+  for (int i = 0; i < kStreamFeatures; ++i) {{
+    s->ring[s->pos][i] = {ident}_quantize_feature(raw[i]);
+  }}
+  s->newest = &s->ring[s->pos][0];
+  s->pos = (s->pos + 1 == kStreamFrames) ? 0 : s->pos + 1;
+  const uint32_t frame = s->frames++;
+  if (s->frames < (uint32_t)kStreamFrames) return 0;
+  // the first full window, then every kStreamHopFrames frames
+  if (s->frames > (uint32_t)kStreamFrames && ++s->since < kStreamHopFrames) return 0;
+  s->since = 0;
+  int8_t* input = s->interpreter->input(0)->data.int8;
+  const int older = (kStreamFrames - s->pos) * kStreamFeatures;  // oldest frames first
+  memcpy(input, &s->ring[s->pos][0], older);
+  memcpy(input + older, &s->ring[0][0], s->pos * kStreamFeatures);
+  if (s->interpreter->Invoke() != kTfLiteOk) return -1;
+  int32_t sum = 0;
+  const int32_t label =
+      {ident}_detector_step(&s->detector, s->interpreter->output(0)->data.int8, &sum);
+  if (label >= 0 && on_detection != NULL) on_detection(label, sum, frame);
+  return 1;
+}}
+"""
+
+
+def _c_list(values: tuple[int, ...]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _step_part(p: StreamPlan, ident: str) -> str:
+    """The step model: each step's new frames and the fed-back state, one Invoke per step."""
+    m = p.step
+    assert m is not None
+    n = len(m.states)
+    return f"""\
+static constexpr int kStreamFrames = {p.frames};  // new frames per Invoke (the step model's input)
+static constexpr int kStreamHopFrames = {p.hop};  // Invoke every this many new frames
+static constexpr int kStreamFramesInput = {m.frames_input};  // interpreter input of the frames
+static constexpr int kStreamLogitsOutput = {m.logits_output};  // interpreter output of the logits
+// Invokes before the state holds a whole window: their outputs skip the detector
+static constexpr uint32_t kStreamWarmupSteps = {m.warmup_steps};
+// Last frame of the window an Invoke's logits score = its newest frame + this (a network
+// valid along time never reads the window's last few frames, so it need not wait for them)
+static constexpr int32_t kStreamEndOffset = {m.end_offset};
+// State k: interpreter output kStateOutput[k] is fed back to input kStateInput[k] (same
+// shape and int8 params), kStateBytes[k] bytes, zero-point filled (kStateZeroPoint[k]) at start.
+static constexpr int kNumStates = {n};
+static const int kStateInput[kNumStates] = {{{_c_list(tuple(i for i, _ in m.states))}}};
+static const int kStateOutput[kNumStates] = {{{_c_list(tuple(o for _, o in m.states))}}};
+static const int32_t kStateBytes[kNumStates] = {{{_c_list(m.state_bytes)}}};
+static const int8_t kStateZeroPoint[kNumStates] = {{{_c_list(m.state_zero_points)}}};
+static constexpr int kStateTotalBytes = {m.total_state_bytes};
+
+struct {ident}_stream {{
+  struct FrontendState frontend;
+  int8_t ring[kStreamFrames][kStreamFeatures];  // this step's new frames, `pos` of them so far
+  // The model's state between Invokes, outside the arena: TFLM plans the arena so an input's
+  // bytes may hold other tensors once it has been read, so the state cannot wait in the input
+  // tensors; it is copied out of the outputs after each Invoke and into the inputs before.
+  alignas(16) int8_t state[kStateTotalBytes];
+  int32_t pos;
+  uint32_t frames;       // frames computed since the start
+  const int8_t* newest;  // the newest frame's row of `ring`
+  uint32_t steps;        // Invokes since the start
+  {ident}_detector_state detector;
+  tflite::MicroInterpreter* interpreter;
+}};
+
+static {ident}_stream g_{ident}_stream;
+alignas(16) static uint8_t g_{ident}_arena[{ident.upper()}_STREAM_ARENA_SIZE];
+
+{_init_fn(ident, _STEP_RESET)}
+// One new feature frame: into this step's frames; once there are kStreamFrames, Invoke the
+// step model on them and its state, keep its new state, and (after the warm-up) run the
+// detector. Returns 1 when it invoked the model, 0 when not, -1 when Invoke failed.
+static int {ident}_stream_frame(const uint16_t* raw, {ident}_detection_fn on_detection) {{
+  {ident}_stream* s = &g_{ident}_stream;
+  for (int i = 0; i < kStreamFeatures; ++i) {{
+    s->ring[s->pos][i] = {ident}_quantize_feature(raw[i]);
+  }}
+  s->newest = &s->ring[s->pos][0];
+  const uint32_t frame = s->frames++;
+  if (++s->pos < kStreamFrames) return 0;
+  s->pos = 0;
+  tflite::MicroInterpreter* m = s->interpreter;
+  memcpy(m->input(kStreamFramesInput)->data.int8, &s->ring[0][0], sizeof(s->ring));
+  const int8_t* in = s->state;
+  for (int k = 0; k < kNumStates; ++k) {{
+    memcpy(m->input(kStateInput[k])->data.int8, in, kStateBytes[k]);
+    in += kStateBytes[k];
+  }}
+  if (m->Invoke() != kTfLiteOk) return -1;
+  int8_t* out = s->state;
+  for (int k = 0; k < kNumStates; ++k) {{
+    memcpy(out, m->output(kStateOutput[k])->data.int8, kStateBytes[k]);
+    out += kStateBytes[k];
+  }}
+  if (s->steps++ < kStreamWarmupSteps) return 1;
+  int32_t sum = 0;
+  const int32_t label =
+      {ident}_detector_step(&s->detector, m->output(kStreamLogitsOutput)->data.int8, &sum);
+  if (label >= 0 && on_detection != NULL) {{
+    on_detection(label, sum, (uint32_t)((int32_t)frame + kStreamEndOffset));
+  }}
+  return 1;
+}}
+"""
+
+
+_WINDOW_RESET = "  s->since = 0;\n"
+_STEP_RESET = """\
+  s->steps = 0;
+  int8_t* state = s->state;
+  for (int k = 0; k < kNumStates; ++k) {
+    memset(state, kStateZeroPoint[k], kStateBytes[k]);
+    state += kStateBytes[k];
+  }
 """
 
 
@@ -588,6 +737,7 @@ def run_stream(
         "frames": figures.get("frames"),
         "invokes": sum(invokes),
         "hop_frames": p.hop,
+        "form": "step" if p.step else "sliding window",
         # the int8 feature frames the model saw, [frames, features] row by row: compare with
         # the host's (e.g. tfkws detect's) to tell a frontend difference from a model one
         "features_sha256": hashlib.sha256(feature_bytes).hexdigest(),
@@ -618,13 +768,16 @@ def run_stream(
             "frontend_state_heap": figures.get("frontend_heap"),
             "stream_state": figures.get("state_bytes"),
             "feature_ring": p.frames * p.features,
+            "model_state": p.step.total_state_bytes if p.step else 0,
             "total": sum(
                 figures.get(k) or 0 for k in ("arena_size", "frontend_heap", "state_bytes")
             ),
             "note": "total = arena + frontend_state_heap + stream_state; stream_state holds the "
-            "frontend state struct, the feature ring (feature_ring) and the detector; "
-            "frontend_state_heap is what FrontendPopulateState allocates (malloc); the sliding "
-            "window's model has no resource variables, so the arena is all of TFLM's RAM",
+            "frontend state struct, the feature ring (feature_ring: a step's new frames for a "
+            "step model), the step model's state between Invokes (model_state; its state "
+            "tensors are in the arena too, as inputs and outputs) and the detector; "
+            "frontend_state_heap is what FrontendPopulateState allocates (malloc); neither form "
+            "has resource variables, so the arena is all of TFLM's RAM",
         },
         "seconds": round(time.time() - t0, 1),
     }

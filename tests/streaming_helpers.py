@@ -54,22 +54,30 @@ def write_dataset(root: Path, per_class: int = 48) -> Path:
     return root
 
 
-def train_tone_kws_model(tmp: Path) -> Path:
-    """Train a tiny DS-CNN on the tone dataset with the stateless frontend; its int8 .tflite."""
+def train_tone_kws_model(
+    tmp: Path, model_params: dict | None = None, epochs: int = 15, export: bool = True
+) -> Path:
+    """Train a tiny DS-CNN on the tone dataset with the stateless frontend; its int8 .tflite
+    (``export`` False: the run folder, ``tmp / "run"``). ``model_params`` add to the DS-CNN's
+    (e.g. ``time_padding="valid"`` for a model that streams)."""
     from tfkws.cli.main import main
     from tfkws.data.dataset import open_dataset
     from tfkws.runs.config import TrainConfig
     from tfkws.training.trainer import train
 
-    data = write_dataset(tmp / "data")
+    data = tmp / "data"
+    if not (data / "train.csv").exists():
+        write_dataset(data)
     run = tmp / "run"
     cfg = TrainConfig(
-        model_params={"channels": 32, "num_blocks": 2},
-        epochs=15,
+        model_params={"channels": 32, "num_blocks": 2, **(model_params or {})},
+        epochs=epochs,
         batch_size=16,
         learning_rate=0.01,
     )
     train(open_dataset(data), STATELESS, cfg, run, data_path=str(data), verbose=0)
+    if not export:
+        return run
     model = tmp / "tones.tflite"
     assert main(["export", f"--run={run}", f"--out={model}"]) == 0
     return model

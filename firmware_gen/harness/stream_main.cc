@@ -1,5 +1,6 @@
 // firmware_gen's streaming harness: the generated NAME_stream_main.cc (frontend + model +
-// detector, built with FIRMWARE_GEN_NO_MAIN) fed a recording through semihosting.
+// detector, built with FIRMWARE_GEN_NO_MAIN; sliding window or streaming step model) fed a
+// recording through semihosting.
 //
 //   harness AUDIO STRIDE FEATURES   AUDIO: int16 samples; STRIDE: samples per step (the last
 //                                   step may be shorter); FEATURES: written with every int8
@@ -87,8 +88,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (FG_STREAM_STATE.frames > frames) {
-      const int32_t newest = FG_STREAM_STATE.pos == 0 ? kStreamFrames - 1 : FG_STREAM_STATE.pos - 1;
-      fwrite(FG_STREAM_STATE.ring[newest], 1, kStreamFeatures, features);
+      fwrite(FG_STREAM_STATE.newest, 1, kStreamFeatures, features);
       frames = FG_STREAM_STATE.frames;
     }
     for (int i = 0; i < g_num_found; ++i) {

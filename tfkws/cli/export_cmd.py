@@ -34,6 +34,15 @@ def define_flags(fv: flags.FlagValues) -> None:
         "(fewer bytes; int8 accuracy may drop: check it with tfkws eval).",
         flag_values=fv,
     )
+    flags.DEFINE_boolean(
+        "streaming",
+        False,
+        "Also write the int8 streaming step model (external state: one step's new frames in, "
+        "state fed back) as OUT_step.tflite with its metadata; OUT is then its window twin "
+        "(same int8 params per tensor, ranges pinned per layer). The model must stream "
+        "(time_padding=valid).",
+        flag_values=fv,
+    )
     common.define_path("firmware_dir", None, "Also run firmware-gen into this folder.", fv)
     flags.DEFINE_list(
         "target",
@@ -49,6 +58,8 @@ def run(fv: flags.FlagValues) -> int:
     from tfkws.conversion.export import export_run
 
     out = fv.out or str(Path(fv.run) / "model_int8.tflite")
+    if fv.streaming:
+        return _run_streaming(fv, out)
     res = export_run(
         fv.run,
         out,
@@ -65,4 +76,25 @@ def run(fv: flags.FlagValues) -> int:
         from tfkws.firmware import DEFAULT_TARGETS, generate_firmware
 
         print(generate_firmware(res.tflite_path, fv.firmware_dir, fv.target or DEFAULT_TARGETS))
+    return 0
+
+
+def _run_streaming(fv: flags.FlagValues, out: str) -> int:
+    from tfkws.errors import TfkwsError
+    from tfkws.streaming.step_export import export_streaming_run
+
+    if fv.compact or fv.per_tensor_dense or fv.firmware_dir:
+        raise TfkwsError("--streaming takes none of --compact, --per_tensor_dense, --firmware_dir")
+    res = export_streaming_run(
+        fv.run, out, num_calibration=fv.num_calibration, seed=fv.seed, data=fv.data
+    )
+    s = res.step.metadata["streaming"]
+    for what, r in (("window model", res.window), ("step model", res.step)):
+        print(f"{what + ':':14}{r.tflite_path} ({r.tflite_bytes} bytes, ops: {', '.join(r.ops)})")
+        print(f"{'metadata:':14}{r.metadata_path}")
+    print(
+        f"step: {s['frames_per_step']} new frame(s) per Invoke, {len(s['states'])} state "
+        f"tensors ({s['state_bytes']} bytes), whole windows from step {s['warmup_steps']}"
+    )
+    print(f"BN/branch folding max abs diff: {res.window.fold_max_abs_diff:.3g}")
     return 0

@@ -157,6 +157,26 @@ def export_folded(
     """
     from tfkws.conversion.tflite_convert import to_int8_tflite
 
+    fold_diff = check_fold(run_dir, model, folded, rep, what)
+    tflite = to_int8_tflite(
+        folded, rep, num_calibration=None, seed=seed, per_channel_dense=per_channel_dense
+    )
+    if not per_channel_dense:
+        extra = {**(extra or {}), "per_channel_dense": False}
+    return write_export(
+        run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra, compact
+    )
+
+
+def check_fold(
+    run_dir: str | os.PathLike,
+    model: Any,
+    folded: Any,
+    rep: np.ndarray,
+    what: str = "folding changed the model's outputs",
+) -> float:
+    """The largest output difference of ``folded`` from ``model`` on up to 64 clips of ``rep``
+    (batch 1); beyond float rounding raises ``"{run_dir}: {what} (max abs diff ...)"``."""
     probe = rep[: min(64, len(rep))]
     ref = np.concatenate([model(c[None], training=False).numpy() for c in probe])
     got = np.concatenate([folded(c[None], training=False).numpy() for c in probe])
@@ -171,14 +191,7 @@ def export_folded(
     )
     if fold_diff > 1e-4 * max(scale, 1.0):
         raise TfkwsError(f"{run_dir}: {what} (max abs diff {fold_diff:.3g})")
-    tflite = to_int8_tflite(
-        folded, rep, num_calibration=None, seed=seed, per_channel_dense=per_channel_dense
-    )
-    if not per_channel_dense:
-        extra = {**(extra or {}), "per_channel_dense": False}
-    return write_export(
-        run_dir, run, out_path, tflite, params, fold_diff, int(len(rep)), "ptq", extra, compact
-    )
+    return fold_diff
 
 
 def write_export(
@@ -192,11 +205,15 @@ def write_export(
     quantization: str,
     extra: dict[str, Any] | None = None,
     compact: bool = False,
+    io: tuple[int, int] = (0, 0),
 ) -> ExportResult:
-    """Write ``tflite`` and its metadata JSON (shared by PTQ, QAT and slimmable-width export).
+    """Write ``tflite`` and its metadata JSON (shared by PTQ, QAT, slimmable-width and streaming
+    export).
 
     ``extra`` adds keys (e.g. ``slim``: the width a sub-network was cut at); ``compact`` writes
-    ``compact_tflite(tflite)`` instead (recorded as ``"compact": true``).
+    ``compact_tflite(tflite)`` instead (recorded as ``"compact": true``). ``io``: the positions
+    of the features input and the logits output the metadata's ``input`` / ``output`` describe
+    (a streaming step model has state inputs and outputs too, in the converter's order).
     """
     from tfkws.conversion.compact_tflite import compact_tflite
     from tfkws.conversion.model_info import inspect_tflite
@@ -206,22 +223,23 @@ def write_export(
         tflite = compact_tflite(tflite)
 
     info = inspect_tflite(tflite, str(out_path))
+    inp, out = info.inputs[io[0]], info.outputs[io[1]]
     meta = {
         "format": "tfkws-model-metadata",
         "version": 1,
         "labels": list(run.labels),
         "feature_config": run.features.to_dict(),
         "input": {
-            "shape": list(info.input_shape),
-            "dtype": info.input_dtype,
-            "scale": float(info.input_scale),
-            "zero_point": int(info.input_zero_point),
+            "shape": list(inp.shape),
+            "dtype": inp.dtype,
+            "scale": float(inp.scale),
+            "zero_point": int(inp.zero_point),
         },
         "output": {
-            "shape": list(info.output_shape),
-            "dtype": info.output_dtype,
-            "scale": float(info.output_scale),
-            "zero_point": int(info.output_zero_point),
+            "shape": list(out.shape),
+            "dtype": out.dtype,
+            "scale": float(out.scale),
+            "zero_point": int(out.zero_point),
         },
         "model_name": run.train.model,
         "model_params": run.train.model_params,

@@ -3,7 +3,10 @@
 micro frontend frame by frame over the whole stream (``tfkws.features.stream``) -> int8 frames ->
 feature ring -> the int8 model in TFLM every ``hop`` frames (``sliding_window``) -> the integer
 detector (``detector``, the twin of the generated ``NAME_detector.h``). Labels, features and
-quantization come from the model's export metadata.
+quantization come from the model's export metadata. A streaming step model (``tfkws export
+--streaming``, metadata ``streaming.form`` ``external_state``) runs instead once per step on the
+step's new frames with its int8 state fed back (``step_stream``): the hop is its step; the
+detector starts at its first whole-window step.
 
 A detection's ``time_s`` is the end of the window it fired on (the end of its last frame), in
 seconds from the start of the file: the moment the device would report the keyword, just after
@@ -23,6 +26,8 @@ import numpy as np
 from tfkws.errors import TfkwsError
 from tfkws.streaming.detector import DetectorConfig, detect, make_config
 from tfkws.streaming.sliding_window import DEFAULT_HOP_FRAMES, run_sliding_window
+from tfkws.streaming.step_export import is_step_model
+from tfkws.streaming.step_stream import run_step_model
 
 DEFAULT_THRESHOLD = 0.8
 
@@ -118,6 +123,15 @@ def detect_audio(
     model, info = read_model(model_path)
     meta = load_metadata(model_path)
     fc = features_for(meta)
+    step_form = is_step_model(meta)
+    if step_form:  # the step model runs once per its own step: that is the hop
+        step_ms = int(meta["streaming"]["frames_per_step"]) * fc.window_stride_ms
+        if settings.hop_ms not in (None, step_ms):
+            raise TfkwsError(
+                f"{model_path}: a streaming step model runs every {step_ms} ms (its step); "
+                f"--hop_ms {settings.hop_ms} does not apply"
+            )
+        settings = dataclasses.replace(settings, hop_ms=step_ms)
     config = detector_config(meta, settings)
     hop = hop_frames(settings, fc.window_stride_ms)
     audio = load_audio(audio_path, fc.sample_rate)
@@ -133,7 +147,13 @@ def detect_audio(
             f"{audio_path}: {audio.shape[0] / fc.sample_rate:.3f} s is shorter than the model's "
             f"window ({fc.clip_duration_ms} ms)"
         )
-    windows = run_sliding_window(model, frames, hop, model_path, progress=True)
+    if step_form:
+        windows, invokes = run_step_model(
+            model, frames, meta["streaming"], model_path, progress=True
+        )
+    else:
+        windows = run_sliding_window(model, frames, hop, model_path, progress=True)
+        invokes = int(windows.scores.shape[0])
     found = detect(config, windows.scores)
     detections = [
         {
@@ -149,7 +169,8 @@ def detect_audio(
         "audio": str(audio_path),
         "duration_s": round(audio.shape[0] / fc.sample_rate, 4),
         "frames": int(frames.shape[0]),
-        "invokes": int(windows.scores.shape[0]),
+        "invokes": invokes,
+        "form": "step" if step_form else "sliding window",
         "hop_frames": hop,
         "hop_ms": hop * fc.window_stride_ms,
         "smoothing_ms": settings.smoothing_ms,
@@ -160,5 +181,5 @@ def detect_audio(
         "frontend": settings.frontend,
         # the int8 frames the model saw (firmware-gen --stream-audio reports the device's)
         "features_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest(),
-        "input_shape": list(info.input_shape),
+        "input_shape": list(meta["input"]["shape"]) if step_form else list(info.input_shape),
     }

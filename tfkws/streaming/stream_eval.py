@@ -69,6 +69,7 @@ def score_audio(
     from tfkws.features.stream import frame_end_seconds
     from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
     from tfkws.streaming.sliding_window import run_sliding_window, run_sliding_window_litert
+    from tfkws.streaming.step_export import is_step_model
     from tfkws.verification.evaluate import features_for, quantize_input, read_model
 
     settings = settings or StreamSettings()
@@ -76,6 +77,12 @@ def score_audio(
         raise TfkwsError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     model, _ = read_model(model_path)
     meta = load_metadata(model_path)
+    if is_step_model(meta):
+        twin = meta["streaming"].get("window_model", "its window twin")
+        raise TfkwsError(
+            f"{model_path}: a streaming step model; stream-eval scores window models (give "
+            f"{twin}, whose int8 outputs it equals)"
+        )
     fc = features_for(meta)
     hop = hop_frames(settings, fc.window_stride_ms)
     frames = stream_frames_chunked(

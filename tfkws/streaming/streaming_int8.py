@@ -8,8 +8,9 @@ the step model is built from that graph (``to_streaming`` gives each state input
 fake-quant), so both convert with the same scale and zero point per tensor. State outputs then
 carry the state inputs' params and are fed back as they are (int8 copies, no requantization).
 
-``TflmStepper`` runs the step ``.tflite`` in TFLM, pairing state outputs with state inputs by the
-model's signature names.
+``TflmStepper`` runs the step ``.tflite`` in TFLM, pairing state outputs with state inputs by
+position (``StepLayout``: found through the model's signature names, kept in an exported step
+model's metadata so that firmware_gen can wire them without TensorFlow).
 """
 
 from __future__ import annotations
@@ -120,39 +121,83 @@ def streaming_int8(folded: keras.Model, representative: np.ndarray) -> Streaming
     return StreamingInt8(window, step, sm)
 
 
+@dataclasses.dataclass(frozen=True)
+class StepLayout:
+    """Where a step ``.tflite``'s tensors are, by position in the flatbuffer's input and output
+    lists (what TFLM's ``input(i)`` / ``output(i)`` take): the converter orders them by name, so
+    the frames input and the logits output need not come first. ``states``: (input, output)
+    pairs, each output fed back to its input at the next step."""
+
+    frames_input: int
+    logits_output: int
+    states: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frames_input": self.frames_input,
+            "logits_output": self.logits_output,
+            "states": [{"input": i, "output": o} for i, o in self.states],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepLayout:
+        states = tuple((int(s["input"]), int(s["output"])) for s in d["states"])
+        return cls(int(d["frames_input"]), int(d["logits_output"]), states)
+
+
+def step_layout(step_tflite: bytes, streaming: StreamingModel) -> StepLayout:
+    """The layout of the step model ``streaming.model`` converted to ``step_tflite``, matched
+    through the flatbuffer's signature (Keras input and output names)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras_model = streaming.model
+    litert = Interpreter(model_content=step_tflite)
+    sig = litert.get_signature_runner()
+    in_details, out_details = sig.get_input_details(), sig.get_output_details()
+    in_pos = {d["index"]: i for i, d in enumerate(litert.get_input_details())}
+    out_pos = {d["index"]: i for i, d in enumerate(litert.get_output_details())}
+    names_in, names_out = keras_model.input_names, keras_model.output_names
+    return StepLayout(
+        in_pos[in_details[names_in[0]]["index"]],
+        out_pos[out_details[names_out[0]]["index"]],
+        tuple(
+            (in_pos[in_details[i]["index"]], out_pos[out_details[o]["index"]])
+            for i, o in zip(names_in[1:], names_out[1:], strict=True)
+        ),
+    )
+
+
 class TflmStepper:
     """The step model in TFLM: ``step(int8 frames [hop, features]) -> int8 logits``; state kept
-    in int8 between steps (outputs copied to the inputs of the same name)."""
+    in int8 between steps (each state output copied to its input, ``StepLayout``). ``layout``:
+    a ``StepLayout`` (e.g. from an exported step model's metadata) or the ``StreamingModel``
+    the ``.tflite`` was converted from."""
 
-    def __init__(self, step_tflite: bytes, streaming: StreamingModel) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
+    def __init__(self, step_tflite: bytes, layout: StepLayout | StreamingModel) -> None:
+        from tfkws.conversion.model_info import inspect_tflite
         from tfkws.verification.tflm import tflm_interpreter
 
-        keras_model = streaming.model
-        sig = Interpreter(model_content=step_tflite).get_signature_runner()
-        in_details, out_details = sig.get_input_details(), sig.get_output_details()
-        litert = Interpreter(model_content=step_tflite)
-        in_pos = {d["index"]: i for i, d in enumerate(litert.get_input_details())}
-        out_pos = {d["index"]: i for i, d in enumerate(litert.get_output_details())}
-        names_in, names_out = keras_model.input_names, keras_model.output_names
-        self._frames = in_pos[in_details[names_in[0]]["index"]]
-        self._logits = out_pos[out_details[names_out[0]]["index"]]
-        self._pairs = [
-            (out_pos[out_details[o]["index"]], in_pos[in_details[i]["index"]], in_details[i])
-            for i, o in zip(names_in[1:], names_out[1:], strict=True)
+        if isinstance(layout, StreamingModel):
+            layout = step_layout(step_tflite, layout)
+        self.layout = layout
+        info = inspect_tflite(step_tflite)
+        inputs = info.inputs
+        self._zero = [
+            np.full(inputs[i].shape, inputs[i].zero_point or 0, np.int8) for i, _ in layout.states
         ]
+        self.frames_shape = inputs[layout.frames_input].shape
+        self.logits_elements = int(np.prod(info.outputs[layout.logits_output].shape))
         self._interp, _ = tflm_interpreter(step_tflite)
         self.reset()
 
     def reset(self) -> None:
-        self._states = [np.full(d["shape"], d["quantization"][1], np.int8) for *_, d in self._pairs]
+        self._states = [z.copy() for z in self._zero]
 
     def step(self, frames: np.ndarray) -> np.ndarray:
-        interp = self._interp
-        interp.set_input(np.asarray(frames, np.int8)[None], self._frames)
-        for (_, pos, _), state in zip(self._pairs, self._states, strict=True):
+        interp, lay = self._interp, self.layout
+        interp.set_input(np.asarray(frames, np.int8).reshape(self.frames_shape), lay.frames_input)
+        for (pos, _), state in zip(lay.states, self._states, strict=True):
             interp.set_input(state, pos)
         interp.invoke()
-        self._states = [np.array(interp.get_output(o), np.int8) for o, _, _ in self._pairs]
-        return np.array(interp.get_output(self._logits), np.int8).reshape(-1)
+        self._states = [np.array(interp.get_output(o), np.int8) for _, o in lay.states]
+        return np.array(interp.get_output(lay.logits_output), np.int8).reshape(-1)
