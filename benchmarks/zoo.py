@@ -2,6 +2,7 @@
 
     python benchmarks/zoo.py add NAME --run RUN --data DATA --split validation \\
         --title "..." --train_command "tfkws train ..." [--tflite T] [--supernet]
+    python benchmarks/zoo.py add NAME --run RUN ... --streaming_results results/streaming_X.json
     python benchmarks/zoo.py table      # results/zoo.{json,md} from the cards
 
 ``add`` exports the run with ``tfkws export`` (unless ``--tflite`` names an export), measures int8
@@ -9,6 +10,11 @@ accuracy with ``tfkws eval`` (TFLM), bytes, MACs and the host arena with ``firmw
 arena on Cortex-M4 and Cortex-M55 (CMSIS-NN kernels, QEMU) with ``firmware-gen --on-target``;
 then writes ``tfkws/zoo/models/NAME/`` (``.tflite``, metadata, ``card.json``, ``CARD.md``) and the
 zoo table. Each step runs the user-facing command, recorded in the card as it ran.
+
+``--streaming_results`` (a ``benchmarks/streaming.py`` results file of this run) makes a streaming
+entry: ``tfkws export --streaming`` writes the window twin and the step model, which must be
+byte-identical to the step model the benchmark scored; the card gets its operating points and the
+step model's cost per Invoke on Cortex-M.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from tfkws.zoo.catalog import (  # noqa: E402
     CARD_FORMAT,
     CARD_MD,
     METADATA,
+    STEP_METADATA,
+    STEP_TFLITE,
     SUPERNET,
     TFLITE,
     ZOO_DIR,
@@ -84,7 +92,10 @@ def add(a: argparse.Namespace) -> None:
             export_cmd = a.export_command or ""
         else:
             tflite = tmp / TFLITE
-            export_cmd = sh(["tfkws", "export", "--run", rel(run), "--out", str(tflite)])
+            streaming = ["--streaming"] if a.streaming_results else []
+            export_cmd = sh(
+                ["tfkws", "export", "--run", rel(run), *streaming, "--out", str(tflite)]
+            )
             shown_run = a.run_as or rel(run)
             export_cmd = export_cmd.replace(f" --out {tflite}", "").replace(rel(run), shown_run)
         meta_src = tflite.with_name(tflite.stem + ".metadata.json")
@@ -105,6 +116,9 @@ def add(a: argparse.Namespace) -> None:
         arena = {"host": report["min_arena_bytes"]}
         for v in (report.get("on_target") or {}).get("variants", []):
             arena[f"{v['cpu']}/{v['kernels']}"] = v["arena"]["min_bytes"]
+        stream_card = (
+            streaming_card(a, run, tflite, report, tmp / "fw_step") if a.streaming_results else None
+        )
         card = {
             "format": CARD_FORMAT,
             "name": a.name,
@@ -131,6 +145,7 @@ def add(a: argparse.Namespace) -> None:
             "arena_bytes": arena,
             "ops": [o["op"] for o in report["ops"]],
             "notes": a.notes,
+            **({"streaming": stream_card} if stream_card else {}),
             **provenance.current(),
         }
         dest = ZOO_DIR / a.name
@@ -140,6 +155,9 @@ def add(a: argparse.Namespace) -> None:
         shutil.copy2(tflite, stage / TFLITE)
         meta_text = meta_src.read_text()
         (stage / METADATA).write_text(meta_text)
+        if stream_card:
+            shutil.copy2(tflite.with_name(STEP_TFLITE), stage / STEP_TFLITE)
+            shutil.copy2(tflite.with_name(STEP_METADATA), stage / STEP_METADATA)
         if a.supernet:
             (stage / SUPERNET).mkdir()
             for f in ("run_config.json", BEST_WEIGHTS, "results.json"):
@@ -151,6 +169,86 @@ def add(a: argparse.Namespace) -> None:
         stage.rename(dest)
     print(f"zoo: {dest}")
     table()
+
+
+def _on_target(report: dict) -> tuple[dict[str, int], dict[str, int]]:
+    """(arena per ``cpu/kernels`` with ``host``, instructions per Invoke per ``cpu/kernels``)."""
+    arena, instructions = {"host": report["min_arena_bytes"]}, {}
+    for v in (report.get("on_target") or {}).get("variants", []):
+        arena[f"{v['cpu']}/{v['kernels']}"] = v["arena"]["min_bytes"]
+        instructions[f"{v['cpu']}/{v['kernels']}"] = v["instructions"]["per_invoke"]
+    return arena, instructions
+
+
+def streaming_card(
+    a: argparse.Namespace, run: Path, tflite: Path, window_report: dict, fw: Path
+) -> dict:
+    """The card's ``streaming`` section: the benchmark's operating points for this run's step
+    model (checked byte-identical to the one it scored) and the step model's cost on target."""
+    import hashlib
+
+    res = json.loads(Path(a.streaming_results).read_text())
+    if Path(res["run"]).resolve() != run:
+        raise SystemExit(f"{a.streaming_results}: results of {res['run']}, not of {run}")
+    step = tflite.with_name(STEP_TFLITE)
+    scored = run / "step.tflite"
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    if not scored.exists() or digest(scored) != digest(step):
+        raise SystemExit(f"{step}: not the step model {a.streaming_results} scored ({scored})")
+    sh(
+        ["firmware-gen", str(step), "--out", str(fw), "--on-target", a.on_target,
+         "--kernels", a.kernels, "--tflm-library", "model", "--name", "kws"]
+    )  # fmt: skip
+    report = json.loads((fw / "kws_report.json").read_text())
+    step_arena, step_instr = _on_target(report)
+    window_arena, window_instr = _on_target(window_report)
+    step_doc = json.loads(tflite.with_name(STEP_METADATA).read_text())
+    step_meta = step_doc["streaming"]
+    form = res["forms"]["streaming (external state)"]
+    hop_ms = form["hop_ms"]
+    wanted = [float(t) for t in a.operating_points.split(",")]
+    points = [
+        {k: t[k] for k in ("threshold", "false_reject_rate", "false_accepts_per_hour")}
+        for t in form["thresholds"]
+        if any(abs(t["threshold"] - w) < 1e-9 for w in wanted)
+    ]
+    st = res["streams"]
+    return {
+        "frames_per_step": step_meta["frames_per_step"],
+        "hop_ms": hop_ms,
+        "state_bytes": step_meta["state_bytes"],
+        "step_tflite_bytes": report["model_bytes"],
+        "step_macs": report["total_macs"],
+        "step_arena_bytes": step_arena,
+        "step_instructions": step_instr,
+        "window_tflite_bytes": window_report["model_bytes"],
+        "window_macs": window_report["total_macs"],
+        "window_arena_bytes": window_arena,
+        "window_instructions": window_instr,
+        "detector": {
+            "smoothing_ms": form["detector"]["window_steps"] * hop_ms,
+            "refractory_ms": form["detector"]["refractory_steps"] * hop_ms,
+            "gates": [x for x in step_doc["labels"] if x.startswith("_")],
+            "one_threshold_for_every_keyword": True,
+        },
+        "operating_points": points,
+        "at_target": form["at_target"],
+        "target_false_accepts_per_hour": form["target_false_accepts_per_hour"],
+        "keywords_placed": form["keywords_placed"],
+        "keyword_hours": form["keyword_stream_hours"],
+        "keyword_free_hours": form["keyword_free_hours"],
+        "tolerance_s": form["tolerance_s"],
+        "streams_note": (
+            f"val.csv speakers; distractors: {st['english_distractors']:,} English Speech "
+            f"Commands clips and {st['synthetic_distractors']:,} espeak-ng words over looped "
+            "Speech Commands noise"
+        ),
+        "command": res["command"],
+        "commit": res["commit"],
+        "results": rel(Path(a.streaming_results)),
+        "firmware_command": "firmware-gen model_int8_step.tflite --out fw_step --on-target "
+        f"{a.on_target} --kernels {a.kernels} --tflm-library model --name kws",
+    }
 
 
 def table(_a: argparse.Namespace | None = None) -> None:
@@ -212,6 +310,8 @@ def main() -> int:
     ad.add_argument("--on_target", default="m4,m55")
     ad.add_argument("--kernels", default="cmsis-nn")
     ad.add_argument("--supernet", action="store_true", help="ship the run for slim select")
+    ad.add_argument("--streaming_results", help="benchmarks/streaming.py results of this run")
+    ad.add_argument("--operating_points", default="0.8,0.9,0.95,0.99", help="thresholds shown")
     sub.add_parser("table")
     a = p.parse_args()
     (add if a.action == "add" else table)(a)

@@ -14,6 +14,7 @@ from conftest import SHARED_DATA, run_cli
 from tfkws.zoo.catalog import (
     CARD_MD,
     METADATA,
+    STEP_METADATA,
     TFLITE,
     ZOO_DIR,
     card_markdown,
@@ -45,6 +46,17 @@ def test_card_matches_its_files(name: str) -> None:
     assert (m.folder / CARD_MD).read_text() == card_markdown(m.card)
     for key in ("train_command", "eval_command", "data"):
         assert m.card[key], f"{name}: card has no {key}"
+    st = m.card.get("streaming")
+    assert (m.step_tflite is None) == (st is None), f"{name}: step model and card disagree"
+    if st:
+        step_meta = json.loads((m.folder / STEP_METADATA).read_text())
+        assert step_meta["tflite_sha256"] == hashlib.sha256(m.step_tflite.read_bytes()).hexdigest()
+        assert step_meta["labels"] == meta["labels"]
+        assert step_meta["streaming"]["window_model"] == TFLITE
+        assert st["step_tflite_bytes"] == m.step_tflite.stat().st_size
+        assert st["window_tflite_bytes"] == m.card["tflite_bytes"]
+        assert st["state_bytes"] == step_meta["streaming"]["state_bytes"]
+        assert st["operating_points"], f"{name}: streaming card without operating points"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,6 +69,12 @@ def test_card_figures_equal_firmware_gen(name: str, tmp_path: Path) -> None:
     assert report["total_macs"] == m.card["macs"]
     assert report["min_arena_bytes"] == m.card["arena_bytes"]["host"]
     assert [o["op"] for o in report["ops"]] == m.card["ops"]
+    if m.step_tflite:
+        st = m.card["streaming"]
+        step = generate(m.step_tflite, tmp_path / "fw_step", name="kws").report
+        assert step["model_bytes"] == st["step_tflite_bytes"]
+        assert step["total_macs"] == st["step_macs"]
+        assert step["min_arena_bytes"] == st["step_arena_bytes"]["host"]
 
 
 @pytest.mark.slow
@@ -69,24 +87,28 @@ def test_card_on_target_arenas_equal_firmware_gen(name: str, tmp_path: Path) -> 
     if skip:
         pytest.skip(skip)
     m = get_model(name)
-    wanted = {k: v for k, v in m.card["arena_bytes"].items() if k != "host"}
-    if not wanted:
-        pytest.skip(f"{name}: card has no on-target arena")
-    cpus = sorted({k.split("/")[0].removeprefix("cortex-") for k in wanted})
-    kernels = sorted({k.split("/")[1] for k in wanted})
-    report = generate(
-        m.tflite,
-        tmp_path / "fw",
-        name="kws",
-        on_target=cpus,
-        kernels=kernels,
-        tflm_library="model",
-    ).report
-    got = {
-        f"{v['cpu']}/{v['kernels']}": v["arena"]["min_bytes"]
-        for v in report["on_target"]["variants"]
-    }
-    assert got == wanted
+    models = [(m.tflite, m.card["arena_bytes"])]
+    if m.step_tflite:  # a streaming entry's step model (instructions depend on the compiler)
+        models.append((m.step_tflite, m.card["streaming"]["step_arena_bytes"]))
+    for i, (tflite, arenas) in enumerate(models):
+        wanted = {k: v for k, v in arenas.items() if k != "host"}
+        if not wanted:
+            pytest.skip(f"{name}: card has no on-target arena")
+        cpus = sorted({k.split("/")[0].removeprefix("cortex-") for k in wanted})
+        kernels = sorted({k.split("/")[1] for k in wanted})
+        report = generate(
+            tflite,
+            tmp_path / f"fw{i}",
+            name="kws",
+            on_target=cpus,
+            kernels=kernels,
+            tflm_library="model",
+        ).report
+        got = {
+            f"{v['cpu']}/{v['kernels']}": v["arena"]["min_bytes"]
+            for v in report["on_target"]["variants"]
+        }
+        assert got == wanted, tflite.name
 
 
 def test_zoo_list_cli(capsys: pytest.CaptureFixture) -> None:

@@ -9,7 +9,11 @@ train one first. Every zoo entry is a folder under ``tfkws/zoo/models/NAME/`` ho
   accuracy in TFLM, parameters, MACs, ``.tflite`` bytes, arena on the host and on emulated
   Cortex-M4/M55 (``CARD.md`` is the same card for people);
 - for a slimmable supernet, ``supernet/`` (its run config and weights), which ``tfkws slim
-  select --run`` reads to cut a width for a board.
+  select --run`` reads to cut a width for a board;
+- for a streaming model, ``model_int8_step.tflite`` and its metadata (``tfkws export
+  --streaming``: the external-state step model; ``model_int8.tflite`` is then its window twin with
+  the same int8 parameters), and the card's ``streaming`` section: false rejects and false
+  accepts per hour per threshold from ``benchmarks/streaming.py``, cost per step on Cortex-M.
 
 Cards are written by ``benchmarks/zoo.py`` from a trained run; ``tests/test_zoo.py`` recomputes
 every deterministic figure (bytes, MACs, arena) with firmware_gen and compares it exactly.
@@ -31,6 +35,8 @@ CARD_MD = "CARD.md"
 TFLITE = "model_int8.tflite"
 METADATA = "model_int8.metadata.json"
 SUPERNET = "supernet"
+STEP_TFLITE = "model_int8_step.tflite"
+STEP_METADATA = "model_int8_step.metadata.json"
 CARD_FORMAT = "tfkws-zoo-card"
 
 
@@ -49,6 +55,12 @@ class ZooModel:
     @property
     def metadata(self) -> Path:
         return self.folder / METADATA
+
+    @property
+    def step_tflite(self) -> Path | None:
+        """The external-state step model of a streaming entry (None for clip models)."""
+        path = self.folder / STEP_TFLITE
+        return path if path.is_file() else None
 
     @property
     def supernet(self) -> Path | None:
@@ -110,7 +122,7 @@ def copy_model(m: ZooModel, out_dir: Path) -> list[Path]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    names = [TFLITE, METADATA, CARD, CARD_MD]
+    names = [TFLITE, METADATA, STEP_TFLITE, STEP_METADATA, CARD, CARD_MD]
     for n in names:
         if (m.folder / n).exists():
             shutil.copy2(m.folder / n, tmp / n)
@@ -180,6 +192,56 @@ def card_markdown(card: dict[str, Any]) -> str:
     ):
         if card.get(key):
             lines += [f"{title}:", "", "```bash", card[key], "```", ""]
+    if card.get("streaming"):
+        lines += streaming_markdown(card["streaming"])
     if card.get("notes"):
         lines += ["## Notes", "", card["notes"], ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def streaming_markdown(st: dict[str, Any]) -> list[str]:
+    """The card's streaming section: the step model's cost and its operating points."""
+    det = st["detector"]
+    lines = [
+        "## Streaming",
+        "",
+        f"`{STEP_TFLITE}`: the external-state step model (`tfkws detect --model {STEP_TFLITE}`, "
+        f"`firmware-gen {STEP_TFLITE} --detector ...`), {st['frames_per_step']} new feature "
+        f"frame(s) per Invoke (one Invoke every {st['hop_ms']} ms), {st['state_bytes']:,} B of "
+        "int8 state; its window twin is `model_int8.tflite` (same int8 parameters).",
+        "",
+        "| | step model | window model |",
+        "|---|---:|---:|",
+        f"| `.tflite` bytes | {st['step_tflite_bytes']:,} | {st['window_tflite_bytes']:,} |",
+        f"| MACs per Invoke | {st['step_macs']:,} | {st['window_macs']:,} |",
+        f"| arena, host | {st['step_arena_bytes']['host']:,} B "
+        f"| {st['window_arena_bytes']['host']:,} B |",
+    ]
+    for key, n in st["step_instructions"].items():
+        w = st["window_instructions"].get(key)
+        lines.append(
+            f"| {key}: instructions per Invoke (arena) | {n:,} "
+            f"({st['step_arena_bytes'].get(key, 0):,} B) | "
+            + (f"{w:,} ({st['window_arena_bytes'].get(key, 0):,} B) |" if w else "- |")
+        )
+    if st.get("firmware_command"):
+        lines += ["", f"Step model on target: `{st['firmware_command']}`."]
+    lines += [
+        "",
+        f"Detection on {st['keywords_placed']:,} keywords placed in {st['keyword_hours']:.2f} h "
+        f"of stream and {st['keyword_free_hours']:.2f} h of keyword-free audio "
+        f"({st['streams_note']}); detector: {det['smoothing_ms']} ms smoothing, "
+        f"{det['refractory_ms']} ms refractory, gates {', '.join(det['gates'])}; measured by "
+        f"`{st['command']}` at commit `{st['commit']}` (`{st['results']}`), on this very step "
+        "model:",
+        "",
+        "| threshold | false rejects | false accepts per hour |",
+        "|---:|---:|---:|",
+    ]
+    for op in st["operating_points"]:
+        lines.append(
+            f"| {op['threshold']:.2f} | {100 * op['false_reject_rate']:.2f} % "
+            f"| {op['false_accepts_per_hour']:.2f} |"
+        )
+    lines.append("")
+    return lines
