@@ -20,7 +20,7 @@ import numpy as np
 from firmware_gen.cpus import CPUS, Cpu
 from firmware_gen.errors import FirmwareGenError
 from firmware_gen.qemu import HARNESS, run_elf
-from firmware_gen.tflm_lib import build_library
+from firmware_gen.tflm_lib import TflmLibrary, build_library
 from firmware_gen.toolchain import find_toolchain
 
 LIB_DIR = "tensorflow/lite/experimental/microfrontend/lib/"
@@ -65,6 +65,15 @@ SETTINGS = (
     "scale_shift",
 )
 TIMEOUT_S = 600.0
+# No fused multiply-add contraction in the frontend, on the device and on the host. The setup code
+# computes the window, filterbank weights and (C++) kissfft twiddles with float/double math and
+# rounds them to integers; GCC's default for GNU C/C++ (-ffp-contract=fast) fuses a*b+c into one
+# vfma/vfms on Cortex-M4/M55 (a single rounding), which moved filterbank weights by 1 LSB and the
+# features by 1 against x86-64 (no FMA). TFLM's own Makefile builds C with -std=c11, which in GCC
+# means no contraction, so a TFLM build of these C files never fused; this flag keeps that for the
+# C++ twiddles too (fused on M55 only: M4 has no double-precision FPU) and for hosts whose
+# compiler fuses by default (aarch64).
+FP_FLAGS = ("-ffp-contract=off",)
 # kiss_fft_int16.cc #includes these kissfft implementation files (kissfft v130, as TFLM's build
 # downloads it); a tree holding only kissfft's headers cannot build the frontend's FFT.
 KISSFFT_FILES = ("kiss_fft.c", "_kiss_fft_guts.h", "tools/kiss_fftr.c")
@@ -103,14 +112,21 @@ def config_text(settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build(root: Path, cpu: Cpu, work: Path, kissfft: Path) -> Path:
+def frontend_library(root: Path, cpu: Cpu, kissfft: Path) -> TflmLibrary:
+    """The micro frontend library for ``cpu`` (cached like TFLM), built with ``FP_FLAGS``."""
     for s in SOURCES:
         if not (root / s).exists():
             raise FirmwareGenError(f"{root}: no micro frontend source {s}")
     # TFLM's kissfft files include each other as "third_party/kissfft/...": search the folder
     # holding that third_party/ too (before the TFLM tree, whose copy may be headers only).
     extra = (kissfft, kissfft.parents[1]) if kissfft.parent.name == "third_party" else (kissfft,)
-    lib = build_library(root, cpu, "reference", sources=list(SOURCES), extra_includes=extra)
+    return build_library(
+        root, cpu, "reference", sources=list(SOURCES), extra_includes=extra, extra_flags=FP_FLAGS
+    )
+
+
+def _build(root: Path, cpu: Cpu, work: Path, kissfft: Path) -> Path:
+    lib = frontend_library(root, cpu, kissfft)
     tc = find_toolchain()
     elf = work / "frontend.elf"
     cmds = [
@@ -156,7 +172,8 @@ def run_frontend_host(
     """The same sources and harness built natively with the host compiler and run on the host.
 
     Device output equal to this means the target build (compiler, libm, 32-bit) changes nothing,
-    so any difference from another frontend comes from the source versions.
+    so any difference from another frontend comes from the source versions. Both builds use
+    ``FP_FLAGS``: with fused multiply-adds the device's setup tables differ by an LSB.
     """
     import shutil
 
@@ -175,7 +192,7 @@ def run_frontend_host(
             obj = work / (path.name + ".o")
             tool = cxx if path.suffix == ".cc" else cc
             res = subprocess.run(
-                [tool, "-O2", *incs, "-c", str(path), "-o", str(obj)],
+                [tool, "-O2", *FP_FLAGS, *incs, "-c", str(path), "-o", str(obj)],
                 capture_output=True,
                 text=True,
             )

@@ -238,9 +238,10 @@ def stream_main_cc(p: StreamPlan, ident: str, tool_version: str) -> str:
 // {p.stride_samples} samples) -> int8 features -> {what}
 //
 // Build it with {ident}_model_data.cc, TFLM, and TFLM's micro frontend library
-// (tensorflow/lite/experimental/microfrontend/lib + kissfft), and provide board_read_audio()
-// (your microphone driver). Define FIRMWARE_GEN_NO_MAIN to call {ident}_stream_init() and
-// {ident}_stream_push() from your own main loop instead.
+// (tensorflow/lite/experimental/microfrontend/lib + kissfft) compiled with -ffp-contract=off
+// (fused multiply-adds move its filterbank weights by an LSB, and the features with them), and
+// provide board_read_audio() (your microphone driver). Define FIRMWARE_GEN_NO_MAIN to call
+// {ident}_stream_init() and {ident}_stream_push() from your own main loop instead.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -573,14 +574,12 @@ def _build(
     work: Path,
     progress,
 ) -> Path:
-    from firmware_gen.frontend import SOURCES, kissfft_root
+    from firmware_gen.frontend import frontend_library, kissfft_root
     from firmware_gen.qemu import HARNESS
     from firmware_gen.tflm_lib import build_library
     from firmware_gen.toolchain import find_toolchain
 
-    kiss = kissfft_root(root)
-    extra = (kiss, kiss.parents[1]) if kiss.parent.name == "third_party" else (kiss,)
-    fe = build_library(root, c, "reference", sources=list(SOURCES), extra_includes=extra)
+    fe = frontend_library(root, c, kissfft_root(root))
     lib = build_library(
         root, c, kernels, ops_methods=methods if library == "model" else None, progress=progress
     )

@@ -195,9 +195,16 @@ def compile_flags(root: Path, cpu: Cpu, kernels: str, opt: str = DEFAULT_OPT) ->
 
 
 def _cache_dir(
-    root: Path, cpu: Cpu, kernels: str, opt: str, version: str, extra: tuple[Path, ...] = ()
+    root: Path,
+    cpu: Cpu,
+    kernels: str,
+    opt: str,
+    version: str,
+    extra: tuple[Path, ...] = (),
+    extra_flags: tuple[str, ...] = (),
 ) -> Path:
     c_flags, cxx_flags = compile_flags(Path("/ROOT"), cpu, kernels, opt)
+    c_flags, cxx_flags = c_flags + list(extra_flags), cxx_flags + list(extra_flags)
     trees = [tree_digest(root), *(tree_digest(e) for e in extra)] if extra else tree_digest(root)
     key = hashlib.sha256(json.dumps([trees, c_flags, cxx_flags, version, kernels]).encode())
     key = key.hexdigest()
@@ -242,6 +249,7 @@ def build_library(
     ops_methods: list[str] | None = None,
     sources: list[str] | None = None,
     extra_includes: tuple[Path, ...] = (),
+    extra_flags: tuple[str, ...] = (),
     opt: str = DEFAULT_OPT,
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
@@ -252,16 +260,20 @@ def build_library(
     builds the whole library. ``sources``: an explicit source list instead (e.g. the micro
     frontend), compiled with the same flags into the same cache. ``extra_includes``: folders
     searched before the tree's own include paths (their contents are part of the cache key).
+    ``extra_flags``: more compiler flags for every source (part of the cache key too).
     """
     tc = find_toolchain(need_qemu=False)
     t0 = time.time()
     root = Path(root).absolute()  # callers compile and link elsewhere with these flags
     extra_includes = tuple(Path(e).absolute() for e in extra_includes)
     c_flags, cxx_flags = compile_flags(root, cpu, kernels, opt)
+    c_flags, cxx_flags = c_flags + list(extra_flags), cxx_flags + list(extra_flags)
     if extra_includes:
         first = [f"-I{e}" for e in extra_includes]
         c_flags, cxx_flags = first + c_flags, first + cxx_flags
-    cache = _cache_dir(root, cpu, kernels, opt, tc.version, tuple(extra_includes))
+    cache = _cache_dir(
+        root, cpu, kernels, opt, tc.version, tuple(extra_includes), tuple(extra_flags)
+    )
     full = source_list(root, kernels)
     if sources is not None:
         srcs = sorted(sources)
