@@ -469,8 +469,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Cost per Invoke: the step model does {ratio:.3f} of the full window's MACs "
         f"({1 / ratio:.1f}x fewer). Both forms run every {any_form['hop_ms']} ms here, so the "
         "step model's compute per second of audio is that fraction too. Instructions per "
-        "Invoke on a Cortex-M4 with CMSIS-NN are not measured here (firmware_gen's on-target "
-        "measurement of the step model is another piece of work); MACs are the proxy.",
+        "Invoke on Cortex-M4/M55 with CMSIS-NN: `firmware-gen STEP.tflite --on-target m4,m55 "
+        "--kernels cmsis-nn` (`benchmarks/zoo.py add --streaming_results` puts them on the "
+        "zoo card of the run's step model and its window twin).",
         "",
         f"Runtime: the hours of audio were scored in LiteRT (tens of times faster than TFLM's "
         f"Python interpreter). Checked on the first {chk['invokes']} Invokes of the keyword "
