@@ -108,6 +108,54 @@ def _detect(model: Path, frontend: str) -> dict:
     return detect_audio(model, model.with_name("stream.wav"), settings)
 
 
+def _compile_for_m4(src: Path, cwd: Path) -> None:
+    """``src`` compiles for Cortex-M4 with TFLM's flags and -Wall -Werror."""
+    import subprocess
+
+    from firmware_gen.cpus import CPUS
+    from firmware_gen.tflm_lib import compile_flags
+    from firmware_gen.toolchain import find_toolchain
+
+    _, cxx = compile_flags(TFLM, CPUS["m4"], "reference")
+    res = subprocess.run(
+        [find_toolchain().gxx, *cxx, "-Wall", "-Werror", f"-I{src.parent}", "-c", str(src)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def _run_stream_cli(model: Path, audio: Path, tmp_path: Path, capsys) -> None:
+    """``firmware-gen MODEL --detector --on-target m4 --stream-audio --stream-reference`` as a
+    user runs it (``detector.json`` and ``detect.json`` in ``tmp_path``), writing ``fw/``; it
+    must report detections identical to tfkws detect."""
+    from firmware_gen.cli import main
+
+    argv = [
+        "firmware-gen",
+        str(model),
+        "--out",
+        str(tmp_path / "fw"),
+        "--detector",
+        str(tmp_path / "detector.json"),
+        "--on-target",
+        "m4",
+        "--kernels",
+        "reference",
+        "--tflm-library",
+        "model",
+        "--tflm-root",
+        str(TFLM),
+        "--stream-audio",
+        str(audio),
+        "--stream-reference",
+        str(tmp_path / "detect.json"),
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "identical to tfkws detect" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("scale", "zero_point"), [(0.10196, -128), (0.0371, -5), (3.7, 100)])
 def test_feature_table_is_tfkws_quantization(scale: float, zero_point: int) -> None:
     """kQuantEdges reproduce tfkws's int8 features for every raw frontend value."""
@@ -126,25 +174,14 @@ def test_feature_table_is_tfkws_quantization(scale: float, zero_point: int) -> N
 @needs_target
 def test_stream_main_with_its_main_compiles_for_cortex_m4(kws: Path, tmp_path: Path) -> None:
     """The example firmware as a user builds it (its own main, a board_read_audio to provide)."""
-    import subprocess
 
-    from firmware_gen.cpus import CPUS
     from firmware_gen.pipeline import generate
-    from firmware_gen.tflm_lib import compile_flags
-    from firmware_gen.toolchain import find_toolchain
 
     rep = _detect(kws, "tf")
     result = generate(kws, tmp_path / "fw", detector=rep["detector"])
     src = tmp_path / "fw" / "kws_stream_main.cc"
     assert "kws_stream_main.cc" in result.files and src.exists()
-    _, cxx = compile_flags(TFLM, CPUS["m4"], "reference")
-    res = subprocess.run(
-        [find_toolchain().gxx, *cxx, "-Wall", "-Werror", f"-I{src.parent}", "-c", str(src)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
+    _compile_for_m4(src, tmp_path)
     again = generate(kws, tmp_path / "fw2", detector=rep["detector"])
     assert again.files == result.files
     assert (tmp_path / "fw2" / src.name).read_text() == src.read_text()  # deterministic
@@ -154,34 +191,12 @@ def test_stream_main_with_its_main_compiles_for_cortex_m4(kws: Path, tmp_path: P
 def test_device_pipeline_detections_equal_tfkws_detect(kws: Path, tmp_path: Path, capsys) -> None:
     """``firmware-gen --stream-audio`` as a user runs it, against ``tfkws detect``'s report."""
     from firmware_gen import atomic
-    from firmware_gen.cli import main
 
     ref = _detect(kws, "tflm")
     assert len(ref["detections"]) >= 2, "the case should fire to compare"
     atomic.write_json(tmp_path / "detect.json", ref)
     atomic.write_json(tmp_path / "detector.json", ref["detector"])
-    argv = [
-        "firmware-gen",
-        str(kws),
-        "--out",
-        str(tmp_path / "fw"),
-        "--detector",
-        str(tmp_path / "detector.json"),
-        "--on-target",
-        "m4",
-        "--kernels",
-        "reference",
-        "--tflm-library",
-        "model",
-        "--tflm-root",
-        str(TFLM),
-        "--stream-audio",
-        str(kws.with_name("stream.wav")),
-        "--stream-reference",
-        str(tmp_path / "detect.json"),
-    ]
-    assert main(argv) == 0, capsys.readouterr().err
-    assert "identical to tfkws detect" in capsys.readouterr().out
+    _run_stream_cli(kws, kws.with_name("stream.wav"), tmp_path, capsys)
     report = json.loads((tmp_path / "fw" / "kws_report.json").read_text())
     v = report["stream"]["variants"][0]
     assert v["cpu"] == "cortex-m4" and v["kernels"] == "reference"
@@ -242,14 +257,9 @@ def test_device_step_model_detections_equal_tfkws_detect(tmp_path: Path, capsys)
     step, the detector from its first whole window; detections and features equal ``tfkws
     detect --frontend tflm`` with the same step model. The generated file also compiles with
     -Wall -Werror and is generated byte-identically twice."""
-    import subprocess
 
     from firmware_gen import atomic
-    from firmware_gen.cli import main
-    from firmware_gen.cpus import CPUS
     from firmware_gen.pipeline import generate
-    from firmware_gen.tflm_lib import compile_flags
-    from firmware_gen.toolchain import find_toolchain
 
     _write_audio(tmp_path / "stream.wav")
     step = _tiny_step_kws(tmp_path / "kws_step.tflite")
@@ -264,38 +274,10 @@ def test_device_step_model_detections_equal_tfkws_detect(tmp_path: Path, capsys)
     assert "kws_step_stream_main.cc" in first.files and "kStreamWarmupSteps" in src.read_text()
     again = generate(step, tmp_path / "fw1", detector=ref["detector"])
     assert (tmp_path / "fw1" / src.name).read_text() == src.read_text()  # deterministic
-    _, cxx = compile_flags(TFLM, CPUS["m4"], "reference")
-    res = subprocess.run(
-        [find_toolchain().gxx, *cxx, "-Wall", "-Werror", f"-I{src.parent}", "-c", str(src)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
+    _compile_for_m4(src, tmp_path)
     assert again.files == first.files
 
-    argv = [
-        "firmware-gen",
-        str(step),
-        "--out",
-        str(tmp_path / "fw"),
-        "--detector",
-        str(tmp_path / "detector.json"),
-        "--on-target",
-        "m4",
-        "--kernels",
-        "reference",
-        "--tflm-library",
-        "model",
-        "--tflm-root",
-        str(TFLM),
-        "--stream-audio",
-        str(tmp_path / "stream.wav"),
-        "--stream-reference",
-        str(tmp_path / "detect.json"),
-    ]
-    assert main(argv) == 0, capsys.readouterr().err
-    assert "identical to tfkws detect" in capsys.readouterr().out
+    _run_stream_cli(step, tmp_path / "stream.wav", tmp_path, capsys)
     report = json.loads((tmp_path / "fw" / "kws_step_report.json").read_text())
     assert report["stream"]["form"] == "step"
     v = report["stream"]["variants"][0]
