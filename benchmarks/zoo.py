@@ -113,9 +113,7 @@ def add(a: argparse.Namespace) -> None:
         )  # fmt: skip
         report = json.loads((fw / "kws_report.json").read_text())
         shown = lambda c: c.replace(str(tflite), TFLITE).replace(f" --json {eval_json}", "")  # noqa: E731
-        arena = {"host": report["min_arena_bytes"]}
-        for v in (report.get("on_target") or {}).get("variants", []):
-            arena[f"{v['cpu']}/{v['kernels']}"] = v["arena"]["min_bytes"]
+        arena, _ = _on_target(report)
         stream_card = (
             streaming_card(a, run, tflite, report, tmp / "fw_step") if a.streaming_results else None
         )
