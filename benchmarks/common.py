@@ -8,12 +8,12 @@ deployed), MACs, minimum TFLM arena (bisected), flash (flatbuffer bytes), TFLM h
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import provenance  # noqa: E402
 
 from tfkws.data.kws_dataset import KwsDataset  # noqa: E402
+from tfkws.data.subsample import subsample  # noqa: E402, F401  (benchmarks call common.subsample)
 from tfkws.features.config import FeatureConfig  # noqa: E402
 from tfkws.quantization.ptq import REPRESENTATIVE_CLIPS  # noqa: E402
 from tfkws.runs.config import TrainConfig  # noqa: E402
@@ -178,20 +179,6 @@ def write_results(
     return results
 
 
-def subsample(ds: KwsDataset, max_clips: int | None, seed: int) -> KwsDataset:
-    """At most ``max_clips`` examples per split, chosen by ``seed`` (for smoke runs)."""
-    if not max_clips:
-        return ds
-    rng = np.random.default_rng(seed)
-    splits = {}
-    for name, examples in ds.splits.items():
-        if len(examples) > max_clips:
-            pick = sorted(rng.choice(len(examples), max_clips, replace=False))
-            examples = [examples[i] for i in pick]
-        splits[name] = examples
-    return dataclasses.replace(ds, splits=splits)
-
-
 def tflm_latency_ms(tflite: bytes, runs: int, seed: int) -> dict[str, float]:
     """Median / min wall time of one ``invoke`` in the TFLM Python interpreter (host CPU)."""
     from tflite_micro.python.tflite_micro import runtime
@@ -309,4 +296,30 @@ def bench_one(
         "train_seconds": trained["train_seconds"],
         "tflite": str(tflite_path),
         "seconds": round(time.time() - t0, 1),
+    }
+
+
+def on_target_m4(tflite_path: Path, name: str) -> dict[str, Any]:
+    """Arena and instructions per Invoke of TFLM + CMSIS-NN on Cortex-M4 (QEMU), via firmware_gen
+    (seeded random int8 inputs for its parity check: instructions depend on shapes only)."""
+    from firmware_gen.pipeline import generate
+
+    with tempfile.TemporaryDirectory(prefix=f"{name}_bench_") as tmp:
+        res = generate(
+            tflite_path,
+            Path(tmp) / "out",
+            name=name,
+            on_target=["m4"],
+            kernels=["cmsis-nn"],
+            tflm_library="model",
+            progress=lambda m: print(f"  {m}", flush=True),
+        )
+    v = res.report["on_target"]["variants"][0]
+    return {
+        "cpu": v["cpu"],
+        "kernels": v["kernels"],
+        "arena_min_bytes": v["arena"]["min_bytes"],
+        "instructions_per_invoke": v["instructions"]["per_invoke"],
+        "parity_max_abs_diff": v["parity"]["max_abs_diff"],
+        "flash_bytes": v["flash"]["flash_bytes"],
     }

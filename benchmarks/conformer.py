@@ -44,32 +44,6 @@ KEY_ROWS = ("unshared", "all levels")  # the rows the >= 3x target compares
 TARGET_RATIO = 3.0  # issue #18: all levels together cut the .tflite >= 3x
 
 
-def on_target_m4(tflite_path: Path) -> dict[str, Any]:
-    """Arena and instructions per Invoke of TFLM + CMSIS-NN on Cortex-M4 (QEMU), via firmware_gen
-    (seeded random int8 inputs for its parity check: instructions depend on shapes only)."""
-    from firmware_gen.pipeline import generate
-
-    with tempfile.TemporaryDirectory(prefix="conformer_bench_") as tmp:
-        res = generate(
-            tflite_path,
-            Path(tmp) / "out",
-            name="conformer",
-            on_target=["m4"],
-            kernels=["cmsis-nn"],
-            tflm_library="model",
-            progress=lambda m: print(f"  {m}", flush=True),
-        )
-    v = res.report["on_target"]["variants"][0]
-    return {
-        "cpu": v["cpu"],
-        "kernels": v["kernels"],
-        "arena_min_bytes": v["arena"]["min_bytes"],
-        "instructions_per_invoke": v["instructions"]["per_invoke"],
-        "parity_max_abs_diff": v["parity"]["max_abs_diff"],
-        "flash_bytes": v["flash"]["flash_bytes"],
-    }
-
-
 def same_tflm_outputs(a: bytes, b: bytes, seed: int, clips: int = 8) -> bool:
     """Whether two .tflite give bit-identical TFLM outputs on the same random int8 inputs."""
     import numpy as np
@@ -141,7 +115,7 @@ def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespac
         out["per_tensor_dense"] = per_tensor_variant(Path(out["tflite"]), args)
     if args.on_target and detail:
         try:
-            out["m4"] = on_target_m4(compact_path)
+            out["m4"] = common.on_target_m4(compact_path, "conformer")
         except Exception as err:  # keep the row: the table says what failed
             out["m4"] = {"error": f"{type(err).__name__}: {err}".splitlines()[0][:200]}
     out["seconds"] = round(time.time() - t0, 1)
@@ -154,6 +128,19 @@ def _m4(r: dict[str, Any], key: str) -> str:
     if not m4:
         return "-"
     return "error" if "error" in m4 else f"{m4[key]:,}"
+
+
+def _budget_note(epochs: int) -> str:
+    """Say how far a table's accuracy can be read: a 1-epoch table only sizes the models."""
+    if epochs < 10:
+        return (
+            "accuracy is far from converged at this budget; every other column does not "
+            "depend on training"
+        )
+    return (
+        "every row trained with the same budget and recipe, so the accuracy columns compare "
+        "the sharing levels; size, arena, MACs and instructions do not depend on training"
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -233,9 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
     subset = f", at most {s['max_clips']} clips per split" if s["max_clips"] else ""
     note = (
         f"\nData: `{s['data']}` (train.csv -> training, val.csv -> validation{subset}); "
-        f"{common.features_note(s)}; **{s['epochs']} epoch(s)** (accuracy is far from converged "
-        f"at this budget; every other column does not depend on training), batch "
-        f"{s['batch_size']}, learning rate {s['learning_rate']:g}, seed {s['seed']}; "
+        f"{common.features_note(s)}; **{s['epochs']} epoch(s)** ({_budget_note(s['epochs'])}), "
+        f"batch {s['batch_size']}, learning rate {s['learning_rate']:g}, seed {s['seed']}; "
         f"augmentation: time shift and background noise{common.extra_augment_note(s)}. "
         "Conformer: dim 64, ff 128, 4 heads, depth 4, kernel 7, dropout 0.1; all levels = "
         f"{', '.join(f'{k}={v}' for k, v in ALL.items())}. "
@@ -282,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--smoke", action="store_true", help="1 epoch, 100 clips per split, output under /tmp"
     )
+    p.add_argument(
+        "--name",
+        default="conformer",
+        help="results/<name>.{json,md}: e.g. conformer_trained for a long run of a few rows "
+        "beside the 1-epoch table of every row",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         smoke = Path(tempfile.gettempdir()) / "conformer-smoke"
@@ -294,12 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     for row, params in picked:  # results written after every row: a long run is usable early
         rows.append(bench_row(row, params, ds, args) | {"command": common.command_line()})
         done = {r["row"] for r in rows}
-        previous = Path(args.out) / "conformer.json"
+        previous = Path(args.out) / f"{args.name}.json"
         kept = []
         if args.merge and previous.exists():  # rows of other runs (e.g. run side by side)
             kept = [r for r in json.loads(previous.read_text())["rows"] if r["row"] not in done]
         common.write_results(
-            "conformer", args, markdown, {"on_target": args.on_target}, rows=kept + rows
+            args.name, args, markdown, {"on_target": args.on_target}, rows=kept + rows
         )
     return 0
 

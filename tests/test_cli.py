@@ -27,6 +27,10 @@ def test_models_lists_registry(capsys: pytest.CaptureFixture) -> None:
         (("train", "--data=/nonexistent/ds", "--out=/tmp/x_never"), "/nonexistent/ds"),
         (("train", "--data=.", "--out=/tmp/x_never", "--model=nope"), "unknown model 'nope'"),
         (("train", "--data=.", "--out=/tmp/x_never", "--params=bogus=1"), "bogus"),
+        (
+            ("train", "--data=.", "--out=/tmp/x_never", "--frontend_params=pcan=false"),
+            "--frontend_params: unknown feature config keys: pcan",
+        ),
         (("export", "--run=/nonexistent/run"), "not a tfkws run folder"),
         (("eval", "--model=/nonexistent/m.tflite", "--data=."), "/nonexistent/m.tflite"),
         (("train", "--out=/tmp/x_never"), "--data"),

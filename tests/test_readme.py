@@ -1,4 +1,8 @@
-"""The README's commands: the first one run as written, every other one's flags checked.
+"""The README's commands: the first one run as written, every one's flags checked.
+
+The others run as written in tests/test_readme_walkthrough.py (and the zoo's streaming block in
+tests/test_zoo.py); the multi-host ``TF_CONFIG`` example needs two hosts: tests/test_multiworker.py
+runs the same command shape with two local workers.
 
 ``tfkws demo`` runs from a fresh empty folder with no ``--out`` (a relative default output once
 broke its firmware step), as a subprocess through the console script, in the fast mode the demo

@@ -173,29 +173,15 @@ def test_shipped_supernet_gives_back_its_tflite(
 def test_readme_streaming_zoo_commands_run_as_written(tmp_path: Path) -> None:
     """The README's ``zoo get repcnn_stream_asc`` + ``tfkws detect`` on its step model, exactly
     as written, from a fresh folder holding a ``recording.wav`` (noise around two quiet gaps)."""
-    import re
-    import shlex
-    import sys
-
     import numpy as np
     import soundfile as sf
-    from conftest import REPO
-    from helpers import run_command
+    from readme_blocks import run_block
 
-    text = (REPO / "README.md").read_text()
-    block = next(
-        b
-        for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-        if "zoo get repcnn_stream_asc" in b
-    )
     rng = np.random.default_rng(0)
     audio = 0.02 * rng.standard_normal(16000 * 4)
     audio[16000:24000] = 0.0
     sf.write(tmp_path / "recording.wav", audio.astype(np.float32), 16000, subtype="PCM_16")
-    for line in block.strip().splitlines():
-        argv = shlex.split(line)
-        assert argv[0] == "tfkws", line
-        run_command([sys.executable, "-m", "tfkws.cli.main", *argv[1:]], cwd=tmp_path)
+    run_block("zoo get repcnn_stream_asc", tmp_path)
     m = get_model("repcnn_stream_asc")
     got = tmp_path / "kws_stream"
     assert (got / "model_int8_step.tflite").read_bytes() == m.step_tflite.read_bytes()

@@ -134,10 +134,18 @@ def define_feature_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("window_ms", d.window_size_ms, "Analysis window.", flag_values=fv)
     flags.DEFINE_integer("stride_ms", d.window_stride_ms, "Window stride.", flag_values=fv)
     flags.DEFINE_integer("clip_ms", d.clip_duration_ms, "Clip length.", flag_values=fv)
+    flags.DEFINE_string(
+        "frontend_params",
+        "",
+        "More feature settings as key=value (FeatureConfig fields), e.g. "
+        "enable_pcan=false,min_signal_remaining=1.0: the micro frontend without its adaptive "
+        "stages, so a stream's windows have a clip's features (streaming models).",
+        flag_values=fv,
+    )
 
 
 def feature_config_from_flags(fv: flags.FlagValues) -> FeatureConfig:
-    return FeatureConfig(
+    base = FeatureConfig(
         kind=fv.features,
         num_channels=fv.num_channels,
         num_mfcc=fv.num_mfcc,
@@ -145,6 +153,11 @@ def feature_config_from_flags(fv: flags.FlagValues) -> FeatureConfig:
         window_stride_ms=fv.stride_ms,
         clip_duration_ms=fv.clip_ms,
     )
+    extra = parse_params(fv.frontend_params)
+    try:
+        return FeatureConfig.from_dict(base.to_dict() | extra)
+    except TfkwsError as e:
+        raise TfkwsError(f"--frontend_params: {e}") from None
 
 
 def keywords_from_flag(text: str) -> tuple[str, ...]:

@@ -28,9 +28,14 @@ def run(fv: flags.FlagValues) -> int:
     import numpy as np
 
     from tfkws import atomic
+    from tfkws.cli import fast_mode
     from tfkws.verification.evaluate import evaluate_tflite
 
-    rep = evaluate_tflite(fv.model, fv.data, split=fv.split, max_clips=fv.max_clips or None)
+    max_clips = fv.max_clips
+    if fast_mode.fast():
+        max_clips = fast_mode.capped(max_clips, fast_mode.FAST_EVAL_CLIPS)
+        fast_mode.announce(f"at most {max_clips} clips")
+    rep = evaluate_tflite(fv.model, fv.data, split=fv.split, max_clips=max_clips or None)
     print(
         f"accuracy (int8, TFLM): {100 * rep['accuracy']:.2f} % on {rep['num_clips']} clips "
         f"({fv.data}, split {fv.split})"

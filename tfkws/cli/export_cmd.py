@@ -55,9 +55,11 @@ def define_flags(fv: flags.FlagValues) -> None:
 def run(fv: flags.FlagValues) -> int:
     from pathlib import Path
 
+    from tfkws.cli import fast_mode
     from tfkws.conversion.export import export_run
 
     out = fv.out or str(Path(fv.run) / "model_int8.tflite")
+    fv.num_calibration = fast_mode.calibration(fv.num_calibration)
     if fv.streaming:
         return _run_streaming(fv, out)
     res = export_run(

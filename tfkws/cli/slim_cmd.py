@@ -93,6 +93,10 @@ def run_with_args(fv: flags.FlagValues, args: list[str]) -> int:
     if len(args) != 1 or args[0] not in ACTIONS:
         got = " ".join(args) or "no action"
         raise TfkwsError(f"expected one action ({', '.join(ACTIONS)}), got {got}; {USAGE}")
+    from tfkws.cli import fast_mode
+
+    if args[0] in ("select", "extract"):
+        fv.num_calibration = fast_mode.calibration(fv.num_calibration)
     if args[0] == "select":
         return _select(fv)
     if args[0] == "qat":
@@ -124,6 +128,12 @@ def _select(fv: flags.FlagValues) -> int:
     budget_targets(fv.target, fv.max_arena, fv.max_flash)  # argument errors before any work
     if not fv.run or not fv.out_dir:
         raise TfkwsError(f"slim select needs --run and --out_dir; {USAGE}")
+    from tfkws.cli import fast_mode
+
+    max_clips = fv.max_clips
+    if fast_mode.fast():
+        max_clips = fast_mode.capped(max_clips, fast_mode.FAST_EVAL_CLIPS)
+        fast_mode.announce(f"widths scored on at most {max_clips} clips")
     doc = select_width(
         fv.run,
         fv.out_dir,
@@ -132,7 +142,7 @@ def _select(fv: flags.FlagValues) -> int:
         max_flash=fv.max_flash,
         data=fv.data,
         split=fv.split,
-        max_clips=fv.max_clips,
+        max_clips=max_clips,
         seed=fv.seed,
         num_calibration=fv.num_calibration,
     )

@@ -61,6 +61,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 def run(fv: flags.FlagValues) -> int:
     from pathlib import Path
 
+    from tfkws.cli import fast_mode
     from tfkws.conversion.export import load_metadata
     from tfkws.errors import TfkwsError
     from tfkws.streaming.detect_audio import StreamSettings
@@ -83,6 +84,15 @@ def run(fv: flags.FlagValues) -> int:
     meta = load_metadata(fv.model)
     labels = list(meta["labels"])
     free = list(fv.fa_audio)
+    fa_hours, max_keywords, synth_words = fv.fa_hours, fv.max_keywords, fv.synth_words
+    if fv.data and fast_mode.fast():
+        fa_hours = min(fa_hours, fast_mode.FAST_FA_HOURS)
+        max_keywords = fast_mode.capped(max_keywords, fast_mode.FAST_KEYWORDS)
+        synth_words = min(synth_words, fast_mode.FAST_SYNTH_WORDS)
+        fast_mode.announce(
+            f"{max_keywords} keyword clips, {synth_words} espeak-ng words, {fa_hours:g} h "
+            "keyword-free"
+        )
     if fv.data:
         recipe = dataset_recipe(
             labels,
@@ -90,16 +100,16 @@ def run(fv: flags.FlagValues) -> int:
             split=fv.split,
             english=fv.english,
             noise_dir=fv.noise_dir,
-            synth_count=fv.synth_words,
-            max_keywords=fv.max_keywords,
+            synth_count=synth_words,
+            max_keywords=max_keywords,
             seed=fv.seed,
             sample_rate=int(meta["feature_config"]["sample_rate"]),
         )
         print(
             f"building streams: {len(recipe.keywords)} keyword clips, {len(recipe.distractors)} "
-            f"distractors, {len(recipe.noise_files)} noise files, {fv.fa_hours:g} h keyword-free"
+            f"distractors, {len(recipe.noise_files)} noise files, {fa_hours:g} h keyword-free"
         )
-        streams, built_free = build_streams(recipe, Path(fv.out) / "streams", fv.fa_hours, fv.seed)
+        streams, built_free = build_streams(recipe, Path(fv.out) / "streams", fa_hours, fv.seed)
         free = built_free + free
     else:
         streams = [read_stream(fv.audio, fv.labels, labels)]

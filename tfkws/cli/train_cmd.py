@@ -126,16 +126,22 @@ def qat_settings(fv: flags.FlagValues) -> dict:
 
 
 def run(fv: flags.FlagValues) -> int:
+    from tfkws.cli import fast_mode
     from tfkws.data.dataset import open_dataset
+    from tfkws.data.subsample import subsample
     from tfkws.training.strategy import make_strategy
     from tfkws.training.trainer import train
 
     # First, before any TensorFlow op: collective ops are configured at program startup.
     strategy = make_strategy(fv.strategy) if fv.strategy == "multiworker" else None
+    epochs = fv.epochs
+    if fast_mode.fast():
+        epochs = min(epochs, fast_mode.FAST_EPOCHS)
+        fast_mode.announce(f"{epochs} epoch(s) on at most {fast_mode.FAST_CLIPS} clips per split")
     cfg = TrainConfig(
         model=fv.model,
         model_params=common.parse_params(fv.params),
-        epochs=fv.epochs,
+        epochs=epochs,
         batch_size=fv.batch_size,
         learning_rate=fv.lr,
         lr_schedule=fv.lr_schedule,
@@ -167,6 +173,8 @@ def run(fv: flags.FlagValues) -> int:
         seed=fv.seed,
         noise_dir=fv.noise_dir,
     )
+    if fast_mode.fast():
+        ds = subsample(ds, fast_mode.FAST_CLIPS, fv.seed)
     results = train(
         ds,
         features,
