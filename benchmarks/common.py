@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's runtime C++ log lines (tfkws.quiet)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,6 +28,10 @@ sys.path.insert(2, str(REPO / "tests"))  # firmware_gen_models.convert: keras ->
 
 import numpy as np  # noqa: E402
 import provenance  # noqa: E402
+
+from tfkws import quiet  # noqa: E402
+
+quiet.import_tensorflow()  # before any module that imports it: without its load-time C++ lines
 
 from tfkws.data.kws_dataset import KwsDataset  # noqa: E402
 from tfkws.data.subsample import subsample  # noqa: E402, F401  (benchmarks call common.subsample)
