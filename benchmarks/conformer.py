@@ -42,6 +42,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
 ]
 KEY_ROWS = ("unshared", "all levels")  # the rows the >= 3x target compares
 TARGET_RATIO = 3.0  # issue #18: all levels together cut the .tflite >= 3x
+MAX_DROP = 1.0  # ... for at most this many points of int8 accuracy
 
 
 def same_tflm_outputs(a: bytes, b: bytes, seed: int, clips: int = 8) -> bool:
@@ -130,6 +131,18 @@ def _m4(r: dict[str, Any], key: str) -> str:
     return "error" if "error" in m4 else f"{m4[key]:,}"
 
 
+def _accuracy_verdict(base: dict[str, Any], allr: dict[str, Any], epochs: int) -> str:
+    """The other half of the target: at most MAX_DROP points of int8 accuracy for the sharing."""
+    a, b = 100 * allr["int8_tflm_val_accuracy"], 100 * base["int8_tflm_val_accuracy"]
+    if epochs < 10:
+        return f"Accuracy ({a:.2f} vs {b:.2f} % int8) not judged after {epochs} epoch(s)."
+    met = "met" if b - a <= MAX_DROP else "NOT met"
+    return (
+        f"int8 accuracy in TFLM {b:.2f} -> {a:.2f} %, {b - a:.2f} points lost (target <= "
+        f"{MAX_DROP:g}: {met})."
+    )
+
+
 def _budget_note(epochs: int) -> str:
     """Say how far a table's accuracy can be read: a 1-epoch table only sizes the models."""
     if epochs < 10:
@@ -211,7 +224,9 @@ def markdown(results: dict[str, Any]) -> str:
             + ("bit-identical to the converter's file for every row" if same else "DIFFER")
             + " (8 random int8 inputs); its host arena equals the .tflite's for every row: "
             + ("yes" if arena else "NO")
-            + ".\n"
+            + ". "
+            + _accuracy_verdict(base, allr, results["settings"]["epochs"])
+            + "\n"
         )
     commands = ", ".join(
         sorted({f"`{r.get('command', results['command'])}`" for r in results["rows"]})
