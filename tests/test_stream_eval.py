@@ -213,8 +213,11 @@ def test_stream_eval_cli_on_built_streams(
     assert rep["keywords_placed"] == 16  # the val split's high and low clips
     assert rep["keyword_free_hours"] == pytest.approx(0.01, abs=0.002)
     rows = rep["thresholds"]
-    # at a low threshold every keyword is found near its end: placements and times line up
-    assert rows[0]["threshold"] == 0.3 and rows[0]["false_reject_rate"] == 0
+    # at a low threshold the keywords are found near their ends: placements and times line up
+    # (misaligned times would miss nearly all). Not every one: the tiny model's weights differ
+    # with the CPU's float kernels (AVX2 / AVX-512), and at 0.3 a wrong keyword leading early
+    # in a word can fire first and its refractory time hide the right one
+    assert rows[0]["threshold"] == 0.3 and rows[0]["false_reject_rate"] <= 2 / 16
     frr = [r["false_reject_rate"] for r in rows]
     fa = [r["false_accepts"] for r in rows]
     assert frr == sorted(frr) and fa == sorted(fa, reverse=True)  # the DET trade-off
@@ -224,6 +227,13 @@ def test_stream_eval_cli_on_built_streams(
     assert best["false_accepts"] == 0 and best["false_reject_rate"] <= 0.25, best
     assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
     assert "at <= 0.5 FA/h: threshold" in printed
+    # per-keyword thresholds: one per keyword, tuned on half, measured on the other half, and
+    # printed as the tfkws detect flag that sets them
+    pk = rep["per_keyword"]
+    assert set(pk["thresholds"]) == {"high", "low"}
+    assert pk["held_out"]["placements"] + pk["tuning"]["placements"] == 16
+    assert pk["tuning"]["false_accepts"] <= pk["tuning_budget_false_accepts"]
+    assert f"tfkws detect --thresholds {pk['thresholds_flag']}" in printed
     # the built stream read back as a labelled stream gives the same false rejects (in TFLM)
     out2 = tmp_path / "eval2"
     streams = out / "streams"
@@ -234,6 +244,7 @@ def test_stream_eval_cli_on_built_streams(
     pairs = zip(rep["thresholds"], rep2["thresholds"], strict=True)
     assert max(abs(a["false_reject_rate"] - b["false_reject_rate"]) for a, b in pairs) <= 1 / 16
     assert rep2["keyword_free_hours"] == 0 and rep2["at_target"] is None
+    assert "per_keyword" not in rep2  # nothing keyword-free to tune on
 
 
 def test_stream_eval_errors_are_one_line(

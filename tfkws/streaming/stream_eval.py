@@ -209,12 +209,17 @@ def stream_eval(
 ) -> dict[str, Any]:
     """Score the model on the streams; write ``stream_eval.json`` and ``det.png`` to ``out_dir``.
 
+    With keyword-free audio the report also has ``per_keyword``: thresholds per keyword for the
+    target false-accept rate, tuned on half the streams and measured on the other half
+    (``threshold_tuning``), and the ``--thresholds`` text that gives them to ``tfkws detect``.
+
     ``score`` (audio path -> scores) replaces the exported model's sliding window, e.g. with a
     streaming step model; the detector then still comes from ``model_path``'s metadata.
     """
     from tfkws import atomic
     from tfkws.conversion.export import load_metadata
     from tfkws.streaming.det_plot import plot_det
+    from tfkws.streaming.threshold_tuning import tune_thresholds
 
     settings = settings or StreamSettings()
     if not keyword_streams:
@@ -225,6 +230,10 @@ def stream_eval(
     scored = [(score(s.audio), s.placements) for s in keyword_streams]
     free = [score(str(a)) for a in keyword_free]
     rep = evaluate(config, scored, free, thresholds, tolerance_s, target_fa_per_hour)
+    if free:
+        rep["per_keyword"] = tune_thresholds(
+            config, scored, free, thresholds, target_fa_per_hour, tolerance_s
+        )
     rep |= {
         "model": str(model_path),
         "runtime": runtime,
@@ -265,4 +274,32 @@ def summary(rep: dict[str, Any]) -> str:
             f"at <= {target:g} FA/h: threshold {t['threshold']:.2f}, false rejects "
             f"{100 * t['false_reject_rate']:.2f} %, {t['false_accepts_per_hour']:.2f} FA/h"
         )
+    pk = rep.get("per_keyword")
+    if pk:
+        lines.append(per_keyword_summary(pk))
     return "\n".join(lines)
+
+
+def per_keyword_summary(pk: dict[str, Any]) -> str:
+    """Per-keyword thresholds vs one threshold, both measured on the held-out half."""
+
+    def point(m: dict[str, Any] | None) -> str:
+        if not m or m["false_reject_rate"] is None or m["false_accepts_per_hour"] is None:
+            return "nothing held out to measure"
+        return (
+            f"{100 * m['false_reject_rate']:.2f} % false rejects, "
+            f"{m['false_accepts_per_hour']:.2f} FA/h"
+        )
+
+    h = pk["held_out"]
+    one = (
+        f"one threshold ({pk['single_threshold']:g}): {point(pk['single_held_out'])}"
+        if pk["single_threshold"] is not None
+        else "no single threshold meets it"
+    )
+    return (
+        f"per-keyword thresholds for <= {pk['target_false_accepts_per_hour']:g} FA/h, tuned on "
+        f"half the streams, on the other half ({h['placements']} keywords, {h['hours']:.2f} h "
+        f"keyword-free): {point(h)}; {one}\n"
+        f"  tfkws detect --thresholds {pk['thresholds_flag']}"
+    )

@@ -69,28 +69,46 @@ def leaders(config: DetectorConfig, scores: np.ndarray) -> tuple[np.ndarray, np.
     return label, best
 
 
+def fire(
+    config: DetectorConfig, label: np.ndarray, best: np.ndarray, need: np.ndarray
+) -> list[tuple[int, int]]:
+    """Detections ``(step, label index)`` from :func:`leaders`' output when label ``l`` fires at a
+    ring sum of ``need[l]`` (a level x window per label; gates and labels without a threshold
+    get more than any sum): the detector's refractory rule applied to the steps that qualify."""
+    ok = label >= 0
+    qualifies = np.zeros(label.shape[0], bool)
+    qualifies[ok] = best[ok] >= need[label[ok]]
+    found, next_free = [], 0
+    for s in np.nonzero(qualifies)[0]:
+        if s >= next_free:
+            found.append((int(s), int(label[s])))
+            next_free = s + config.refractory + 1
+    return found
+
+
+def need_levels(config: DetectorConfig, thresholds: Sequence[float | None]) -> np.ndarray:
+    """Per label: the ring sum it fires at with these probabilities (None, or a gate: never)."""
+    never = (LEVELS - 1) * config.window + 1
+    return np.array(
+        [
+            never if p is None or g else probability_to_level(p) * config.window
+            for p, g in zip(thresholds, config.gated, strict=True)
+        ],
+        np.int64,
+    )
+
+
 def sweep(
     config: DetectorConfig, scores: np.ndarray, thresholds: Sequence[float]
 ) -> dict[float, list[tuple[int, int]]]:
     """Threshold -> detections ``(step, label index)`` of a fresh detector with ``config``'s
     window, refractory and gates and that one threshold for every keyword it has one for."""
     label, best = leaders(config, scores)
-    pairs = zip(config.thresholds, config.gated, strict=True)
-    keyword = np.array([t is not None and not g for t, g in pairs])
-    is_kw = np.zeros(label.shape[0], bool)
-    ok = label >= 0
-    is_kw[ok] = keyword[label[ok]]
-    out = {}
-    for p in thresholds:
-        need = probability_to_level(p) * config.window
-        steps = np.nonzero(is_kw & (best >= need))[0]
-        found, next_free = [], 0
-        for s in steps:
-            if s >= next_free:
-                found.append((int(s), int(label[s])))
-                next_free = s + config.refractory + 1
-        out[p] = found
-    return out
+    has = [t is not None and not g for t, g in zip(config.thresholds, config.gated, strict=True)]
+    return {
+        p: fire(config, label, best, need_levels(config, [p if h else None for h in has]))
+        for p in thresholds
+    }
 
 
 def match(
