@@ -151,7 +151,9 @@ def extra_augment_note(s: dict[str, Any]) -> str:
         )
     if s.get("teachers"):
         out += (
-            f", distilled from {len(s['teachers'])} trained run(s) (weight "
+            ", distilled from "
+            + ", ".join(f"`{'/'.join(Path(t).parts[-2:])}`" for t in s["teachers"])
+            + " (weight "
             f"{s['distill_weight']:g}, temperature {s['distill_temperature']:g})"
         )
     return out

@@ -87,6 +87,24 @@ def test_cli_train_with_teacher(
     assert res["teachers"]["val_accuracy"] == pytest.approx(t_res["val"]["accuracy"])
     model, _ = load_trained_model(student)  # weight files are the plain student's
     assert model.name.startswith("ds_cnn")
+    # A weight-shared Conformer student still reports its parameters per sharing level (the
+    # report reads the student inside the distillation wrapper)
+    conf = tmp_path / "conformer"
+    tiny = '--params={"dim":8,"ff_dim":8,"num_heads":2,"depth":2,"repeat":2,"rank":2}'
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        *common,
+        "--model=conformer",
+        tiny,
+        "--epochs=1",
+        f"--teacher={teacher}",
+        f"--out={conf}",
+    )
+    assert code == 0, err
+    report = json.loads((conf / "results.json").read_text())["param_report"]
+    assert report["unique"] < report["used"], report
+
     # Resuming the finished run restores its checkpoint (student + optimizer only).
     code, _, err = run_cli(
         capsys,

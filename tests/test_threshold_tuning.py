@@ -70,6 +70,8 @@ def test_greedy_spends_the_budget_where_it_recovers_most() -> None:
     assert greedy(misses, fas, budget=2) == [2, 0]
     assert greedy(misses, fas, budget=1) == [1, 0]
     assert greedy(misses, fas, budget=7) == [2, 2]
+    # over the budget at the top already: a lowering that adds no false accept is still taken
+    assert greedy(np.array([[3, 1, 0]]), np.array([[2, 2, 5]]), budget=1) == [1]
 
 
 def test_splits_alternate_placements_and_halve_keyword_free_audio() -> None:
@@ -114,7 +116,7 @@ def test_per_keyword_thresholds_keep_a_soft_keyword_that_one_threshold_loses() -
     cfg = make_config(LABELS, 1 / 256, -128, softmax=False, window=3, refractory=25)
     cands = [round(x, 3) for x in np.arange(0.3, 0.991, 0.01)]
     rep = tune_thresholds(
-        cfg, [(StreamScores(kw, times, n * STEP_S), placements)], [free_s], cands, 0.5
+        cfg, [(StreamScores(kw, times, n * STEP_S), placements)], [free_s], cands, 0.5, margin=0.0
     )
     assert rep["thresholds"]["a"] <= 0.69 and rep["thresholds"]["b"] >= 0.9  # b's 230 < 0.9 x 256
     assert rep["thresholds"]["c"] == max(cands)  # nothing to recover: stays at the top
@@ -125,3 +127,8 @@ def test_per_keyword_thresholds_keep_a_soft_keyword_that_one_threshold_loses() -
     assert rep["single_threshold"] >= 0.9
     assert rep["single_held_out"]["false_reject_rate"] == pytest.approx(0.5)
     assert rep["thresholds_flag"].startswith("a=")
+    # with a margin, b must clear its distractors' 0.898 by 0.05 on the tuning half
+    kw_s = [(StreamScores(kw, times, n * STEP_S), placements)]
+    wide = tune_thresholds(cfg, kw_s, [free_s], cands, 0.5, margin=0.05)
+    assert wide["thresholds"]["b"] >= 0.95 > rep["thresholds"]["b"]
+    assert wide["thresholds"]["a"] <= 0.69 and wide["margin"] == 0.05

@@ -9,6 +9,7 @@ from tfkws.cli import common
 
 def define_flags(fv: flags.FlagValues) -> None:
     from tfkws.streaming.stream_eval import RUNTIMES
+    from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN
 
     common.define_path(
         "model", None, "int8 .tflite exported by tfkws (metadata beside it).", fv, required=True
@@ -41,6 +42,13 @@ def define_flags(fv: flags.FlagValues) -> None:
         "fa_audio", [], "Keyword-free recordings for false accepts per hour.", fv
     )
     flags.DEFINE_float("target_fa", 0.5, "Target false accepts per hour.", flag_values=fv)
+    flags.DEFINE_float(
+        "threshold_margin",
+        DEFAULT_MARGIN,
+        "Per-keyword thresholds must clear the tuning half's false accepts by this much "
+        "probability (against thresholds that fit the tuning audio too closely).",
+        flag_values=fv,
+    )
     flags.DEFINE_float(
         "tolerance_s",
         0.5,
@@ -125,6 +133,7 @@ def run(fv: flags.FlagValues) -> int:
         runtime=fv.runtime,
         tolerance_s=fv.tolerance_s,
         target_fa_per_hour=fv.target_fa,
+        threshold_margin=fv.threshold_margin,
     )
     print(summary(rep))
     print(f"report: {Path(fv.out) / REPORT}\nDET curve: {Path(fv.out) / DET_PNG}")

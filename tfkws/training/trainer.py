@@ -57,6 +57,7 @@ from tfkws.runs.files import (
     RUN_CONFIG,
 )
 from tfkws.training import plots
+from tfkws.training.inner_model import InnerModelWeights
 from tfkws.training.metrics import accuracy_report
 from tfkws.training.phases import float_model, qat_from_float, with_teachers
 from tfkws.training.progress import EpochLine
@@ -541,6 +542,8 @@ def _param_report(cfg: TrainConfig, model: keras.Model) -> dict[str, Any] | None
 
     if not has_param_report(cfg.model):
         return None
+    while isinstance(model, InnerModelWeights):  # a distillation / sandwich wrapper: its student
+        model = model.inner_model()
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     classes = int(model.outputs[0].shape[-1])
     return param_report(cfg.model, shape, classes, resolve_params(cfg.model, cfg.model_params))
