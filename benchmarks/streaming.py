@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
 from tfkws.data.kws_dataset import KwsDataset
+from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN
 
 DEFAULT_ENGLISH = common.DEFAULT_DATA.parent / "speech_commands_test_dev"
 DEFAULT_ENGLISH_UNKNOWN = 0.1  # English _unknown_ clips per training keyword clip
@@ -200,9 +202,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threshold_margin",
         type=float,
-        default=None,
-        help="per-keyword thresholds clear the tuning half's false accepts by this probability "
-        "(default: threshold_tuning.DEFAULT_MARGIN)",
+        default=DEFAULT_MARGIN,
+        help="per-keyword thresholds clear the tuning half's false accepts by this probability",
     )
     p.add_argument("--hop_ms", type=int, default=40, help="sliding window: time between Invokes")
     p.add_argument("--check_steps", type=int, default=300, help="steps compared TFLM vs LiteRT")
@@ -390,7 +391,7 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     from tfkws.streaming.sliding_window import run_sliding_window_litert
     from tfkws.streaming.stream_scoring import StreamScores, evaluate
     from tfkws.streaming.stream_scoring import sweep as stream_sweep
-    from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN, tune_thresholds
+    from tfkws.streaming.threshold_tuning import tune_thresholds
     from tfkws.verification.evaluate import features_for, quantize_input
 
     meta = load_metadata(models["window_path"])
@@ -433,7 +434,6 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
         return StreamScores(ws.scores, times, audio_seconds(audio))
 
     smoothing = [int(v) for v in str(args.smoothing_ms).split(",")]
-    margin = DEFAULT_MARGIN if args.threshold_margin is None else args.threshold_margin
     out, sweep = {}, []
     for name, score, settings, m in (
         ("sliding window", window_score, window_settings, meta),
@@ -455,13 +455,14 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
         rep["hop_ms"] = settings.hop_ms
         rep["detector"] = {"window_steps": config.window, "refractory_steps": config.refractory}
         rep["per_keyword"] = tune_thresholds(
-            config, scored, free_scored, THRESHOLDS, args.target_fa, margin=margin
+            config, scored, free_scored, THRESHOLDS, args.target_fa, margin=args.threshold_margin
         )
-        by_kw: dict[str, int] = {}
-        for fs in free_scored:
-            for _, i in stream_sweep(config, fs.scores, [0.8])[0.8]:
-                by_kw[config.labels[i]] = by_kw.get(config.labels[i], 0) + 1
-        rep["false_accepts_by_keyword_at_0.8"] = dict(sorted(by_kw.items(), key=lambda x: -x[1]))
+        by_kw = Counter(
+            config.labels[i]
+            for fs in free_scored
+            for _, i in stream_sweep(config, fs.scores, [0.8])[0.8]
+        )
+        rep["false_accepts_by_keyword_at_0.8"] = dict(by_kw.most_common())
         out[name] = rep
         if name.startswith("streaming"):  # the form that runs on the device: other smoothings
             for ms in smoothing[1:]:
@@ -470,7 +471,12 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
                     cfg, scored, free_scored, THRESHOLDS, target_fa_per_hour=args.target_fa
                 )
                 pk = tune_thresholds(
-                    cfg, scored, free_scored, THRESHOLDS, args.target_fa, margin=margin
+                    cfg,
+                    scored,
+                    free_scored,
+                    THRESHOLDS,
+                    args.target_fa,
+                    margin=args.threshold_margin,
                 )
                 sweep.append(
                     {"smoothing_ms": ms, "window_steps": cfg.window, "per_keyword": pk}

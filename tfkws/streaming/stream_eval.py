@@ -34,6 +34,7 @@ from tfkws.streaming.stream_scoring import (
     StreamScores,
     evaluate,
 )
+from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN
 
 RUNTIMES = ("tflm", "litert")
 REPORT = "stream_eval.json"
@@ -206,7 +207,7 @@ def stream_eval(
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     target_fa_per_hour: float = 0.5,
     score: Callable[[str], StreamScores] | None = None,
-    threshold_margin: float | None = None,
+    threshold_margin: float = DEFAULT_MARGIN,
 ) -> dict[str, Any]:
     """Score the model on the streams; write ``stream_eval.json`` and ``det.png`` to ``out_dir``.
 
@@ -220,7 +221,7 @@ def stream_eval(
     from tfkws import atomic
     from tfkws.conversion.export import load_metadata
     from tfkws.streaming.det_plot import plot_det
-    from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN, tune_thresholds
+    from tfkws.streaming.threshold_tuning import tune_thresholds
 
     settings = settings or StreamSettings()
     if not keyword_streams:
@@ -232,9 +233,8 @@ def stream_eval(
     free = [score(str(a)) for a in keyword_free]
     rep = evaluate(config, scored, free, thresholds, tolerance_s, target_fa_per_hour)
     if free:
-        margin = DEFAULT_MARGIN if threshold_margin is None else threshold_margin
         rep["per_keyword"] = tune_thresholds(
-            config, scored, free, thresholds, target_fa_per_hour, tolerance_s, margin
+            config, scored, free, thresholds, target_fa_per_hour, tolerance_s, threshold_margin
         )
     rep |= {
         "model": str(model_path),

@@ -98,15 +98,24 @@ def need_levels(config: DetectorConfig, thresholds: Sequence[float | None]) -> n
     )
 
 
+def keyword_indices(config: DetectorConfig) -> list[int]:
+    """Labels that can fire: those with a threshold that are not gates."""
+    pairs = zip(config.thresholds, config.gated, strict=True)
+    return [i for i, (t, g) in enumerate(pairs) if t is not None and not g]
+
+
 def sweep(
     config: DetectorConfig, scores: np.ndarray, thresholds: Sequence[float]
 ) -> dict[float, list[tuple[int, int]]]:
     """Threshold -> detections ``(step, label index)`` of a fresh detector with ``config``'s
     window, refractory and gates and that one threshold for every keyword it has one for."""
     label, best = leaders(config, scores)
-    has = [t is not None and not g for t, g in zip(config.thresholds, config.gated, strict=True)]
+    kws = set(keyword_indices(config))
+    n = len(config.labels)
     return {
-        p: fire(config, label, best, need_levels(config, [p if h else None for h in has]))
+        p: fire(
+            config, label, best, need_levels(config, [p if i in kws else None for i in range(n)])
+        )
         for p in thresholds
     }
 

@@ -38,9 +38,11 @@ from tfkws.streaming.stream_scoring import (
     DEFAULT_TOLERANCE_S,
     StreamScores,
     fire,
+    keyword_indices,
     leaders,
     match,
     need_levels,
+    sweep,
 )
 
 Scored = tuple[StreamScores, Sequence[Placement]]
@@ -64,11 +66,6 @@ def split_keyword_free(free: StreamScores) -> tuple[StreamScores, StreamScores]:
     first = StreamScores(free.scores[:mid], free.times_s[:mid], cut_s)
     second = StreamScores(free.scores[mid:], free.times_s[mid:], free.duration_s - cut_s)
     return first, second
-
-
-def _keywords(config: DetectorConfig) -> list[int]:
-    pairs = zip(config.thresholds, config.gated, strict=True)
-    return [i for i, (t, g) in enumerate(pairs) if t is not None and not g]
 
 
 def measure(
@@ -109,24 +106,22 @@ def _tables(
 ) -> tuple[np.ndarray, np.ndarray]:
     """misses[k, c] and false_accepts[k, c] with only keyword ``k`` firing at ``candidates[c]``
     (false accepts counted at ``margin`` below it)."""
-    kws = _keywords(config)
+    kws = keyword_indices(config)
     misses = np.zeros((len(kws), len(candidates)), np.int64)
     fas = np.zeros_like(misses)
     lead_kw = [(leaders(config, s.scores), s, p) for s, p in keyword_streams]
     lead_free = [leaders(config, s.scores) for s in keyword_free]
+    n = len(config.labels)
     for a, k in enumerate(kws):
+        word = config.labels[k]
+        mine = [[x for x in placements if x.keyword == word] for _, _, placements in lead_kw]
         for c, p in enumerate(candidates):
-            n = len(config.labels)
             need = need_levels(config, [p if i == k else None for i in range(n)])
             low = max(0.0, p - margin)
             need_fa = need_levels(config, [low if i == k else None for i in range(n)])
-            for (label, best), s, placements in lead_kw:
-                mine = [x for x in placements if x.keyword == config.labels[k]]
-                dets = [
-                    (float(s.times_s[t]), config.labels[k])
-                    for t, _ in fire(config, label, best, need)
-                ]
-                misses[a, c] += len(mine) - match(dets, mine, tolerance_s)[0]
+            for ((label, best), s, _), its in zip(lead_kw, mine, strict=True):
+                dets = [(float(s.times_s[t]), word) for t, _ in fire(config, label, best, need)]
+                misses[a, c] += len(its) - match(dets, its, tolerance_s)[0]
             fas[a, c] = sum(len(fire(config, label, best, need_fa)) for label, best in lead_free)
     return misses, fas
 
@@ -183,16 +178,13 @@ def tune_thresholds(
     budget = target_fa_per_hour * tune_hours
     misses, fas = _tables(config, tune_kw, tune_free, cands, tolerance_s, margin)
     picks = greedy(misses, fas, budget)
-    kws = _keywords(config)
+    kws = keyword_indices(config)
     chosen: list[float | None] = [None] * len(config.labels)
     for a, k in enumerate(kws):
         chosen[k] = cands[picks[a]]
-    single = None
-    for p in sorted(cands):  # lowest single threshold within the budget on the tuning half
-        probs = [p if k in kws else None for k in range(len(config.labels))]
-        if measure(config, [], tune_free, probs)["false_accepts"] <= budget:
-            single = p
-            break
+    # the lowest single threshold within the budget on the tuning half
+    swept = [sweep(config, s.scores, cands) for s in tune_free]
+    single = next((p for p in sorted(cands) if sum(len(d[p]) for d in swept) <= budget), None)
     single_probs = [single if k in kws else None for k in range(len(config.labels))]
     per_kw = {config.labels[k]: chosen[k] for k in kws}
     return {
