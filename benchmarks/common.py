@@ -84,6 +84,14 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     )
     p.add_argument("--distill_weight", type=float, default=TrainConfig.distill_weight)
     p.add_argument("--distill_temperature", type=float, default=TrainConfig.distill_temperature)
+    p.add_argument(
+        "--synth_keywords",
+        type=int,
+        default=0,
+        help="espeak-ng Arabic clips per keyword added to training (tfkws.data.arabic_keywords; "
+        "Arabic Speech Commands only)",
+    )
+    p.add_argument("--synth_speakers", type=int, default=200, help="their synthetic talkers")
     p.add_argument("--resume", action="store_true")
     p.add_argument(
         "--verbose",
@@ -123,6 +131,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "distill_weight": args.distill_weight,
         "distill_temperature": args.distill_temperature,
         "features": feature_config(args).to_dict(),
+        "synth_keywords": args.synth_keywords,
+        "synth_speakers": args.synth_speakers,
     }
 
 
@@ -149,6 +159,12 @@ def extra_augment_note(s: dict[str, Any]) -> str:
             f"frames, {spec['freq_masks']} channel masks of up to {spec['freq_mask_bins']} "
             "channels)"
         )
+    if s.get("synth_keywords"):
+        out += (
+            f", plus {s['synth_keywords']} espeak-ng Arabic clips per keyword in training "
+            f"({s['synth_speakers']} synthetic talkers; `tfkws.data.arabic_keywords.ASC_TEXTS`, "
+            "the keywords whose text a real-data model recognises)"
+        )
     if s.get("teachers"):
         out += (
             ", distilled from "
@@ -157,6 +173,34 @@ def extra_augment_note(s: dict[str, Any]) -> str:
             f"{s['distill_weight']:g}, temperature {s['distill_temperature']:g})"
         )
     return out
+
+
+def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
+    """``ds`` with ``--synth_keywords`` espeak-ng Arabic clips per keyword added to its training
+    split (synthesised once into ``WORK/synth_keywords_...``, reused; validation stays real)."""
+    import dataclasses
+
+    from tfkws.data.arabic_keywords import ASC_TEXTS, synthesize_keywords
+    from tfkws.data.example import Example
+
+    n = args.synth_keywords
+    if not n:
+        return ds
+    missing = sorted(set(ASC_TEXTS) - set(ds.labels))
+    if missing:
+        sys.exit(f"error: --synth_keywords: {args.data} has no label(s) {missing}")
+    folder = WORK / f"synth_keywords_seed{args.seed}_n{n}_s{args.synth_speakers}"
+    if not (folder / "synth_config.json").exists():
+        synthesize_keywords(
+            folder, n, args.synth_speakers, seed=args.seed, noise_dir=args.noise_dir
+        )
+    extra = [
+        Example(str(f), g) for g in sorted(ASC_TEXTS) for f in sorted((folder / g).glob("*.wav"))
+    ]
+    splits = dict(ds.splits)
+    splits["training"] = list(splits.get("training", [])) + extra
+    print(f"training: {len(extra)} synthetic clips added from {folder}")
+    return dataclasses.replace(ds, splits=splits)
 
 
 def write_results(

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out, args.work_dir = smoke / "results", args.work_dir or smoke / "runs"
     args.work_dir = args.work_dir or common.WORK / "conformer"
     ds = common.subsample(open_dataset(args.data, noise_dir=args.noise_dir), args.max_clips, 0)
+    ds = common.with_synth_keywords(ds, args)
     picked = ROWS if args.rows == "all" else [ROWS[int(i)] for i in args.rows.split(",")]
     rows: list[dict[str, Any]] = []
     for row, params in picked:  # results written after every row: a long run is usable early

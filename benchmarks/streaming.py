@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import sys
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ from typing import Any
 import common
 import numpy as np
 
+from tfkws import atomic
 from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
 from tfkws.data.kws_dataset import KwsDataset
 from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN
@@ -67,19 +69,22 @@ def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
     return model, params, name
 
 
-def data_suffix(args: argparse.Namespace) -> str:
+def data_suffix(args: argparse.Namespace, mined: bool = True) -> str:
     """``_synth`` with ``--synth_unknown``, ``_enNN`` with an ``--english_unknown`` share other
-    than the default 10 %: runs and results of other training data get other names."""
+    than the default 10 %, ``_hnH`` with ``--hard_negatives`` (``mined=False``: the run they
+    were mined with): runs and results of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
     if round(args.english_unknown, 4) != DEFAULT_ENGLISH_UNKNOWN:
         out += f"_en{round(100 * args.english_unknown):d}"
+    if args.hard_negatives and mined:
+        out += f"_hn{args.hard_negatives:g}"
     return out
 
 
-def tag(args: argparse.Namespace) -> str:
+def tag(args: argparse.Namespace, mined: bool = True) -> str:
     """The run folder's name: family (DS-CNN with its size) and :func:`data_suffix`."""
     name = f"ds_cnn_{args.size}" if args.family == "ds_cnn" else args.family
-    return name + data_suffix(args)
+    return name + data_suffix(args, mined)
 
 
 def english_speakers(root: Path) -> tuple[list[str], list[str]]:
@@ -147,12 +152,15 @@ def training_dataset(
     seed: int,
     synth: list[str] | None = None,
     english_share: float = DEFAULT_ENGLISH_UNKNOWN,
+    hard: list[str] | None = None,
+    hard_repeat: int = 1,
 ) -> KwsDataset:
     """``ds`` plus ``_silence_`` (10 % generated from noise) and ``_unknown_``: English clips of
     the training-half speakers (``english_share`` of training, 10 % by default; a quarter of the
     speakers' clips kept for validation; a share larger than the clips there are repeats them,
     each repeat augmented afresh: hard negatives weighed up) and the ``synth`` clips (espeak-ng
-    pseudo-words; a tenth of them for validation)."""
+    pseudo-words; a tenth of them for validation) and the ``hard`` negatives (mined windows,
+    training only, each ``hard_repeat`` times)."""
     rng = np.random.default_rng(seed)
     unknown, _ = english_speakers(english)
     rng.shuffle(unknown)
@@ -171,6 +179,7 @@ def training_dataset(
     cut = len(synth) // 10
     splits["validation"] += [Example(p, UNKNOWN_LABEL) for p in synth[:cut]]
     splits["training"] += [Example(p, UNKNOWN_LABEL) for p in synth[cut:]]
+    splits["training"] += [Example(p, UNKNOWN_LABEL) for p in hard or []] * hard_repeat
     labels = sorted(set(ds.labels) | {SILENCE_LABEL, UNKNOWN_LABEL})
     return dataclasses.replace(ds, labels=labels, splits=splits)
 
@@ -194,6 +203,15 @@ def add_args(p: argparse.ArgumentParser) -> None:
         help="English _unknown_ clips per training keyword clip (training-half speakers; "
         "repeated when the share asks for more clips than there are)",
     )
+    p.add_argument(
+        "--hard_negatives",
+        type=float,
+        default=0.0,
+        help="hours of keyword-free training audio to mine: the first model's detections there "
+        "become _unknown_ clips of a second training run (0: off)",
+    )
+    p.add_argument("--hard_threshold", type=float, default=0.5, help="mining threshold")
+    p.add_argument("--hard_repeat", type=int, default=2, help="times each mined clip is used")
     p.add_argument("--train_only", action="store_true", help="stop after training")
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
@@ -220,20 +238,102 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def train_model(args: argparse.Namespace) -> tuple[Path, dict[str, Any], KwsDataset]:
+def train_model(
+    args: argparse.Namespace, hard: list[str] | None = None
+) -> tuple[Path, dict[str, Any], KwsDataset]:
+    """Train (or, with ``--resume``, find) the run; with ``hard`` negatives the second run."""
     from tfkws.data.dataset import open_dataset
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
-    synth = []
-    if args.synth_unknown:
-        folder = Path(args.work_dir) / f"synth_unknown_seed{args.seed}_n{args.synth_unknown}"
-        synth = synth_unknown(folder, args.synth_unknown, args.seed)
-    ds = training_dataset(ds, args.english, args.seed, synth, args.english_unknown)
+    ds = training_dataset(
+        ds,
+        args.english,
+        args.seed,
+        training_synth(args),
+        args.english_unknown,
+        hard=hard,
+        hard_repeat=args.hard_repeat,
+    )
     model, params, _ = family_model(args)
-    run_dir = Path(args.work_dir) / f"{tag(args)}_valid_stateless"
+    run_dir = Path(args.work_dir) / f"{tag(args, mined=hard is not None)}_valid_stateless"
     trained = common.train_run(model, params, ds, args, run_dir)
     return run_dir, trained, ds
+
+
+def training_synth(args: argparse.Namespace) -> list[str]:
+    """The ``--synth_unknown`` clips (synthesised once, reused)."""
+    if not args.synth_unknown:
+        return []
+    folder = Path(args.work_dir) / f"synth_unknown_seed{args.seed}_n{args.synth_unknown}"
+    return synth_unknown(folder, args.synth_unknown, args.seed)
+
+
+def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace) -> dict:
+    """``--hard_negatives`` hours of keyword-free audio from training material only (English
+    clips of the training-half speakers, the training pseudo-words, the noise), scored by
+    ``run_dir``'s int8 window model in LiteRT; the 1 s window of every detection at
+    ``--hard_threshold`` becomes a clip (``tfkws.streaming.hard_negatives``). Done once per
+    run and settings (``mining.json`` in the folder)."""
+    from tfkws.conversion.export import export_run, load_metadata
+    from tfkws.features.stream import frame_end_seconds
+    from tfkws.streaming.detect_audio import StreamSettings, detector_config
+    from tfkws.streaming.hard_negatives import cut_windows, detection_times
+    from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
+    from tfkws.streaming.sliding_window import run_sliding_window_litert
+    from tfkws.streaming.stream_build import StreamRecipe, write_stream
+    from tfkws.streaming.stream_scoring import StreamScores
+    from tfkws.verification.evaluate import features_for, quantize_input
+
+    folder = (
+        Path(args.work_dir)
+        / f"hard_{run_dir.name}_h{args.hard_negatives:g}_t{args.hard_threshold:g}"
+    )
+    done = folder / "mining.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    window = run_dir / "window.tflite"
+    if not window.exists():
+        export_run(run_dir, window, num_calibration=args.num_calibration, seed=args.seed)
+    meta = load_metadata(window)
+    fc = features_for(meta)
+    english, _ = english_speakers(args.english)
+    synth = training_synth(args)
+    recipe = StreamRecipe(
+        distractors=[*english, *synth[len(synth) // 10 :]], noise_files=list(ds.noise_files)
+    )
+    audio = folder / "mining.flac"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"hard negatives: building {args.hard_negatives:g} h of keyword-free training audio")
+    write_stream(audio, recipe, args.seed + 1000, duration_s=args.hard_negatives * 3600)
+    frames = stream_frames_chunked(audio, fc, lambda x: x, progress=True, dtype=np.float32)
+    hop = args.hop_ms // fc.window_stride_ms
+    ws = run_sliding_window_litert(
+        window.read_bytes(), quantize_input(frames, meta), hop, progress=True
+    )
+    times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
+    smoothing = int(str(args.smoothing_ms).split(",")[0])
+    config = detector_config(meta, StreamSettings(hop_ms=args.hop_ms, smoothing_ms=smoothing))
+    scores = StreamScores(ws.scores, times, audio_seconds(audio))
+    ends = detection_times(config, scores, args.hard_threshold)
+    clips = cut_windows(audio, ends, fc.clip_duration_ms / 1000, folder / "clips")
+    audio.unlink()  # hours of audio; the clips are what is kept
+    found = {
+        "hours": args.hard_negatives,
+        "threshold": args.hard_threshold,
+        "detections": len(ends),
+        "false_accepts_per_hour": len(ends) / args.hard_negatives,
+        "clips": clips,
+        "english_clips": len(english),
+        "synthetic_clips": len(synth) - len(synth) // 10,
+        "run": str(run_dir),
+    }
+    atomic.write_json(done, found)
+    print(
+        f"hard negatives: {len(clips)} windows from {args.hard_negatives:g} h "
+        f"({len(ends) / args.hard_negatives:.0f} detections per hour at {args.hard_threshold:g})"
+    )
+    return found
 
 
 class LitertStepper:
@@ -651,6 +751,21 @@ def _m4_note(results: dict[str, Any]) -> str:
     )
 
 
+def _hard_negatives_note(results: dict[str, Any]) -> str:
+    """The training-data sentence's part on mined hard negatives ('' without)."""
+    m, s = results.get("hard_negative_mining"), results["settings"]
+    if not m:
+        return ""
+    return (
+        f"; hard negatives: {m['mined_clips']:,} windows mined from {m['hours']:g} h of "
+        "keyword-free audio built from training material only (the training-half English "
+        "speakers, the training pseudo-words, the noise), where a first model trained without "
+        f"them (float val {100 * m['first_run']['float_val_accuracy']:.2f} %) fired at "
+        f"{m['threshold']:g} ({m['false_accepts_per_hour']:.0f} per hour), as `_unknown_` "
+        f"training clips, each {s.get('hard_repeat', 1)} times"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     st = results["streams"]
@@ -728,6 +843,7 @@ def markdown(results: dict[str, Any]) -> str:
             if s.get("synth_unknown")
             else ""
         )
+        + _hard_negatives_note(results)
         + "; augmentation: time shift and background noise"
         f"{common.extra_augment_note(s)}.",
         "",
@@ -784,6 +900,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     run_dir, trained, ds = train_model(args)
     print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
+    mining = None
+    if args.hard_negatives:
+        mining = mine_hard_negatives(run_dir, ds, args)
+        first = {"run": str(run_dir), "float_val_accuracy": trained["val"]["accuracy"]}
+        run_dir, trained, ds = train_model(args, hard=mining["clips"])
+        mining = {k: v for k, v in mining.items() if k != "clips"} | {
+            "mined_clips": len(mining["clips"]),
+            "first_run": first,
+        }
+        print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
     if args.train_only:
         return 0
     models = build_models(run_dir, args)
@@ -813,6 +939,9 @@ def main(argv: list[str] | None = None) -> int:
         "on_target": args.on_target,
         "smoothing_ms": args.smoothing_ms,
         "threshold_margin": args.threshold_margin,
+        "hard_negatives": args.hard_negatives,
+        "hard_threshold": args.hard_threshold,
+        "hard_repeat": args.hard_repeat,
     }
     common.write_results(
         name,
@@ -828,6 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         cost=costs,
         cost_ratio=ratio,
         run=str(run_dir),
+        hard_negative_mining=mining,
         seconds=round(time.time() - t0, 1),
     )
     return 0

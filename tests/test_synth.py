@@ -138,6 +138,11 @@ def test_split_lists_are_disjoint_by_speaker(datasets):
         ({"size": "huge"}, "unknown size"),
         ({"keywords": ("Yes/",)}, "lower-case"),
         ({"noise_dir": "/nonexistent/noise"}, "noise folder not found"),
+        ({"keywords": ("zoom in ",)}, "lower-case"),
+        ({"keywords": ("yes",), "texts": {"zebra": ["zebra"]}}, "not in the dataset"),
+        ({"keywords": ("yes",), "texts": {"yes": "yes"}}, "list of non-empty strings"),
+        ({"keywords": ("yes",), "texts": {"yes": []}}, "list of non-empty strings"),
+        ({"keywords": ("yes",), "voices": ()}, "at least one espeak-ng voice"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from absl import logging
 from scipy.signal import firwin, resample_poly
 
 from tfkws.errors import TfkwsError
@@ -191,13 +192,17 @@ def synthesize(
 
 
 def synthesize_many(
-    jobs: Sequence[Mapping[str, Any]], sample_rate: int = SAMPLE_RATE
+    jobs: Sequence[Mapping[str, Any]],
+    sample_rate: int = SAMPLE_RATE,
+    on_start: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Synthesise each job (keyword arguments of :func:`synthesize`) in this process, in order.
 
     Returns int16 arrays resampled to ``sample_rate``. espeak-ng carries state from one
     utterance to the next (waveform phase, pitch flutter), so the output of a job depends on the
     jobs before it in the same process: use :func:`synthesize_isolated` for reproducible output.
+    ``on_start(i)`` is called before job ``i`` is spoken (the worker reports it, so a crash
+    names its job).
     """
     # Changing voice reloads voice files and dictionaries: group jobs by voice (stable order).
     order = sorted(
@@ -206,6 +211,8 @@ def synthesize_many(
     )
     out: list[np.ndarray] = [np.zeros(0, np.int16)] * len(jobs)
     for i in order:
+        if on_start is not None:
+            on_start(i)
         x = synthesize(**jobs[i])
         if sample_rate != SAMPLE_RATE:
             x = resample(x, SAMPLE_RATE, sample_rate)
@@ -214,13 +221,48 @@ def synthesize_many(
 
 
 def synthesize_isolated(
-    jobs: Sequence[Mapping[str, Any]], sample_rate: int = SAMPLE_RATE
-) -> list[np.ndarray]:
+    jobs: Sequence[Mapping[str, Any]],
+    sample_rate: int = SAMPLE_RATE,
+    skip_crashes: bool = False,
+) -> list[np.ndarray | None]:
     """Like :func:`synthesize_many`, but in a fresh Python process, so the result is reproducible.
 
     A new process starts espeak-ng from the same state every time, so the same job list gives
     byte-identical audio whatever this process synthesised before.
+
+    espeak-ng 1.51 crashes (segfault) on a few voice/variant/pitch combinations (e.g. the Arabic
+    voice with some variants and wide pitch ranges). By default that is an error naming the job;
+    with ``skip_crashes`` such a job gives ``None`` and the others are spoken as if it were not
+    in the list (still reproducible: the same jobs crash every time).
     """
+    out: list[np.ndarray | None] = [None] * len(jobs)
+    todo = list(range(len(jobs)))
+    while todo:
+        code, started, clips = _run_worker([jobs[i] for i in todo], sample_rate)
+        if code is None:
+            for i, x in zip(todo, clips, strict=True):
+                out[i] = x
+            return out
+        j = jobs[todo[started]] if started is not None else None
+        if j is None or not skip_crashes:
+            what = f" on {_describe(j)}" if j is not None else ""
+            raise TfkwsError(f"espeak-ng worker failed{what}: {code}")
+        logging.warning("espeak-ng crashed on %s: that utterance is left out", _describe(j))
+        del todo[started]
+    return out
+
+
+def _describe(job: Mapping[str, Any]) -> str:
+    voice = job.get("voice", "en-us") + (f"+{job['variant']}" if job.get("variant") else "")
+    extra = ", ".join(f"{k} {job[k]}" for k in ("rate", "pitch", "pitch_range") if k in job)
+    return f"{job.get('text')!r} ({voice}{', ' + extra if extra else ''})"
+
+
+def _run_worker(
+    jobs: Sequence[Mapping[str, Any]], sample_rate: int
+) -> tuple[str | None, int | None, list[np.ndarray]]:
+    """One worker process: (None, None, clips), or on failure (the error, the index of the job
+    it was speaking or None, [])."""
     with tempfile.TemporaryDirectory(prefix="tfkws-espeak-") as tmp:
         out_path = Path(tmp) / "audio.npz"
         request = json.dumps(
@@ -237,19 +279,26 @@ def synthesize_isolated(
             check=False,
         )
         if proc.returncode != 0:
-            lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-            raise TfkwsError(f"espeak-ng worker failed: {lines[-1]}")
+            lines = proc.stderr.decode(errors="replace").strip().splitlines()
+            started = proc.stdout.decode(errors="replace").split()
+            crashed = proc.returncode < 0  # killed by a signal: inside libespeak-ng
+            error = f"signal {-proc.returncode}" if crashed else (lines or ["no output"])[-1]
+            return error, int(started[-1]) if crashed and started else None, []
         with np.load(out_path) as z:
             data, lengths = z["data"], z["lengths"]
     bounds = np.concatenate([[0], np.cumsum(lengths)])
-    return [data[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return None, None, [data[a:b].copy() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _worker() -> int:
     """Entry point of :func:`synthesize_isolated`: JSON request on stdin, npz file out."""
     request = json.loads(sys.stdin.buffer.read())
     try:
-        clips = synthesize_many(request["jobs"], int(request["sample_rate"]))
+        clips = synthesize_many(
+            request["jobs"],
+            int(request["sample_rate"]),
+            on_start=lambda i: print(i, flush=True),  # the parent names the job of a crash
+        )
     except TfkwsError as e:
         print(e, file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ import re
 import time
 import wave
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -196,7 +196,9 @@ SIZES: dict[str, dict[str, int]] = {
 NOISE_DIR = "_background_noise_"
 _NOISE_KINDS = ("white_noise", "pink_noise", "brown_noise", "hum", "babble")
 _AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
-_WORD_RE = re.compile(r"^[a-z0-9][a-z0-9']*$")
+# a label: lower-case letters, digits, apostrophes and inner spaces (Arabic Speech Commands'
+# "zoom in"); a leading "_" is reserved for _silence_ / _unknown_
+_WORD_RE = re.compile(r"^[a-z0-9](?:[a-z0-9' ]*[a-z0-9'])?$")
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,8 @@ def synthesize_dataset(
     validation_fraction: float = 0.1,
     testing_fraction: float = 0.1,
     recipe: Recipe | None = None,
+    texts: Mapping[str, Sequence[str]] | None = None,
+    voices: Sequence[str] = VOICES,
 ) -> Path:
     """Write a synthetic keyword dataset to ``out_dir`` in the Speech Commands layout; return it.
 
@@ -259,6 +263,10 @@ def synthesize_dataset(
     ``validation_list.txt`` and ``testing_list.txt`` (split by speaker) and ``synth_config.json``.
     ``size`` picks the preset counts of :data:`SIZES`; explicit arguments override it. The same
     arguments give byte-identical files.
+
+    ``texts`` maps a word (the folder name, e.g. an English gloss) to what is spoken for it (one
+    of them per clip, seeded): other languages or spellings (``tfkws.data.arabic_keywords``);
+    ``voices`` are the espeak-ng voices speakers are drawn from (``ar`` for Arabic).
     """
     if size not in SIZES:
         raise DatasetError(f"{out_dir}: unknown size '{size}' (choose from {', '.join(SIZES)})")
@@ -274,6 +282,10 @@ def synthesize_dataset(
     recipe = recipe or Recipe()
     keywords, unknown_words = list(keywords), list(unknown_words)
     _check_words(out_dir, keywords, unknown_words)
+    spoken = _spoken_texts(out_dir, keywords + unknown_words, texts)
+    voices = list(voices)
+    if not voices:
+        raise DatasetError(f"{out_dir}: at least one espeak-ng voice is needed")
     if n_kw < 1 or n_unk < 0 or n_spk < 1 or n_noise_s < 1 or sample_rate < 8000:
         raise DatasetError(f"{out_dir}: clip, speaker and noise counts must be positive")
     if not (
@@ -285,7 +297,7 @@ def synthesize_dataset(
     user_noise = _read_noise_dir(noise_dir, sample_rate) if noise_dir is not None else {}
 
     start = time.monotonic()
-    speaker_pool = make_speakers(n_spk, seed, recipe)
+    speaker_pool = make_speakers(n_spk, seed, recipe, voices)
     val_ids, test_ids = _split_speakers(speaker_pool, seed, validation_fraction, testing_fraction)
 
     # 1. Plan every clip (word, speaker, repetition, text form, small per-clip jitter).
@@ -300,8 +312,10 @@ def synthesize_dataset(
             rep = repeats.get(spk.id, 0)
             repeats[spk.id] = rep + 1
             form = TEXT_FORMS[int(rng.integers(len(TEXT_FORMS)))]
+            options = spoken[word]
+            text = options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
             job = {
-                "text": form.format(word),
+                "text": form.format(text),
                 "voice": spk.voice,
                 "variant": spk.variant,
                 "rate": int(np.clip(spk.rate + rng.integers(-12, 13), 80, 450)),
@@ -329,10 +343,16 @@ def synthesize_dataset(
         )
 
     # 3. Synthesise in a fresh process: espeak-ng state would otherwise leak between calls.
-    audio = espeak.synthesize_isolated([p["job"] for p in plan] + babble_jobs, sample_rate)
+    #    Utterances espeak-ng crashes on (a few Arabic voice/variant/pitch combinations) are
+    #    left out: that clip is not written (``skipped_clips`` in synth_config.json).
+    audio = espeak.synthesize_isolated(
+        [p["job"] for p in plan] + babble_jobs, sample_rate, skip_crashes=True
+    )
     if progress:
         logging.info("synth: %d utterances spoken in %.1f s", len(audio), time.monotonic() - start)
-    speech, babble_speech = audio[: len(plan)], audio[len(plan) :]
+    speech = audio[: len(plan)]
+    babble_speech = [x for x in audio[len(plan) :] if x is not None]
+    skipped: list[str] = []
 
     noises = _make_noises(np.random.default_rng([seed, 4]), babble_speech, n_noise_s, sample_rate)
     mix_noises = list(noises.values()) + list(user_noise.values())
@@ -344,8 +364,12 @@ def synthesize_dataset(
         for name, samples in {**noises, **user_noise}.items():
             _write_wav(tmp / NOISE_DIR / f"{name}.wav", samples, sample_rate)
         for item, raw in zip(plan, speech, strict=True):
-            clip = _render_clip(raw, item["rng"], mix_noises, sample_rate, recipe)
             rel = f"{item['word']}/{item['speaker']}_nohash_{item['rep']}.wav"
+            if raw is None:
+                skipped.append(rel)
+                bar.update()
+                continue
+            clip = _render_clip(raw, item["rng"], mix_noises, sample_rate, recipe)
             _write_wav(tmp / rel, clip, sample_rate)
             if item["speaker"] in val_ids:
                 validation.append(rel)
@@ -364,6 +388,8 @@ def synthesize_dataset(
             "sample_rate": sample_rate,
             "keywords": keywords,
             "unknown_words": unknown_words,
+            "texts": {w: list(spoken[w]) for w in keywords + unknown_words},
+            "voices": voices,
             "clips_per_keyword": n_kw,
             "clips_per_unknown_word": n_unk,
             "noise_seconds": n_noise_s,
@@ -376,14 +402,15 @@ def synthesize_dataset(
             "speakers": [asdict(s) for s in speaker_pool],
             "validation_speakers": sorted(val_ids),
             "testing_speakers": sorted(test_ids),
-            "clips": len(plan),
+            "clips": len(plan) - len(skipped),
+            "skipped_clips": skipped,
         }
         (tmp / "synth_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if progress:
         elapsed = time.monotonic() - start
         logging.info(
             "synth: wrote %d clips to %s in %.1f s (%.0f clips/s)",
-            len(plan),
+            len(plan) - len(skipped),
             out_dir,
             elapsed,
             len(plan) / max(elapsed, 1e-9),
@@ -391,14 +418,16 @@ def synthesize_dataset(
     return Path(out_dir)
 
 
-def make_speakers(count: int, seed: int, recipe: Recipe | None = None) -> list[Speaker]:
+def make_speakers(
+    count: int, seed: int, recipe: Recipe | None = None, voices: Sequence[str] = VOICES
+) -> list[Speaker]:
     """Draw ``count`` distinct synthetic speakers (voice x variant x rate x pitch x range)."""
     recipe = recipe or Recipe()
     rng = np.random.default_rng([seed, 0])
     speakers: list[Speaker] = []
     seen: set[str] = set()
     # Cycle through shuffled voice/variant pairs so small pools still cover many characters.
-    pairs = [(v, w) for v in VOICES for w in VARIANTS]
+    pairs = [(v, w) for v in voices for w in VARIANTS]
     order = rng.permutation(len(pairs))
     i = 0
     while len(speakers) < count:
@@ -436,6 +465,23 @@ def _check_words(out_dir: str | Path, keywords: list[str], unknown: list[str]) -
     dup = sorted({w for w in keywords + unknown if (keywords + unknown).count(w) > 1})
     if dup:
         raise DatasetError(f"{out_dir}: words listed twice or as both keyword and unknown: {dup}")
+
+
+def _spoken_texts(
+    out_dir: str | Path, words: list[str], texts: Mapping[str, Sequence[str]] | None
+) -> dict[str, tuple[str, ...]]:
+    """Word -> the texts spoken for it (the word itself unless ``texts`` says otherwise)."""
+    texts = dict(texts or {})
+    unknown = sorted(set(texts) - set(words))
+    if unknown:
+        raise DatasetError(f"{out_dir}: texts given for words not in the dataset: {unknown}")
+    out = {}
+    for w in words:
+        options = tuple(texts.get(w, (w,)))
+        if isinstance(texts.get(w), str) or not options or not all(t.strip() for t in options):
+            raise DatasetError(f"{out_dir}: texts for '{w}' must be a list of non-empty strings")
+        out[w] = options
+    return out
 
 
 def _read_noise_dir(noise_dir: str | Path, sample_rate: int) -> dict[str, np.ndarray]:
