@@ -181,7 +181,7 @@ def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
     import dataclasses
 
     from tfkws.data.arabic_keywords import ASC_TEXTS, synthesize_keywords
-    from tfkws.data.example import Example
+    from tfkws.data.synth import keyword_examples
 
     n = args.synth_keywords
     if not n:
@@ -194,9 +194,7 @@ def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
         synthesize_keywords(
             folder, n, args.synth_speakers, seed=args.seed, noise_dir=args.noise_dir
         )
-    extra = [
-        Example(str(f), g) for g in sorted(ASC_TEXTS) for f in sorted((folder / g).glob("*.wav"))
-    ]
+    extra = keyword_examples(folder)
     splits = dict(ds.splits)
     splits["training"] = list(splits.get("training", [])) + extra
     print(f"training: {len(extra)} synthetic clips added from {folder}")
@@ -210,6 +208,19 @@ def write_results(
 
     ``markdown`` renders the finished results dict; ``fields`` are the benchmark's own entries.
     """
+    return write_table(
+        name,
+        args.out,
+        markdown,
+        settings=settings(args) | (extra_settings or {}),
+        **fields,
+    )
+
+
+def write_table(name: str, out: str | Path, markdown: Any, **fields) -> dict[str, Any]:
+    """``out/<name>.json`` + ``.md`` (atomically): the command, machine and commit, then
+    ``fields``; ``markdown`` renders the finished dict (also printed). For benchmarks without
+    the shared training settings (:func:`write_results` adds those)."""
     from tfkws import __version__, atomic
 
     results = {
@@ -218,15 +229,20 @@ def write_results(
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
         "tfkws_version": __version__,
         **provenance.current(),
-        "settings": settings(args) | (extra_settings or {}),
         **fields,
     }
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic.write_json(Path(args.out) / f"{name}.json", results)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic.write_json(Path(out) / f"{name}.json", results)
     text = markdown(results)
-    atomic.write_text(Path(args.out) / f"{name}.md", text)
+    atomic.write_text(Path(out) / f"{name}.md", text)
     print(text)
     return results
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of float logits (Keras models here end in logits)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def tflm_latency_ms(tflite: bytes, runs: int, seed: int) -> dict[str, float]:

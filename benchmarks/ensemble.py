@@ -30,11 +30,6 @@ def speaker(path: str | None) -> str:
     return os.path.basename(path).split("_", 1)[0] if path else "(generated silence)"
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def summary(name: str, probs: np.ndarray, y: np.ndarray, spk: np.ndarray, labels: list[str]):
     pred = probs.argmax(axis=1)
     right = pred == y
@@ -72,7 +67,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if key not in cache:
             cache[key] = clip_features(examples, first.labels, run.features)
         x, y = cache[key]
-        p = softmax(model.predict(x, batch_size=256, verbose=0))
+        p = common.softmax(model.predict(x, batch_size=256, verbose=0))
         name = f"{Path(run_dir).name}: {run.train.model} {json.dumps(run.train.model_params)}"
         rows.append(summary(name, p, y, spk, first.labels) | {"run": run_dir})
         probs.append(p)
@@ -118,20 +113,7 @@ def main() -> None:
     p.add_argument("--name", default="ensemble")
     args = p.parse_args()
 
-    from tfkws import atomic
-
-    results = {
-        "benchmark": args.name,
-        "command": common.command_line(),
-        "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        **common.provenance.current(),
-        **evaluate(args),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(args.out / f"{args.name}.json", results)
-    text = markdown(results)
-    atomic.write_text(args.out / f"{args.name}.md", text)
-    print(text)
+    common.write_table(args.name, args.out, markdown, **evaluate(args))
 
 
 if __name__ == "__main__":

@@ -276,13 +276,10 @@ def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace)
     ``--hard_threshold`` becomes a clip (``tfkws.streaming.hard_negatives``). Done once per
     run and settings (``mining.json`` in the folder)."""
     from tfkws.conversion.export import export_run, load_metadata
-    from tfkws.features.stream import frame_end_seconds
     from tfkws.streaming.detect_audio import StreamSettings, detector_config
     from tfkws.streaming.hard_negatives import cut_windows, detection_times
-    from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
-    from tfkws.streaming.sliding_window import run_sliding_window_litert
+    from tfkws.streaming.long_audio import stream_frames_chunked
     from tfkws.streaming.stream_build import StreamRecipe, write_stream
-    from tfkws.streaming.stream_scoring import StreamScores
     from tfkws.verification.evaluate import features_for, quantize_input
 
     folder = (
@@ -308,14 +305,9 @@ def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace)
     write_stream(audio, recipe, args.seed + 1000, duration_s=args.hard_negatives * 3600)
     frames = stream_frames_chunked(audio, fc, lambda x: x, progress=True, dtype=np.float32)
     hop = args.hop_ms // fc.window_stride_ms
-    ws = run_sliding_window_litert(
-        window.read_bytes(), quantize_input(frames, meta), hop, progress=True
-    )
-    times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
-    smoothing = int(str(args.smoothing_ms).split(",")[0])
-    config = detector_config(meta, StreamSettings(hop_ms=args.hop_ms, smoothing_ms=smoothing))
-    scores = StreamScores(ws.scores, times, audio_seconds(audio))
-    ends = detection_times(config, scores, args.hard_threshold)
+    scores = window_scores(window.read_bytes(), quantize_input(frames, meta), hop, fc, audio)
+    settings = StreamSettings(hop_ms=args.hop_ms, smoothing_ms=smoothing_values(args)[0])
+    ends = detection_times(detector_config(meta, settings), scores, args.hard_threshold)
     clips = cut_windows(audio, ends, fc.clip_duration_ms / 1000, folder / "clips")
     audio.unlink()  # hours of audio; the clips are what is kept
     found = {
@@ -334,6 +326,24 @@ def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace)
         f"({len(ends) / args.hard_negatives:.0f} detections per hour at {args.hard_threshold:g})"
     )
     return found
+
+
+def smoothing_values(args: argparse.Namespace) -> list[int]:
+    """``--smoothing_ms`` as ms values; the first is the detector's, the rest a sweep."""
+    return [int(v) for v in str(args.smoothing_ms).split(",")]
+
+
+def window_scores(window: bytes, frames: np.ndarray, hop: int, fc: Any, audio: str | Path):
+    """The int8 window model's outputs every ``hop`` frames of ``audio``'s int8 ``frames``
+    (LiteRT), with each step's time: the sliding-window form's ``StreamScores``."""
+    from tfkws.features.stream import frame_end_seconds
+    from tfkws.streaming.long_audio import audio_seconds
+    from tfkws.streaming.sliding_window import run_sliding_window_litert
+    from tfkws.streaming.stream_scoring import StreamScores
+
+    ws = run_sliding_window_litert(window, frames, hop, progress=True)
+    times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
+    return StreamScores(ws.scores, times, audio_seconds(audio))
 
 
 class LitertStepper:
@@ -485,10 +495,8 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     """Both forms on the same streams: scores once per stream, the detector swept over them."""
     from tfkws.conversion.export import load_metadata
     from tfkws.conversion.model_info import inspect_tflite
-    from tfkws.features.stream import frame_end_seconds
     from tfkws.streaming.detect_audio import StreamSettings, detector_config
     from tfkws.streaming.long_audio import audio_seconds, stream_frames_chunked
-    from tfkws.streaming.sliding_window import run_sliding_window_litert
     from tfkws.streaming.stream_scoring import StreamScores, evaluate
     from tfkws.streaming.stream_scoring import sweep as stream_sweep
     from tfkws.streaming.threshold_tuning import tune_thresholds
@@ -529,11 +537,9 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     hop = args.hop_ms // fc.window_stride_ms
 
     def window_score(audio: str) -> StreamScores:
-        ws = run_sliding_window_litert(window, frames_of(audio, meta), hop, progress=True)
-        times = np.array([frame_end_seconds(int(e), fc) for e in ws.end_frames])
-        return StreamScores(ws.scores, times, audio_seconds(audio))
+        return window_scores(window, frames_of(audio, meta), hop, fc, audio)
 
-    smoothing = [int(v) for v in str(args.smoothing_ms).split(",")]
+    smoothing = smoothing_values(args)
     out, sweep = {}, []
     for name, score, settings, m in (
         ("sliding window", window_score, window_settings, meta),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ def candidate_sets(candidates: dict[str, tuple[str, ...]]) -> list[dict[str, lis
 
 def score_candidates(args: argparse.Namespace) -> dict[str, Any]:
     from tfkws.data.arabic_keywords import candidates, synthesize_keywords
-    from tfkws.data.example import Example
+    from tfkws.data.synth import keyword_examples
     from tfkws.features.clips import clip_features
     from tfkws.runs.model import load_trained_model
 
@@ -66,12 +65,10 @@ def score_candidates(args: argparse.Namespace) -> dict[str, Any]:
             noise_dir=args.noise_dir,
             progress=args.verbose,
         )
-        examples = [
-            Example(str(f), g) for g in sorted(texts) for f in sorted((folder / g).glob("*.wav"))
-        ]
+        examples = keyword_examples(folder)
         x, y = clip_features(examples, labels, features)
         probs = np.mean(
-            [softmax(m.predict(x, batch_size=256, verbose=0)) for m, _ in models], axis=0
+            [common.softmax(m.predict(x, batch_size=256, verbose=0)) for m, _ in models], axis=0
         )
         pred = probs.argmax(axis=1)
         for g in sorted(texts):
@@ -92,17 +89,18 @@ def score_candidates(args: argparse.Namespace) -> dict[str, Any]:
     return {"teachers": teachers, "labels": len(labels), "rows": rows, "kept": kept(rows)}
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+def best_per_gloss(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per gloss: how often its best candidate was heard as the gloss."""
+    best: dict[str, float] = collections.defaultdict(float)
+    for r in rows:
+        best[r["gloss"]] = max(best[r["gloss"]], r["recognised"])
+    return dict(best)
 
 
 def kept(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Per gloss: candidates recognised at least ``KEEP_SHARE`` of the gloss's best one and at
     least ``MIN_RECOGNISED`` of the time (a gloss with none gets no synthetic clips)."""
-    best: dict[str, float] = collections.defaultdict(float)
-    for r in rows:
-        best[r["gloss"]] = max(best[r["gloss"]], r["recognised"])
+    best = best_per_gloss(rows)
     out: dict[str, list[str]] = collections.defaultdict(list)
     for r in rows:
         if r["recognised"] >= max(KEEP_SHARE * best[r["gloss"]], MIN_RECOGNISED):
@@ -113,9 +111,7 @@ def kept(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 def markdown(res: dict[str, Any]) -> str:
     rows = res["rows"]
     rec = np.array([r["recognised"] for r in rows])
-    best = collections.defaultdict(float)
-    for r in rows:
-        best[r["gloss"]] = max(best[r["gloss"]], r["recognised"])
+    best = best_per_gloss(rows)
     lines = [
         "# Synthetic Arabic keywords: does espeak-ng say what the speakers said?",
         "",
@@ -168,23 +164,15 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
 
-    from tfkws import atomic
-
-    results = {
-        "benchmark": args.name,
-        "command": common.command_line(),
-        "machine": f"{os.cpu_count()} CPU cores, no GPU",
-        **common.provenance.current(),
-        "clips": args.clips,
-        "speakers": args.speakers,
-        "seed": args.seed,
+    results = common.write_table(
+        args.name,
+        args.out,
+        markdown,
+        clips=args.clips,
+        speakers=args.speakers,
+        seed=args.seed,
         **score_candidates(args),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(args.out / f"{args.name}.json", results)
-    text = markdown(results)
-    atomic.write_text(args.out / f"{args.name}.md", text)
-    print(text)
+    )
     print(json.dumps(results["kept"], ensure_ascii=False))
 
 

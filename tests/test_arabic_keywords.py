@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tfkws.data import arabic_keywords as ak
+from tfkws.data.synth import keyword_examples
+from tfkws.errors import DatasetError
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "synth_arabic.json"
 ASC_GLOSSES = {
@@ -45,6 +48,16 @@ def test_synthesize_keywords_layout(tmp_path):
         assert len(files) == 3
         x, sr = sf.read(files[0], dtype="int16")
         assert sr == 16000 and len(x) == 16000 and np.abs(x).max() > 1000
+    examples = keyword_examples(out)
+    assert [(Path(e.path).parent.name, e.label) for e in examples] == [
+        (g, g) for g in sorted(texts) for _ in range(3)
+    ]
     # every clip is a training clip: the real recordings are the validation
     assert (out / "validation_list.txt").read_text() == ""
     assert (out / "testing_list.txt").read_text() == ""
+
+
+def test_keyword_examples_of_a_folder_that_is_no_synth_dataset(tmp_path):
+    with pytest.raises(DatasetError, match="not a synthesised dataset") as err:
+        keyword_examples(tmp_path)
+    assert "\n" not in str(err.value)

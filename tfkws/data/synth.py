@@ -30,6 +30,7 @@ from scipy.signal import butter, fftconvolve, resample, sosfilt
 from tfkws import __version__
 from tfkws.atomic import output_dir
 from tfkws.data import espeak
+from tfkws.data.example import Example
 from tfkws.errors import AudioError, DatasetError
 from tfkws.progress import Progress
 
@@ -416,6 +417,18 @@ def synthesize_dataset(
             len(plan) / max(elapsed, 1e-9),
         )
     return Path(out_dir)
+
+
+def keyword_examples(out_dir: str | Path) -> list[Example]:
+    """Every clip of a synthesised dataset's keywords (``synth_config.json``), labelled by its
+    word folder, word by word in file order: extra training clips for another dataset with
+    those labels."""
+    root = Path(out_dir)
+    try:
+        words = json.loads((root / "synth_config.json").read_text(encoding="utf-8"))["keywords"]
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetError(f"{root}: not a synthesised dataset ({e})") from None
+    return [Example(str(f), w) for w in sorted(words) for f in sorted((root / w).glob("*.wav"))]
 
 
 def make_speakers(
