@@ -289,7 +289,8 @@ def to_markdown(doc: dict) -> str:
     fe = doc.get("frontend")
     lines += ["", "## Micro frontend on the device (Cortex-M4)", ""]
     if doc.get("frontend_command"):
-        lines += [f"Produced by `{doc['frontend_command']}`.", ""]
+        at = f" at commit `{doc['frontend_commit']}`" if doc.get("frontend_commit") else ""
+        lines += [f"Produced by `{doc['frontend_command']}`{at}.", ""]
     if fe is None:
         lines.append("Not run (--no-frontend).")
     elif "error" in fe:
