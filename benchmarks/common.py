@@ -85,6 +85,12 @@ def add_common_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--distill_weight", type=float, default=TrainConfig.distill_weight)
     p.add_argument("--distill_temperature", type=float, default=TrainConfig.distill_temperature)
     p.add_argument(
+        "--ema_decay",
+        type=float,
+        default=TrainConfig.ema_decay,
+        help="validate and export a moving average of the weights (e.g. 0.999; 0 = off)",
+    )
+    p.add_argument(
         "--synth_keywords",
         type=int,
         default=0,
@@ -130,6 +136,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "teachers": _teachers(args),
         "distill_weight": args.distill_weight,
         "distill_temperature": args.distill_temperature,
+        "ema_decay": args.ema_decay,
         "features": feature_config(args).to_dict(),
         "synth_keywords": args.synth_keywords,
         "synth_speakers": args.synth_speakers,
@@ -304,6 +311,7 @@ def train_run(
         teachers=_teachers(args),
         distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature,
+        ema_decay=args.ema_decay,
         **dict(zip(SPEC_FIELDS, map(int, args.spec_augment.split(",")), strict=True)),
     )
     return train(

@@ -27,6 +27,7 @@ from typing import Any
 
 import common
 
+from tfkws.cli.common import parse_params
 from tfkws.data.dataset import open_dataset
 
 ALL = dict(repeat=2, share_modules="conv", share_subcomponents=True, rank=16, share_factors=True)
@@ -278,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         "levels only; each adds minutes per row)",
     )
     p.add_argument(
+        "--params",
+        default="",
+        help="conformer params on top of each picked row's, e.g. ff_dim=176 (the row's name "
+        "says so)",
+    )
+    p.add_argument(
         "--merge", action="store_true", help="keep the other rows of results/conformer.json"
     )
     p.add_argument(
@@ -298,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     ds = common.subsample(open_dataset(args.data, noise_dir=args.noise_dir), args.max_clips, 0)
     ds = common.with_synth_keywords(ds, args)
     picked = ROWS if args.rows == "all" else [ROWS[int(i)] for i in args.rows.split(",")]
+    extra = parse_params(args.params)
+    if extra:
+        suffix = " + " + ", ".join(f"{k}={v}" for k, v in extra.items())
+        picked = [(row + suffix, {**params, **extra}) for row, params in picked]
     rows: list[dict[str, Any]] = []
     for row, params in picked:  # results written after every row: a long run is usable early
         rows.append(bench_row(row, params, ds, args) | {"command": common.command_line()})

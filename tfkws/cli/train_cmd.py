@@ -49,6 +49,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer("warmup_epochs", d.warmup_epochs, "Linear warm-up epochs.", flag_values=fv)
     flags.DEFINE_float("label_smoothing", d.label_smoothing, "Label smoothing.", flag_values=fv)
+    flags.DEFINE_float(
+        "ema_decay",
+        d.ema_decay,
+        "Validate and export an exponential moving average of the weights with this decay per "
+        "batch (e.g. 0.999; 0 = off).",
+        flag_values=fv,
+    )
     flags.DEFINE_bool("augment", d.augment, "Time shift + background noise.", flag_values=fv)
     flags.DEFINE_integer("time_shift_ms", d.time_shift_ms, "Max time shift.", flag_values=fv)
     flags.DEFINE_float("noise_prob", d.noise_prob, "Probability of mixing noise.", flag_values=fv)
@@ -147,6 +154,7 @@ def run(fv: flags.FlagValues) -> int:
         lr_schedule=fv.lr_schedule,
         warmup_epochs=fv.warmup_epochs,
         label_smoothing=fv.label_smoothing,
+        ema_decay=fv.ema_decay,
         seed=fv.seed,
         augment=fv.augment,
         time_shift_ms=fv.time_shift_ms,

@@ -60,6 +60,9 @@ class TrainConfig:
     teachers: list[str] = dataclasses.field(default_factory=list)
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    # Exponential moving average of the weights (float phase; 0 = off): validation, the best
+    # weights and so the export use the average (``tfkws.training.weight_average``).
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("cosine", "constant", "step"):
@@ -75,6 +78,8 @@ class TrainConfig:
                 "distill_weight must be in [0, 1] and distill_temperature > 0, got "
                 f"{self.distill_weight}, {self.distill_temperature}"
             )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise TfkwsError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.qat and (self.qat_epochs or self.qat_source):
             raise TfkwsError("qat_epochs / qat_source need qat=True")
         if self.qat and not 1 <= self.qat_epochs <= self.epochs:

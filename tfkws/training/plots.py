@@ -33,6 +33,8 @@ def plot_learning_curves(history: dict[str, Sequence[float]], path: str | os.Pat
             ax.plot(epochs, history[key], label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label="validation")
+        if f"ema_val_{key}" in history:  # the weight average's (training with --ema_decay)
+            ax.plot(epochs, history[f"ema_val_{key}"], label="validation, averaged weights")
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

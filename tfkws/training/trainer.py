@@ -18,6 +18,7 @@ worker reads them (a resumed job reads the chief's checkpoints: ``--out`` must b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -62,6 +63,7 @@ from tfkws.training.metrics import accuracy_report
 from tfkws.training.phases import float_model, qat_from_float, with_teachers
 from tfkws.training.progress import EpochLine
 from tfkws.training.strategy import barrier, is_chief, make_strategy, worker_index
+from tfkws.training.weight_average import WeightAverage
 
 CLIP_STORES = ("auto", "memory", "disk")
 # What a collective step raises when a peer worker died (a multi-worker job then restarts).
@@ -691,7 +693,15 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
         )
         epoch_var = tf.Variable(first, dtype=tf.int64, trainable=False, name="epoch")
         best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
-        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var, best=best_var)
+        # The weight average is the float phase's: QAT fine-tunes a few epochs at a low rate.
+        average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay and not qat_phase else None
+        ckpt = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            epoch=epoch_var,
+            best=best_var,
+            **(average.checkpoint_items() if average else {}),
+        )
     # Every worker saves (reading replicated variables may be a collective op); only the
     # chief's copy is in the run folder.
     manager = tf.train.CheckpointManager(ckpt, str(out / ckpt_name), max_to_keep=2)
@@ -724,18 +734,24 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
             steps_per_epoch=p.steps_per_epoch if distributed else None,
             epochs=epoch + 1,
             initial_epoch=epoch,
-            callbacks=[p.tensorboard, *epoch_line],
+            callbacks=[*([average.callback()] if average else []), p.tensorboard, *epoch_line],
             verbose=2 if p.verbose >= 2 else 0,
         )
         for k, v in h.history.items():
             history.setdefault(k, []).append(float(v[-1]))
+        if average:  # the averaged weights are the candidates: validated, kept as best
+            with average.swapped():
+                _, average_acc = model.evaluate(p.val_ds, verbose=0)
+            history.setdefault("ema_val_accuracy", []).append(float(average_acc))
+            logging.info("epoch %d: averaged weights val %.2f %%", epoch + 1, 100 * average_acc)
         history.setdefault("lr", []).append(float(schedule(optimizer.iterations - 1)))
         history.setdefault("epoch_seconds", []).append(round(time.time() - t, 2))
         ran += history["epoch_seconds"][-1]
-        val_acc = history["val_accuracy"][-1]
+        val_acc = history["ema_val_accuracy" if average else "val_accuracy"][-1]
         if val_acc > float(best_var.numpy()):
             best_var.assign(val_acc)
-            _save_weights(model, best_path)
+            with average.swapped() if average else contextlib.nullcontext():
+                _save_weights(model, best_path)
         epoch_var.assign(epoch + 1)
         # History before checkpoint: a kill between them re-runs the epoch, never skips its record.
         atomic.write_json(out / HISTORY, history)
