@@ -96,3 +96,11 @@ def test_training_exports_the_average_of_its_best_epoch(tone_dataset: Path, tmp_
     own = model.get_weights()
     assert len(own) == len(exported)
     assert any(not np.array_equal(a, b) for a, b in zip(own, exported, strict=True))
+
+
+def test_epoch_line_shows_the_average() -> None:
+    from tfkws.training.progress import epoch_line
+
+    logs = {"loss": 1.0, "val_accuracy": 0.5, "ema_val_accuracy": 0.625}
+    line = epoch_line(0, 2, logs, [3.0])
+    assert "val accuracy 50.0 %  averaged 62.5 %" in line

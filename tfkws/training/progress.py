@@ -43,6 +43,8 @@ def epoch_line(
         parts.append(f"accuracy {100 * logs['accuracy']:.1f} %")
     if "val_accuracy" in logs:
         parts.append(f"val accuracy {100 * logs['val_accuracy']:.1f} %")
+    if "ema_val_accuracy" in logs:  # training with a weight average (--ema_decay)
+        parts.append(f"averaged {100 * logs['ema_val_accuracy']:.1f} %")
     parts.append(format_seconds(seconds[-1]))
     left = total - (epoch + 1)
     if left > 0:

@@ -726,6 +726,8 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
     # verbose 1: tfkws's line per epoch; 2: also Keras's own per-epoch output.
     epoch_line = [EpochLine(cfg.epochs, " (QAT)" if qat_phase else "")] if p.verbose else []
     distributed = worker_index(p.strategy)[1] > 1
+    # First in the list: it adds the average's validation to the logs the others see.
+    averaging = [average.callback(p.val_ds)] if average else []
     for epoch in range(done, last):
         t = time.time()
         h = model.fit(
@@ -734,19 +736,15 @@ def _train_phase(qat_phase: bool, p: _Phases) -> tuple[keras.Model, tf.Variable,
             steps_per_epoch=p.steps_per_epoch if distributed else None,
             epochs=epoch + 1,
             initial_epoch=epoch,
-            callbacks=[*([average.callback()] if average else []), p.tensorboard, *epoch_line],
+            callbacks=[*averaging, p.tensorboard, *epoch_line],
             verbose=2 if p.verbose >= 2 else 0,
         )
         for k, v in h.history.items():
             history.setdefault(k, []).append(float(v[-1]))
-        if average:  # the averaged weights are the candidates: validated, kept as best
-            with average.swapped():
-                _, average_acc = model.evaluate(p.val_ds, verbose=0)
-            history.setdefault("ema_val_accuracy", []).append(float(average_acc))
-            logging.info("epoch %d: averaged weights val %.2f %%", epoch + 1, 100 * average_acc)
         history.setdefault("lr", []).append(float(schedule(optimizer.iterations - 1)))
         history.setdefault("epoch_seconds", []).append(round(time.time() - t, 2))
         ran += history["epoch_seconds"][-1]
+        # With a weight average, the averaged weights are the candidates: validated, kept as best.
         val_acc = history["ema_val_accuracy" if average else "val_accuracy"][-1]
         if val_acc > float(best_var.numpy()):
             best_var.assign(val_acc)

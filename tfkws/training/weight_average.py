@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
@@ -51,9 +52,11 @@ class WeightAverage:
         for s, w in zip(self.shadow, self.weights, strict=True):
             s.assign(decay * s + (1.0 - decay) * w)
 
-    def callback(self) -> keras.callbacks.Callback:
-        """A ``fit`` callback that updates the average after each training batch."""
-        return keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: self.update())
+    def callback(self, val_data: Any = None) -> keras.callbacks.Callback:
+        """A ``fit`` callback that updates the average after each training batch and, given
+        ``val_data``, validates the average at each epoch's end: ``ema_val_accuracy`` in the
+        epoch's logs (so in ``fit``'s history and in the callbacks listed after this one)."""
+        return _AverageCallback(self, val_data)
 
     @contextlib.contextmanager
     def swapped(self) -> Iterator[None]:
@@ -66,3 +69,19 @@ class WeightAverage:
         finally:
             for w, value in zip(self.weights, own, strict=True):
                 w.assign(value)
+
+
+class _AverageCallback(keras.callbacks.Callback):
+    def __init__(self, average: WeightAverage, val_data: Any) -> None:
+        super().__init__()
+        self.average, self.val_data = average, val_data
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.average.update()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.val_data is None or logs is None:
+            return
+        with self.average.swapped():
+            result = self.model.evaluate(self.val_data, verbose=0, return_dict=True)
+        logs["ema_val_accuracy"] = float(result["accuracy"])
