@@ -26,7 +26,7 @@ REPO = common.REPO
 from firmware_gen_models import convert  # noqa: E402
 
 from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena  # noqa: E402
-from firmware_gen.layers import layer_table  # noqa: E402
+from firmware_gen.layers import layer_table, total_macs  # noqa: E402
 from firmware_gen.model import parse_model  # noqa: E402
 from tfkws import atomic  # noqa: E402
 
@@ -65,7 +65,7 @@ def measure(name: str) -> dict:
     return {
         "model": name,
         "model_bytes": len(data),
-        "macs": sum(r["macs"] for r in layer_table(info)),
+        "macs": total_macs(layer_table(info)),
         "ops": info.op_names,
         "searched_min_bytes": arena.min_bytes,
         "min_minus_16_fails": arena.below_min_fails,

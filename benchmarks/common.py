@@ -272,14 +272,14 @@ def tflm_latency_ms(tflite: bytes, runs: int, seed: int) -> dict[str, float]:
 
 def deployed_cost(tflite: bytes, latency_runs: int, seed: int) -> dict[str, Any]:
     from firmware_gen.arena import measure_arena
-    from firmware_gen.layers import layer_table
+    from firmware_gen.layers import layer_table, total_macs
     from firmware_gen.model import parse_model
 
     info = parse_model(tflite)
     rows = layer_table(info)
     arena = measure_arena(tflite)
     return {
-        "macs": int(sum(r["macs"] for r in rows)),
+        "macs": total_macs(rows),
         "weight_bytes": int(sum(r["weight_bytes"] for r in rows)),
         "flash_bytes": len(tflite),
         "arena_bytes": int(arena.min_bytes),

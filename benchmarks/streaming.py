@@ -421,13 +421,13 @@ def cost(path: Path, on_target: bool) -> dict[str, Any]:
     """MACs, flash, host arena and latency; with ``on_target`` the Cortex-M4 CMSIS-NN arena and
     instructions per Invoke (firmware_gen in QEMU: the same for any inputs of these shapes)."""
     from firmware_gen.arena import measure_arena
-    from firmware_gen.layers import layer_table
+    from firmware_gen.layers import layer_table, total_macs
     from firmware_gen.model import parse_model
 
     tflite = path.read_bytes()
     rows = layer_table(parse_model(tflite))
     out = {
-        "macs": int(sum(r["macs"] for r in rows)),
+        "macs": total_macs(rows),
         "flash_bytes": len(tflite),
         "arena_bytes": int(measure_arena(tflite).min_bytes),
         "tflm_host_latency_ms": common.tflm_latency_ms(tflite, 30, 0)["median_ms"],

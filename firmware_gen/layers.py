@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from firmware_gen.loops import subgraph_runs
 from firmware_gen.model import ModelInfo, Operator
 
 DATA_MOVEMENT = {
@@ -107,7 +108,9 @@ def op_macs(info: ModelInfo, op: Operator) -> int:
 
 
 def layer_table(info: ModelInfo) -> list[dict]:
-    """One row per operator in execution order (subgraph 0 first)."""
+    """One row per operator in execution order (subgraph 0 first); ``runs``: how many times it
+    runs per Invoke (a WHILE loop's body runs once per iteration), ``macs`` per run."""
+    runs, _ = subgraph_runs(info)
     rows = []
     for op in info.operators:
         tensors = info.subgraphs[op.subgraph]
@@ -123,6 +126,12 @@ def layer_table(info: ModelInfo) -> list[dict]:
                 "output_bytes": sum(t.nbytes for t in outs),
                 "weight_bytes": sum(t.buffer_bytes for t in consts),
                 "macs": op_macs(info, op),
+                "runs": runs[op.subgraph],
             }
         )
     return rows
+
+
+def total_macs(rows: list[dict]) -> int:
+    """MACs per Invoke of a ``layer_table``: each operator's MACs times its runs."""
+    return int(sum(row["macs"] * row["runs"] for row in rows))

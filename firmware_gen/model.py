@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import struct
 from pathlib import Path
 
 from firmware_gen.errors import FirmwareGenError
@@ -44,9 +45,13 @@ TYPE_SIZES = {
 }
 # Names given to what the schema does not know (parse_model refuses them as corrupt).
 UNKNOWN_OP = "UNKNOWN_OP_"
+# INT32 constants up to this size keep their values (loop bounds: ``firmware_gen.loops``).
+SMALL_CONSTANT_BYTES = 64
 UNKNOWN_TYPE = "TYPE"
-# Ops that may see float tensors in an otherwise integer model (float I/O around an int8 core).
-FLOAT_OK_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# Ops that may see float tensors in an otherwise integer model: float I/O around an int8 core,
+# and control flow, which computes nothing itself (a WHILE loop's float carried state is
+# quantised inside its body; the body's own ops are checked like any other).
+FLOAT_OK_OPS = {"QUANTIZE", "DEQUANTIZE", "WHILE", "IF", "CALL_ONCE"}
 
 
 def _schema():
@@ -70,6 +75,8 @@ class Tensor:
     buffer_bytes: int  # constant data stored in the model (0 for activations)
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
+    # The values of a small INT32 constant (a loop's bounds and step), else None.
+    value: tuple[int, ...] | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -109,6 +116,8 @@ class ModelInfo:
     operators: tuple[Operator, ...]
     inputs: tuple[int, ...]  # tensor indices of subgraph 0
     outputs: tuple[int, ...]
+    # (inputs, outputs) tensor indices of every subgraph (subgraph 0's are the two above).
+    subgraph_io: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
     @property
     def input_tensors(self) -> list[Tensor]:
@@ -233,6 +242,7 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
         codes.append((name, custom))
 
     all_tensors: list[tuple[Tensor, ...]] = []
+    io: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     operators: list[Operator] = []
     for si, sg in enumerate(subgraphs):
         tensors = []
@@ -280,7 +290,11 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
             zp = tuple(
                 int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])
             )
-            tensors.append(Tensor(ti, name, shape, dtype, nbytes, scale, zp))
+            value = None
+            if dtype == "INT32" and 0 < nbytes <= SMALL_CONSTANT_BYTES and nbytes == expected:
+                raw = b.data if b.data is not None and len(b.data) else data[b.offset :]
+                value = struct.unpack(f"<{nbytes // 4}i", bytes(raw[:nbytes]))
+            tensors.append(Tensor(ti, name, shape, dtype, nbytes, scale, zp, value))
         n = len(tensors)
 
         def check_indices(idx, what, n=n, si=si):
@@ -292,8 +306,7 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
                 )
             return out
 
-        check_indices(sg.inputs, "inputs")
-        check_indices(sg.outputs, "outputs")
+        io.append((check_indices(sg.inputs, "inputs"), check_indices(sg.outputs, "outputs")))
         for oi, op in enumerate(sg.operators or []):
             if not 0 <= op.opcodeIndex < len(codes):
                 raise FirmwareGenError(
@@ -325,6 +338,7 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
         description=(model.description or b"").decode("utf-8", "replace"),
         subgraphs=tuple(all_tensors),
         operators=tuple(operators),
+        subgraph_io=tuple(io),
         inputs=inputs,
         outputs=outputs,
     )

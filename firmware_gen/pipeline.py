@@ -22,7 +22,7 @@ from firmware_gen import __version__, atomic
 from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena, round_up
 from firmware_gen.codegen import c_identifier, model_data_cc, model_data_h, op_resolver_h
 from firmware_gen.errors import FirmwareGenError
-from firmware_gen.layers import layer_table
+from firmware_gen.layers import layer_table, total_macs
 from firmware_gen.model import parse_model, read_model_file
 from firmware_gen.ops import op_table, resolver_ops
 from firmware_gen.report import (
@@ -236,7 +236,7 @@ def generate(
         "ops": ops,
         "op_table_source": op_table()["source"],
         "layers": layers,
-        "total_macs": sum(row["macs"] for row in layers),
+        "total_macs": total_macs(layers),
         "runtime_code_estimate": runtime,
         "flash_estimate_bytes": len(info.data) + runtime["bytes"],
         "reserve": {"ram_bytes": ram_reserve, "flash_bytes": flash_reserve},

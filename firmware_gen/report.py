@@ -227,7 +227,7 @@ def to_markdown(r: dict) -> str:
                     "x".join(map(str, ly["output_shape"])) or "scalar",
                     f"{ly['output_bytes']:,}",
                     f"{ly['weight_bytes']:,}",
-                    f"{ly['macs']:,}",
+                    f"{ly['macs']:,}" + (f" x {ly['runs']}" if ly.get("runs", 1) != 1 else ""),
                 ]
             )
         )

@@ -110,7 +110,8 @@ def test_report_contract(generated):
     ):
         assert key in r
     assert r["model_bytes"] == len(tiny_model("conv"))
-    assert r["total_macs"] == sum(layer["macs"] for layer in r["layers"])
+    assert r["total_macs"] == sum(layer["macs"] * layer["runs"] for layer in r["layers"])
+    assert {layer["runs"] for layer in r["layers"]} == {1}  # no loop: every op runs once
     assert len(r["layers"]) == sum(o["count"] for o in r["ops"])
     t = r["targets"][0]
     assert t["key"] == "nrf52840" and t["fits"]

@@ -35,6 +35,13 @@ def define_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_boolean(
+        "loop_repeats",
+        True,
+        "A block the model applies several times in a row (a conformer's repeat) becomes one "
+        "WHILE loop, its ops stored once; --noloop_repeats writes the unrolled graph.",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
         "streaming",
         False,
         "Also write the int8 streaming step model (external state: one step's new frames in, "
@@ -70,6 +77,7 @@ def run(fv: flags.FlagValues) -> int:
         data=fv.data,
         compact=fv.compact,
         per_channel_dense=not fv.per_tensor_dense,
+        loop_repeats=fv.loop_repeats,
     )
     print(f"int8 model: {res.tflite_path} ({res.tflite_bytes} bytes, ops: {', '.join(res.ops)})")
     print(f"metadata:   {res.metadata_path}")

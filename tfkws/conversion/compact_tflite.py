@@ -107,7 +107,10 @@ def compact_tflite(data: bytes, strip_names: bool = True) -> bytes:
     ]
     remap = {old: new for new, old in enumerate(keep)}
     for graph in graphs:
-        io = {*(graph.inputs if graph.inputs is not None else []), *(graph.outputs or [])}
+        io = {
+            *(graph.inputs if graph.inputs is not None else []),
+            *(graph.outputs if graph.outputs is not None else []),
+        }
         for index, tensor in enumerate(graph.tensors or []):
             tensor.buffer = remap.get(tensor.buffer, 0)
             if strip_names and index not in io:

@@ -63,8 +63,13 @@ def export_run(
     data: str | None = None,
     compact: bool = False,
     per_channel_dense: bool = True,
+    loop_repeats: bool = True,
 ) -> ExportResult:
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
+
+    ``loop_repeats``: a block the model applies several times in a row (a conformer's
+    ``repeat``) is exported as one WHILE loop, its ops stored once (``repeat_loop``); False
+    writes the unrolled graph.
 
     ``per_channel_dense`` False: PTQ with per-tensor FULLY_CONNECTED weights (fewer bytes of
     quantisation parameters); a QAT run keeps the per-channel weights it was trained with.
@@ -76,7 +81,10 @@ def export_run(
     unless no QAT epoch beat its calibrated start (``tfkws.runs.files.kept_ptq_start``): that
     start is the float run's PTQ model, which is then exported itself, bit for bit.
     """
+    from tfkws.conversion.repeat_loop import RepeatSpan
+    from tfkws.conversion.repeat_loop import loop_repeats as loop_repeats_of
     from tfkws.folding.fold import fold_model
+    from tfkws.models.registry import repeat_spans
     from tfkws.quantization.calibration import ptq_clips, representative_features
     from tfkws.runs.config import RunConfig
     from tfkws.runs.files import kept_ptq_start
@@ -121,6 +129,10 @@ def export_run(
     rep = ptq_clips(representative_features(run, num_calibration, seed, data), seed)
     logging.info("calibration: %d of %d representative training clips", len(rep), num_calibration)
     folded = fold_model(model)
+    spans = repeat_spans(run.train.model, run.train.model_params) if loop_repeats else []
+    if spans:
+        folded = loop_repeats_of(folded, [RepeatSpan(*span) for span in spans])
+        extra = {**(extra or {}), "repeat_loops": [list(span) for span in spans]}
     return export_folded(
         run_dir,
         run,

@@ -17,6 +17,9 @@ from firmware_gen.model import ModelInfo as Flatbuffer
 from firmware_gen.model import Tensor as FlatbufferTensor
 from tfkws.errors import ModelError
 
+# Ops that only move tensors between subgraphs (a WHILE loop, an IF, a one-time init call).
+CONTROL_FLOW_OPS = frozenset({"WHILE", "IF", "CALL_ONCE"})
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
@@ -106,6 +109,8 @@ def _describe(fb: Flatbuffer) -> ModelInfo:
         if op.custom_code is not None:
             customs.add(name)
         tensors = fb.subgraphs[op.subgraph]
+        if name in CONTROL_FLOW_OPS:
+            continue  # moves tensors between subgraphs; the ops there are checked themselves
         if any(tensors[i].dtype.startswith("FLOAT") for i in op.inputs + op.outputs if i >= 0):
             float_ops.add(name)
     inputs = tuple(_tensor_info(t) for t in fb.input_tensors)

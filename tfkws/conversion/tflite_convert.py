@@ -16,6 +16,7 @@ import tf_keras as keras
 from tfkws import quiet
 from tfkws.conversion.dedup_buffers import dedup_buffers
 from tfkws.conversion.model_info import inspect_tflite, require_int8
+from tfkws.conversion.repeat_loop import RepeatLoops
 from tfkws.errors import ModelError
 from tfkws.folding.fold import with_batch_size
 from tfkws.quantization.kernel_rounding import converter_graph
@@ -51,6 +52,9 @@ def has_shared_weights(model: keras.Model) -> bool:
     for layer in model.layers:
         if isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False):
             if has_shared_weights(layer):
+                return True
+        elif isinstance(layer, RepeatLoops):  # the looped model's layers, called once per loop
+            if has_shared_weights(layer.model):
                 return True
         elif layer.weights and len(layer._inbound_nodes) > 1:
             return True
@@ -126,12 +130,14 @@ def to_int8_tflite(
     data = _store_shared_once(export, data)
     info = inspect_tflite(data)
     require_int8(info, f"<int8 export of {model.name}>")
-    if info.float_ops:
-        ops = [op for op in info.float_ops if op not in ("QUANTIZE", "DEQUANTIZE")]
+    # QUANTIZE / DEQUANTIZE around int8 compute are fine (a repeat loop's float carried state);
+    # a float op that computes is not.
+    ops = [op for op in info.float_ops if op not in ("QUANTIZE", "DEQUANTIZE")]
+    if ops:
         layers = layers_named(list(info.float_tensors))
         raise ModelError(
             f"model {model.name!r} cannot be fully int8-quantised: op(s) "
-            f"{', '.join(ops or info.float_ops)}"
+            f"{', '.join(ops)}"
             + (f" in layer(s) {', '.join(layers)}" if layers else "")
             + " have no int8 kernel and stay float"
         )

@@ -27,7 +27,7 @@ from tfkws.layers.conformer_block import (
 )
 from tfkws.layers.learned_position import LearnedPosition
 from tfkws.layers.low_rank_dense import FactorBank
-from tfkws.models.registry import register_model, register_report
+from tfkws.models.registry import register_model, register_repeats, register_report
 from tfkws.models.sharing_plan import ConformerShape, SharingPlan, param_report, parse_modules
 
 DEFAULTS: dict[str, Any] = dict(
@@ -160,6 +160,18 @@ def applied_params(model: keras.Model) -> int:
     return int(sum(layer.count_params() * len(layer._inbound_nodes) for layer in model.layers))
 
 
+def conformer_repeat_spans(**params: Any) -> list[tuple[str, str, int]]:
+    """With ``repeat`` > 1, each unique block runs ``repeat`` times in a row: from the positions
+    (or the previous block's final LayerNorm) to the block's own final LayerNorm."""
+    p = {**DEFAULTS, **params}
+    repeat, depth = int(p["repeat"]), int(p["depth"])
+    if repeat < 2:
+        return []
+    names = ["positions"] + [f"block{b}_ln" for b in range(depth // repeat)]
+    return [(names[b], names[b + 1], repeat) for b in range(depth // repeat)]
+
+
+@register_repeats("conformer", conformer_repeat_spans)
 @register_report("conformer", conformer_param_report)
 @register_model("conformer", **DEFAULTS)
 def conformer(

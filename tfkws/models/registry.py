@@ -26,6 +26,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 # name -> report(input_shape, num_classes, **params) -> dict, for models whose parameter count
 # needs more than one number (the weight-shared conformer: unique vs applied weights per level).
 _REPORTS: dict[str, Callable[..., dict[str, Any]]] = {}
+_REPEATS: dict[str, Callable[..., list[tuple[str, str, int]]]] = {}
 
 
 def register_model(
@@ -54,6 +55,26 @@ def register_report(
         return builder
 
     return wrap
+
+
+def register_repeats(
+    name: str, spans: Callable[..., list[tuple[str, str, int]]]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator (above ``register_model``): ``spans(**params)`` lists the blocks model ``name``
+    applies several times in a row, as ``(after, last, times)`` layer names
+    (``tfkws.conversion.repeat_loop.RepeatSpan``): the export stores each as one loop."""
+
+    def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
+        _REPEATS[name] = spans
+        return builder
+
+    return wrap
+
+
+def repeat_spans(name: str, params: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """The registered repeated blocks of model ``name`` with these params ([] if none)."""
+    spans = _REPEATS.get(name)
+    return [] if spans is None else list(spans(**params))
 
 
 def has_param_report(name: str) -> bool:
