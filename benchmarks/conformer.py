@@ -88,10 +88,36 @@ def per_tensor_variant(tflite_path: Path, args: argparse.Namespace) -> dict[str,
     }
 
 
+def unrolled_variant(tflite_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same run exported compact without WHILE loops (``--noloop_repeats``): every
+    repetition's ops in the graph. Bytes and int8 TFLM validation accuracy (the loop's carried
+    state has one quantisation scale for every iteration, the unrolled graph one per layer)."""
+    from tfkws.conversion.export import export_run
+    from tfkws.verification.evaluate import evaluate_tflite
+
+    path = tflite_path.with_suffix(".unrolled.tflite")
+    export_run(
+        tflite_path.parent,
+        path,
+        num_calibration=args.num_calibration,
+        seed=args.seed,
+        compact=True,
+        loop_repeats=False,
+    )
+    ev = evaluate_tflite(
+        path, str(args.data), split="validation", max_clips=args.max_clips, seed=args.seed
+    )
+    return {
+        "tflite": str(path),
+        "flash_bytes": path.stat().st_size,
+        "int8_tflm_val_accuracy": ev["accuracy"],
+    }
+
+
 def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespace) -> dict:
     from firmware_gen.arena import measure_arena
     from tfkws.conversion.compact_tflite import compact_tflite, size_breakdown
-    from tfkws.models.registry import param_report
+    from tfkws.models.registry import param_report, repeat_spans
 
     t0 = time.time()
     out = common.bench_one(row, "conformer", params, ds, args)
@@ -112,6 +138,8 @@ def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespac
     out["unique_params"], out["used_params"] = rep["unique"], rep["used"]
     out["unique_after_level"] = rep["unique_after_level"]
     out["size"] = dataclasses.asdict(size_breakdown(tflite))
+    if repeat_spans("conformer", params):  # exported with WHILE loops: the unrolled size too
+        out["unrolled"] = unrolled_variant(Path(out["tflite"]), args)
     detail = args.all_details or row in KEY_ROWS
     if detail:
         out["per_tensor_dense"] = per_tensor_variant(Path(out["tflite"]), args)
@@ -123,6 +151,13 @@ def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespac
     out["seconds"] = round(time.time() - t0, 1)
     print(json.dumps({k: out[k] for k in ("row", "flash_bytes", "unique_params")}), flush=True)
     return out
+
+
+def _unrolled_cells(r: dict[str, Any]) -> str:
+    u = r.get("unrolled")
+    if not u:
+        return "- | -"
+    return f"{u['flash_bytes']:,} | {100 * u['int8_tflm_val_accuracy']:.2f} %"
 
 
 def _m4(r: dict[str, Any], key: str) -> str:
@@ -167,8 +202,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| arena host (B) | arena M4 CMSIS-NN (B) | MACs | M4 instructions / Invoke "
         "| TFLM host latency (ms) | val acc int8 TFLM | float val acc "
         "| per-tensor Dense compact .tflite (B) | x smaller (per-tensor) "
-        "| its val acc int8 TFLM |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| its val acc int8 TFLM | unrolled compact .tflite (B) | its val acc int8 TFLM |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
@@ -196,7 +231,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['arena_bytes']:,} | {_m4(r, 'arena_min_bytes')} | {r['macs']:,} "
             f"| {_m4(r, 'instructions_per_invoke')} | {r['latency']['median_ms']:.2f} "
             f"| {100 * r['int8_tflm_val_accuracy']:.2f} % | {100 * r['float_val_accuracy']:.2f} % "
-            f"| {pt_cells} |"
+            f"| {pt_cells} | {_unrolled_cells(r)} |"
         )
     verdict = ""
     allr = next((r for r in rows if r["row"] == "all levels"), None)
@@ -245,6 +280,10 @@ def markdown(results: dict[str, Any]) -> str:
         "Constants: bytes of the constant buffers the tensors reference (each stored once); "
         "graph overhead: the rest of the flatbuffer (ops, tensors, quantisation parameters). "
         "Compact: `tfkws export --compact` (same outputs, fewer bytes of graph overhead). "
+        "Rows with repeat > 1 export each repeated block as one WHILE loop (the export's "
+        "default since 7208a9b; its ops stored once); 'unrolled' is the same run exported "
+        "`--compact --noloop_repeats` (every repetition's ops in the graph; the loop's carried "
+        "state has one int8 scale for all iterations, so accuracy may differ). "
         "Per-tensor Dense: `tfkws export --compact --per_tensor_dense`, PTQ with one scale per "
         "FULLY_CONNECTED weight tensor instead of one per output channel (other quantisation, "
         "so its own accuracy column; its ratio is against the unshared model exported the same "
