@@ -25,6 +25,7 @@ from tfkws.errors import ModelError
 from tfkws.folding.fold import fold_model
 from tfkws.models.conformer import conformer_repeat_spans
 from tfkws.verification.litert import run_litert
+from tfkws.verification.op_parity import op_agreement
 from tfkws.verification.tflm import run_tflm
 
 REP = np.random.default_rng(3).normal(size=(16, *INPUT)).astype(np.float32)
@@ -78,6 +79,12 @@ def test_loop_stores_the_block_once_and_runs_in_tflm_like_litert(combo: str, dep
     tflm, lite = run_tflm(looped, q).astype(int), run_litert(looped, q).astype(int)
     assert np.abs(tflm - lite).max() <= 8  # as the unrolled graphs (test_conformer_tflm)
     assert (tflm.argmax(-1) == lite.argmax(-1)).all()
+    # Op by op (the loop body's last iteration included), 1 LSB wherever the inputs agree.
+    ops = op_agreement(looped, q[0])
+    judged = [o for o in ops if o.max_abs_lsb_diff is not None]
+    assert all(o.max_abs_lsb_diff <= 1 for o in judged), [o for o in judged if o.max_abs_lsb_diff]
+    body = [o for o in judged if o.subgraph > 0 and o.op == "FULLY_CONNECTED"]
+    assert body, "no op of a loop body was compared"
 
 
 @pytest.mark.parametrize(("combo", "depth"), CASES)

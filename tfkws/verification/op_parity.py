@@ -21,13 +21,15 @@ from tfkws.verification.tflm import tflm_interpreter
 
 @dataclasses.dataclass(frozen=True)
 class OpAgreement:
-    """One op of subgraph 0: its largest output difference (in LSB), if its inputs agreed."""
+    """One op: its largest output difference (in LSB), if its inputs agreed and its output is
+    an integer tensor (a DEQUANTIZE's float output is not judged)."""
 
     index: int
     op: str
     output: str  # name of the op's first output tensor
     inputs_agree: bool
     max_abs_lsb_diff: int | None  # None when the inputs already differed
+    subgraph: int = 0
 
 
 def op_agreement(
@@ -56,16 +58,19 @@ def op_agreement(
     except (RuntimeError, ValueError) as err:
         raise ModelError(f"{where}: could not run it op by op ({err})") from err
 
-    def values(index: int) -> tuple[np.ndarray, np.ndarray]:
-        a = np.asarray(tflm.GetTensor(index, 0)["tensor_data"]).reshape(-1).astype(np.int64)
-        return a, lite.get_tensor(index).reshape(-1).astype(np.int64)
+    def values(index: int, subgraph: int) -> tuple[np.ndarray, np.ndarray]:
+        a = np.asarray(tflm.GetTensor(index, subgraph)["tensor_data"]).reshape(-1)
+        return a, np.asarray(lite.get_tensor(index, subgraph)).reshape(-1)
 
+    # Every subgraph: a WHILE body's tensors hold its last iteration (both runtimes keep them).
     out = []
-    tensors = fb.subgraphs[0]
-    for op in (o for o in fb.operators if o.subgraph == 0):
+    for op in fb.operators:
+        tensors = fb.subgraphs[op.subgraph]
         live = [i for i in op.inputs if i >= 0 and not tensors[i].is_constant]
-        agree = all(np.array_equal(*values(i)) for i in live)
-        a, b = values(op.outputs[0])
-        diff = int(np.abs(a - b).max()) if agree and a.size else None
-        out.append(OpAgreement(op.index, op.op, tensors[op.outputs[0]].name, agree, diff))
+        agree = all(np.array_equal(*values(i, op.subgraph)) for i in live)
+        a, b = values(op.outputs[0], op.subgraph)
+        judged = agree and a.size and a.dtype.kind in "iu"  # LSB: integer outputs only
+        diff = int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max()) if judged else None
+        name = tensors[op.outputs[0]].name
+        out.append(OpAgreement(op.index, op.op, name, agree, diff, op.subgraph))
     return out
