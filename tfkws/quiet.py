@@ -81,6 +81,9 @@ def filtered_stderr() -> Iterator[None]:
                 sys.stderr.flush()
 
 
+CONVERTER_NOTICE = "Please consider providing the trackable_obj argument"
+
+
 class OwnInfoOnly(logging.Filter):
     """Passes tfkws's (and firmware_gen's) info lines and every warning; drops other info lines.
 
@@ -94,8 +97,12 @@ class OwnInfoOnly(logging.Filter):
         self.roots = tuple(os.path.join(repo, pkg) + os.sep for pkg in ("tfkws", "firmware_gen"))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _state["verbose"] or record.levelno >= logging.WARNING:
+        if _state["verbose"]:
             return True
+        if record.levelno >= logging.WARNING:
+            # The converter's deprecation notice for from_concrete_functions, on every export
+            # (tfkws.conversion.tflite_convert.graph_converter): nothing a user can act on.
+            return not str(record.msg).startswith(CONVERTER_NOTICE)
         return os.path.abspath(record.pathname).startswith(self.roots)
 
 

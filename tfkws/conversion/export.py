@@ -133,6 +133,10 @@ def export_run(
     if spans:
         folded = loop_repeats_of(folded, [RepeatSpan(*span) for span in spans])
         extra = {**(extra or {}), "repeat_loops": [list(span) for span in spans]}
+        logging.info(
+            "repeated blocks as WHILE loops: %s",
+            ", ".join(f"{a} -> {b} x{n}" for a, b, n in spans),
+        )
     return export_folded(
         run_dir,
         run,
