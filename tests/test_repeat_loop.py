@@ -1,5 +1,5 @@
 """Repeated conformer layers exported as a WHILE loop: same function, ops stored once, int8 in
-TFLM like LiteRT, MACs counted per iteration, and ``tfkws export`` writes it by default."""
+TFLM like LiteRT, MACs counted per iteration, and ``tfkws export --loop_repeats`` writes it."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_spans_follow_the_repeat_and_bad_spans_are_model_errors() -> None:
 
 
 @pytest.mark.slow
-def test_export_writes_the_loop_unless_told_not_to(tone_dataset: Path, tmp_path: Path) -> None:
+def test_export_writes_the_loop_when_asked(tone_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = train_command(tone_dataset, run, 1, 8, "", "--verbose=0")
     cmd[cmd.index("--model=ds_cnn")] = "--model=conformer"

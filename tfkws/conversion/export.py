@@ -63,13 +63,14 @@ def export_run(
     data: str | None = None,
     compact: bool = False,
     per_channel_dense: bool = True,
-    loop_repeats: bool = True,
+    loop_repeats: bool = False,
 ) -> ExportResult:
     """Fold BN/branches, quantize to int8 with a representative set, write tflite + metadata.
 
     ``loop_repeats``: a block the model applies several times in a row (a conformer's
-    ``repeat``) is exported as one WHILE loop, its ops stored once (``repeat_loop``); False
-    writes the unrolled graph.
+    ``repeat``) is exported as one WHILE loop, its ops stored once (``repeat_loop``): fewer
+    bytes and a smaller arena, but every activation of the block has one int8 range for all
+    its iterations, which may cost accuracy (measured in ``benchmarks/conformer.py``).
 
     ``per_channel_dense`` False: PTQ with per-tensor FULLY_CONNECTED weights (fewer bytes of
     quantisation parameters); a QAT run keeps the per-channel weights it was trained with.
