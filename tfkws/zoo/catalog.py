@@ -138,13 +138,14 @@ def copy_model(m: ZooModel, out_dir: Path) -> list[Path]:
 def deployed_params(tflite: Path) -> int:
     """Parameters as deployed: elements of the quantized constant tensors (weights and biases).
 
-    Read from the flatbuffer, so it counts what the device stores, after folding.
+    Read from the flatbuffer, so it counts what the device stores, after folding; every
+    subgraph's (a WHILE loop's body holds the weights of the block it repeats).
     """
     from firmware_gen.model import parse_model, read_model_file
 
     model = parse_model(read_model_file(tflite))
     count = 0
-    for t in model.subgraphs[0]:
+    for t in (t for tensors in model.subgraphs for t in tensors):
         if t.buffer_bytes and t.scale:
             n = 1
             for d in t.shape:
