@@ -58,33 +58,52 @@ def same_tflm_outputs(a: bytes, b: bytes, seed: int, clips: int = 8) -> bool:
     return bool(np.array_equal(run_tflm(a, x), run_tflm(b, x)))
 
 
-def per_tensor_variant(tflite_path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The same trained run exported compact with per-tensor FULLY_CONNECTED weights: bytes,
-    host arena and int8 TFLM validation accuracy (the quantisation differs, so accuracy may)."""
-    from firmware_gen.arena import measure_arena
-    from tfkws.conversion.compact_tflite import size_breakdown
+def _export_variant(
+    tflite_path: Path, suffix: str, args: argparse.Namespace, **export: Any
+) -> tuple[Path, bytes, float]:
+    """The run of ``tflite_path`` exported compact again (``export``: ``export_run`` options)
+    beside it as ``<stem><suffix>``: its path, bytes and int8 TFLM validation accuracy."""
     from tfkws.conversion.export import export_run
     from tfkws.verification.evaluate import evaluate_tflite
 
-    path = tflite_path.with_suffix(".per_tensor.tflite")
+    path = tflite_path.with_suffix(suffix)
     export_run(
         tflite_path.parent,
         path,
         num_calibration=args.num_calibration,
         seed=args.seed,
         compact=True,
-        per_channel_dense=False,
+        **export,
     )
-    data = path.read_bytes()
     ev = evaluate_tflite(
         path, str(args.data), split="validation", max_clips=args.max_clips, seed=args.seed
+    )
+    return path, path.read_bytes(), ev["accuracy"]
+
+
+def _on_target(path: Path, name: str) -> dict[str, Any]:
+    """``common.on_target_m4``, or the error in one line (the row is kept; the table says so)."""
+    try:
+        return common.on_target_m4(path, name)
+    except Exception as err:
+        return {"error": f"{type(err).__name__}: {err}".splitlines()[0][:200]}
+
+
+def per_tensor_variant(tflite_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same trained run exported compact with per-tensor FULLY_CONNECTED weights: bytes,
+    host arena and int8 TFLM validation accuracy (the quantisation differs, so accuracy may)."""
+    from firmware_gen.arena import measure_arena
+    from tfkws.conversion.compact_tflite import size_breakdown
+
+    path, data, accuracy = _export_variant(
+        tflite_path, ".per_tensor.tflite", args, per_channel_dense=False
     )
     return {
         "tflite": str(path),
         "flash_bytes": len(data),
         "size": dataclasses.asdict(size_breakdown(data)),
         "arena_bytes": int(measure_arena(data).min_bytes),
-        "int8_tflm_val_accuracy": ev["accuracy"],
+        "int8_tflm_val_accuracy": accuracy,
     }
 
 
@@ -95,37 +114,25 @@ def looped_variant(tflite_path: Path, args: argparse.Namespace, detail: bool) ->
     from firmware_gen.arena import measure_arena
     from firmware_gen.layers import layer_table, total_macs
     from firmware_gen.model import parse_model
-    from tfkws.conversion.export import export_run
-    from tfkws.verification.evaluate import evaluate_tflite
 
     out: dict[str, Any] = {}
     for key, per_channel in (("per_channel", True), ("per_tensor_dense", False)):
-        path = tflite_path.with_suffix(f".looped.{key}.tflite")
-        export_run(
-            tflite_path.parent,
-            path,
-            num_calibration=args.num_calibration,
-            seed=args.seed,
-            compact=True,
+        path, data, accuracy = _export_variant(
+            tflite_path,
+            f".looped.{key}.tflite",
+            args,
             per_channel_dense=per_channel,
             loop_repeats=True,
-        )
-        data = path.read_bytes()
-        ev = evaluate_tflite(
-            path, str(args.data), split="validation", max_clips=args.max_clips, seed=args.seed
         )
         out[key] = {
             "tflite": str(path),
             "flash_bytes": len(data),
             "arena_bytes": int(measure_arena(data).min_bytes),
             "macs": total_macs(layer_table(parse_model(data))),
-            "int8_tflm_val_accuracy": ev["accuracy"],
+            "int8_tflm_val_accuracy": accuracy,
         }
         if args.on_target and detail and per_channel:
-            try:
-                out[key]["m4"] = common.on_target_m4(path, "conformer_looped")
-            except Exception as err:  # keep the row: the table says what failed
-                out[key]["m4"] = {"error": f"{type(err).__name__}: {err}".splitlines()[0][:200]}
+            out[key]["m4"] = _on_target(path, "conformer_looped")
     return out
 
 
@@ -159,10 +166,7 @@ def bench_row(row: str, params: dict[str, Any], ds: Any, args: argparse.Namespac
     if detail:
         out["per_tensor_dense"] = per_tensor_variant(Path(out["tflite"]), args)
     if args.on_target and detail:
-        try:
-            out["m4"] = common.on_target_m4(compact_path, "conformer")
-        except Exception as err:  # keep the row: the table says what failed
-            out["m4"] = {"error": f"{type(err).__name__}: {err}".splitlines()[0][:200]}
+        out["m4"] = _on_target(compact_path, "conformer")
     out["seconds"] = round(time.time() - t0, 1)
     print(json.dumps({k: out[k] for k in ("row", "flash_bytes", "unique_params")}), flush=True)
     return out
@@ -188,12 +192,10 @@ def looped_table(rows: list[dict[str, Any]], base: dict[str, Any] | None) -> str
     for r in looped:
         pc, pt = r["looped"]["per_channel"], r["looped"]["per_tensor_dense"]
         ratio = f"{base['compact']['flash_bytes'] / pc['flash_bytes']:.2f}" if base else "-"
-        m4 = pc.get("m4") or {}
-        arena_m4 = "error" if "error" in m4 else f"{m4['arena_min_bytes']:,}" if m4 else "-"
-        instr = "error" if "error" in m4 else f"{m4['instructions_per_invoke']:,}" if m4 else "-"
         lines.append(
             f"| {r['row']} | {pc['flash_bytes']:,} | {ratio} | {r['compact']['flash_bytes']:,} "
-            f"| {pc['arena_bytes']:,} | {arena_m4} | {pc['macs']:,} | {instr} "
+            f"| {pc['arena_bytes']:,} | {_m4(pc, 'arena_min_bytes')} | {pc['macs']:,} "
+            f"| {_m4(pc, 'instructions_per_invoke')} "
             f"| {100 * pc['int8_tflm_val_accuracy']:.2f} % "
             f"| {100 * r['int8_tflm_val_accuracy']:.2f} % | {pt['flash_bytes']:,} "
             f"| {100 * pt['int8_tflm_val_accuracy']:.2f} % |"

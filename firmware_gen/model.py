@@ -48,10 +48,13 @@ UNKNOWN_OP = "UNKNOWN_OP_"
 # INT32 constants up to this size keep their values (loop bounds: ``firmware_gen.loops``).
 SMALL_CONSTANT_BYTES = 64
 UNKNOWN_TYPE = "TYPE"
-# Ops that may see float tensors in an otherwise integer model: float I/O around an int8 core,
-# and control flow, which computes nothing itself (a WHILE loop's float carried state is
-# quantised inside its body; the body's own ops are checked like any other).
-FLOAT_OK_OPS = {"QUANTIZE", "DEQUANTIZE", "WHILE", "IF", "CALL_ONCE"}
+# Float I/O around an int8 core (and a WHILE loop's float carried state, quantised inside its
+# body).
+FLOAT_IO_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
+# Ops that only move tensors between subgraphs; the ops of those subgraphs are checked themselves.
+CONTROL_FLOW_OPS = frozenset({"WHILE", "IF", "CALL_ONCE"})
+# Ops that may see float tensors in an otherwise integer model.
+FLOAT_OK_OPS = FLOAT_IO_OPS | CONTROL_FLOW_OPS
 
 
 def _schema():
@@ -292,8 +295,11 @@ def _check(model, data: bytes, source: str, schema) -> ModelInfo:
             )
             value = None
             if dtype == "INT32" and 0 < nbytes <= SMALL_CONSTANT_BYTES and nbytes == expected:
-                raw = b.data if b.data is not None and len(b.data) else data[b.offset :]
-                value = struct.unpack(f"<{nbytes // 4}i", bytes(raw[:nbytes]))
+                if b.data is not None and len(b.data):
+                    raw = bytes(b.data[:nbytes])
+                else:  # stored after the flatbuffer (offset buffers)
+                    raw = data[b.offset : b.offset + nbytes]
+                value = struct.unpack(f"<{nbytes // 4}i", raw)
             tensors.append(Tensor(ti, name, shape, dtype, nbytes, scale, zp, value))
         n = len(tensors)
 

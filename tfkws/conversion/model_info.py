@@ -12,13 +12,10 @@ import os
 from typing import Any
 
 from firmware_gen.errors import FirmwareGenError
-from firmware_gen.model import FILE_IDENTIFIER, read_flatbuffer
+from firmware_gen.model import CONTROL_FLOW_OPS, FILE_IDENTIFIER, read_flatbuffer
 from firmware_gen.model import ModelInfo as Flatbuffer
 from firmware_gen.model import Tensor as FlatbufferTensor
 from tfkws.errors import ModelError
-
-# Ops that only move tensors between subgraphs (a WHILE loop, an IF, a one-time init call).
-CONTROL_FLOW_OPS = frozenset({"WHILE", "IF", "CALL_ONCE"})
 
 
 @dataclasses.dataclass(frozen=True)

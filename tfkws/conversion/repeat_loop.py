@@ -38,12 +38,8 @@ class RepeatSpan:
 
 def _outputs(layer: keras.layers.Layer, model: keras.Model) -> list[Any]:
     """``layer``'s output tensors in ``model``, one per call, in call order."""
-    nodes = [n for n in layer._inbound_nodes if id(n) in _model_nodes(model)]
-    return [tf.nest.flatten(n.outputs)[0] for n in nodes]
-
-
-def _model_nodes(model: keras.Model) -> set[int]:
-    return {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+    in_model = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+    return [tf.nest.flatten(n.outputs)[0] for n in layer._inbound_nodes if id(n) in in_model]
 
 
 def _node_of(tensor: Any) -> Any:
@@ -79,26 +75,21 @@ def _replay(nodes: list[Any], start: Any, end: Any, value: tf.Tensor) -> tf.Tens
     """Run ``nodes`` (inference) on ``value`` fed at ``start``; the value at ``end``."""
     if start is end:
         return value
-    values: dict[str, list[Any]] = {str(id(start)): [value]}
+    values = _Refill({str(id(start)): value})
     for node in nodes:
-        args, kwargs = node.map_arguments(_Refill(values))
+        args, kwargs = node.map_arguments(values)
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         out = node.layer(*args, training=False, **kwargs)
-        for key, v in zip(node.flat_output_ids, tf.nest.flatten(out), strict=True):
-            values[key] = [v]
-    return values[str(id(end))][0]
+        values.update(zip(node.flat_output_ids, tf.nest.flatten(out), strict=True))
+    return dict.__getitem__(values, str(id(end)))
 
 
 class _Refill(dict):
-    """``Node.map_arguments`` pops each input once per use; a replay reads values any number of
-    times, so every lookup returns a fresh one-element list."""
-
-    def __init__(self, values: dict[str, list[Any]]) -> None:
-        super().__init__()
-        self.values = values
+    """Tensor id -> value. ``Node.map_arguments`` pops each input from a list once per use; a
+    replay reads values any number of times, so every lookup returns a fresh one-element list."""
 
     def __getitem__(self, key: str) -> list[Any]:
-        return [self.values[key][0]]
+        return [dict.__getitem__(self, key)]
 
 
 class RepeatLoops(keras.layers.Layer):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from firmware_gen.model import FLOAT_IO_OPS
 from tfkws import quiet
 from tfkws.conversion.dedup_buffers import dedup_buffers
 from tfkws.conversion.model_info import inspect_tflite, require_int8
@@ -132,7 +133,7 @@ def to_int8_tflite(
     require_int8(info, f"<int8 export of {model.name}>")
     # QUANTIZE / DEQUANTIZE around int8 compute are fine (a repeat loop's float carried state);
     # a float op that computes is not.
-    ops = [op for op in info.float_ops if op not in ("QUANTIZE", "DEQUANTIZE")]
+    ops = [op for op in info.float_ops if op not in FLOAT_IO_OPS]
     if ops:
         layers = layers_named(list(info.float_tensors))
         raise ModelError(
