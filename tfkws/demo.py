@@ -53,6 +53,7 @@ def run_demo(
     from tfkws.runs.files import RESULTS
     from tfkws.training.trainer import train
     from tfkws.verification.evaluate import evaluate_tflite
+    from tfkws.verification.parity import verdict
     from tfkws.verification.verify_model import verify_tflite
 
     if os.environ.get(FAST_ENV, "") not in ("", "0"):
@@ -111,6 +112,9 @@ def run_demo(
     ver = verify_tflite(tflite, max_clips=100, seed=seed)
     summary["verify"] = {k: ver[k] for k in ver if k not in ("model", "data", "ops")}
     print(json.dumps(summary["verify"], indent=2, sort_keys=True))
+    ok, why = verdict(ver)
+    summary["verify"]["passed"] = ok
+    print(f"verify: {'OK' if ok else 'FAIL'}: {why}")
 
     t = _step("5/6 evaluating int8 in TFLM")
     ev = evaluate_tflite(tflite, str(data_dir), split="testing")

@@ -16,7 +16,19 @@ def define_flags(fv: flags.FlagValues) -> None:
         "split", None, "Split of --data (default validation, else all).", flag_values=fv
     )
     flags.DEFINE_integer("max_clips", 200, "Number of clips.", flag_values=fv)
-    flags.DEFINE_float("min_within_1lsb", 0.999, "Fail (exit 1) below this share.", flag_values=fv)
+    flags.DEFINE_float(
+        "min_within_1lsb",
+        0.999,
+        "Pass when this share of outputs is within 1 LSB; below it, pass only if every op "
+        "checked on its own is within 1 LSB and top-1 agrees on --min_top1 of the clips.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "min_top1",
+        0.99,
+        "Top-1 agreement TFLM vs LiteRT needed below --min_within_1lsb.",
+        flag_values=fv,
+    )
     common.define_path("json", None, "Write the report here.", fv)
 
 
@@ -24,18 +36,13 @@ def run(fv: flags.FlagValues) -> int:
     import json
 
     from tfkws import atomic
+    from tfkws.verification.parity import verdict
     from tfkws.verification.verify_model import verify_tflite
 
     rep = verify_tflite(fv.model, fv.data, fv.split, fv.max_clips)
     print(json.dumps(rep, indent=2, sort_keys=True))
     if fv.json:
         atomic.write_json(fv.json, rep)
-    share = rep["within_1lsb_share"]
-    if share < fv.min_within_1lsb:
-        print(
-            f"tfkws verify: FAIL: {100 * share:.3f} % of outputs within 1 LSB "
-            f"(< {100 * fv.min_within_1lsb:.1f} %)"
-        )
-        return 1
-    print(f"tfkws verify: OK: {100 * share:.3f} % of TFLM outputs within 1 LSB of LiteRT")
-    return 0
+    ok, why = verdict(rep, fv.min_within_1lsb, fv.min_top1)
+    print(f"tfkws verify: {'OK' if ok else 'FAIL'}: {why}")
+    return 0 if ok else 1

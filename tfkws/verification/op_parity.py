@@ -2,21 +2,25 @@
 
 The end-to-end comparison (``tfkws.verification.parity``) cannot tell a kernel that is off by an
 LSB from one LSB carried through and amplified downstream (an int8 LayerNorm divides by a
-per-token deviation). Here both runtimes keep every tensor; each op whose non-constant inputs
-are bit-identical in the two is judged on its own output.
+per-token deviation). ``op_agreement``: both runtimes keep every tensor; each op whose
+non-constant inputs are bit-identical in the two is judged on its own output. After the first
+differing LSB few ops qualify, so ``isolated_op_agreement`` runs every op as a one-op model in
+both runtimes, fed the inputs it had in TFLM: each kernel judged on its own arithmetic.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import numpy as np
 
-from firmware_gen.model import read_flatbuffer
+from firmware_gen.model import CONTROL_FLOW_OPS, read_flatbuffer
+from tfkws.conversion.dedup_buffers import FILE_IDENTIFIER, read_model
 from tfkws.conversion.model_info import source_name
 from tfkws.errors import ModelError
-from tfkws.verification.tflm import tflm_interpreter
+from tfkws.verification.tflm import capture_c_stderr, tflm_interpreter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,4 +77,125 @@ def op_agreement(
         diff = int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max()) if judged else None
         name = tensors[op.outputs[0]].name
         out.append(OpAgreement(op.index, op.op, name, agree, diff, op.subgraph))
+    return out
+
+
+# Ops not run alone: control flow calls other subgraphs (their ops are run alone instead) and
+# resource variables live across ops.
+_NOT_ALONE = CONTROL_FLOW_OPS | {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"}
+
+
+def _buffer_bytes(model: Any, data: bytes, index: int) -> bytes | None:
+    """A constant buffer's bytes (also one stored past the flatbuffer), else None."""
+    b = model.buffers[index] if 0 <= index < len(model.buffers or []) else None
+    if b is None:
+        return None
+    if b.data is not None and len(b.data):
+        return np.asarray(b.data, np.uint8).tobytes()
+    if b.offset and b.offset > 1:
+        return bytes(data[b.offset : b.offset + b.size])
+    return None
+
+
+def single_op_model(model: Any, data: bytes, subgraph: int, index: int) -> tuple[bytes, list[int]]:
+    """Operator ``index`` of ``subgraph`` as a .tflite of its own: its non-constant inputs are
+    the graph's inputs (returned as the original tensor indices, in order), its constants are
+    copied, its outputs are the graph's outputs."""
+    import copy
+
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    g = model.subgraphs[subgraph]
+    op = g.operators[index]
+    used = [int(i) for i in dict.fromkeys([*op.inputs, *op.outputs]) if i >= 0]
+    remap = {old: new for new, old in enumerate(used)}
+    buffers, tensors, inputs = [schema.BufferT()], [], []
+    for old in used:
+        t = copy.copy(g.tensors[old])
+        raw = _buffer_bytes(model, data, t.buffer)
+        t.buffer = 0
+        if raw is not None:
+            buf = schema.BufferT()
+            buf.data = np.frombuffer(raw, np.uint8)
+            buffers.append(buf)
+            t.buffer = len(buffers) - 1
+        elif old not in op.outputs:
+            inputs.append(old)
+        tensors.append(t)
+    alone = copy.copy(op)
+    alone.inputs = [remap.get(int(i), -1) for i in op.inputs]
+    alone.outputs = [remap[int(i)] for i in op.outputs]
+    alone.intermediates = None
+    sub = schema.SubGraphT()
+    sub.tensors, sub.operators = tensors, [alone]
+    sub.inputs = [remap[i] for i in inputs]
+    sub.outputs = list(alone.outputs)
+    out = schema.ModelT()
+    out.version, out.operatorCodes, out.subgraphs, out.buffers = (
+        3,
+        model.operatorCodes,
+        [sub],
+        buffers,
+    )
+    out.description = "one op"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(out.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output()), inputs
+
+
+def isolated_op_agreement(
+    model_bytes: bytes, clip: np.ndarray, path: str | os.PathLike | None = None
+) -> list[OpAgreement]:
+    """Every op run alone in TFLM and in LiteRT's reference kernels, fed the inputs it had when
+    TFLM ran the whole model on ``clip``: each op judged on its own arithmetic, wherever
+    rounding elsewhere took the two runtimes apart (``op_agreement`` judges only ops whose
+    inputs still agree). Control-flow and variable ops are not run alone (listed, not judged;
+    a WHILE body's ops are run alone, with the tensors of its last iteration)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    where = source_name(path)
+    fb = read_flatbuffer(bytes(model_bytes), where)
+    model = read_model(model_bytes)
+    tflm, _ = tflm_interpreter(model_bytes, path=path, preserve_all_tensors=True)
+    try:
+        tflm.set_input(np.asarray(clip)[None], 0)
+        tflm.invoke()
+    except (RuntimeError, ValueError) as err:
+        raise ModelError(f"{where}: could not run it op by op ({err})") from err
+    out = []
+    for op in fb.operators:
+        tensors = fb.subgraphs[op.subgraph]
+        if op.op in _NOT_ALONE:
+            name = tensors[op.outputs[0]].name if op.outputs else ""
+            out.append(OpAgreement(op.index, op.op, name, False, None, op.subgraph))
+            continue
+        alone, inputs = single_op_model(model, model_bytes, op.subgraph, op.index)
+        feed = [np.asarray(tflm.GetTensor(i, op.subgraph)["tensor_data"]) for i in inputs]
+        feed = [x.reshape(tensors[i].shape) for x, i in zip(feed, inputs, strict=True)]
+        lite = Interpreter(
+            model_content=alone,
+            num_threads=1,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        )
+        lite.allocate_tensors()
+        arena = 4 * (len(alone) + sum(t.nbytes for t in tensors)) + 65536
+        with capture_c_stderr():
+            micro = runtime.Interpreter.from_bytes(alone, arena_size=arena)
+        for k, x in enumerate(feed):
+            micro.set_input(x, k)
+            lite.set_tensor(lite.get_input_details()[k]["index"], x)
+        micro.invoke()
+        lite.invoke()
+        diff: int | None = 0
+        for k, d in enumerate(lite.get_output_details()):
+            a, b = np.asarray(micro.get_output(k)), np.asarray(lite.get_tensor(d["index"]))
+            if a.dtype.kind not in "iub":  # a DEQUANTIZE's float output is not judged in LSB
+                diff = None
+                break
+            a, b = a.astype(np.int64).reshape(-1), b.astype(np.int64).reshape(-1)
+            diff = max(diff, int(np.abs(a - b).max()) if a.size else 0)
+        name = tensors[op.outputs[0]].name
+        out.append(OpAgreement(op.index, op.op, name, True, diff, op.subgraph))
     return out
