@@ -283,6 +283,7 @@ def _main(argv: list[str]) -> int:
         f"{PROG}: wrote {len(result.files)} files to {result.out_dir}: model "
         f"{r['model_bytes']:,} bytes, arena min {r['min_arena_bytes']:,} (host), recommended "
         f"{r['recommended_arena_bytes']:,}, {r['total_macs']:,} MACs"
+        + ("" if r.get("total_macs_complete", True) else " (at least: a loop's trip count unknown)")
     )
     for line in on_target_lines(r):
         print(f"{PROG}: {line}")

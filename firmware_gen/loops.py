@@ -6,7 +6,8 @@ compute by the trip count. The trip count of the counted loop the TFLite convert
 ``tf.while_loop(lambda i, h: i < n, ...)`` is read from the graph: the condition subgraph is one
 LESS of a loop variable against an INT32 constant, the variable starts from an INT32 constant
 and the body adds an INT32 constant step to it. Any other loop's count is unknown (``None``):
-its body is counted once, and ``subgraph_runs`` says the counts are incomplete.
+its body is counted once, ``subgraph_runs`` says the counts are incomplete, and the report
+says its MAC total is a lower bound (``total_macs_complete``).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from firmware_gen.arena import DEFAULT_MARGIN_PCT, measure_arena, round_up
 from firmware_gen.codegen import c_identifier, model_data_cc, model_data_h, op_resolver_h
 from firmware_gen.errors import FirmwareGenError
 from firmware_gen.layers import layer_table, total_macs
+from firmware_gen.loops import subgraph_runs
 from firmware_gen.model import parse_model, read_model_file
 from firmware_gen.ops import op_table, resolver_ops
 from firmware_gen.report import (
@@ -237,6 +238,8 @@ def generate(
         "op_table_source": op_table()["source"],
         "layers": layers,
         "total_macs": total_macs(layers),
+        # False: a WHILE loop that is not a counted loop ran its body once in the MAC count
+        "total_macs_complete": subgraph_runs(info)[1],
         "runtime_code_estimate": runtime,
         "flash_estimate_bytes": len(info.data) + runtime["bytes"],
         "reserve": {"ram_bytes": ram_reserve, "flash_bytes": flash_reserve},

@@ -139,7 +139,13 @@ def to_markdown(r: dict) -> str:
         f"{a['recording']['head_bytes']:,} (activations, scratch), tail "
         f"{a['recording']['tail_bytes']:,} (persistent) bytes",
         f"- TFLM runtime code, **estimate**: {rt['bytes']:,} bytes ({rt['target']})",
-        f"- compute: {r['total_macs']:,} MACs per inference",
+        f"- compute: {r['total_macs']:,} MACs per inference"
+        + (
+            ""
+            if r.get("total_macs_complete", True)
+            else " **at least**: a WHILE loop's trip count is not in the graph (not a counted "
+            "loop), so its body is counted once"
+        ),
         "",
         "## Targets",
         "",

@@ -112,6 +112,7 @@ def test_report_contract(generated):
     assert r["model_bytes"] == len(tiny_model("conv"))
     assert r["total_macs"] == sum(layer["macs"] * layer["runs"] for layer in r["layers"])
     assert {layer["runs"] for layer in r["layers"]} == {1}  # no loop: every op runs once
+    assert r["total_macs_complete"] is True
     assert len(r["layers"]) == sum(o["count"] for o in r["ops"])
     t = r["targets"][0]
     assert t["key"] == "nrf52840" and t["fits"]
@@ -125,6 +126,20 @@ def test_report_contract(generated):
     assert "MicroMutableOpResolver<kNumOps>" in resolver
     assert f"kNumOps = {len(r['ops'])};" in resolver
     assert resolver.count("resolver.Add") == len(r["ops"])
+
+
+def test_report_says_when_the_mac_total_is_a_lower_bound(generated):
+    from firmware_gen.report import to_markdown
+
+    report = generated[0].report
+    line = next(ln for ln in to_markdown(report).splitlines() if "MACs per inference" in ln)
+    assert "at least" not in line
+    bound = next(
+        ln
+        for ln in to_markdown(report | {"total_macs_complete": False}).splitlines()
+        if "MACs per inference" in ln
+    )
+    assert "**at least**" in bound and "counted once" in bound
 
 
 def test_byte_identical_output(conv_model, generated, tmp_path):
