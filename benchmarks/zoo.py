@@ -83,6 +83,21 @@ def features_note(fc: dict) -> str:
     )
 
 
+def shipped_metadata(text: str) -> str:
+    """Export metadata as the zoo ships it: the source run and checkpoint as paths from the
+    repository root (runs under ``benchmarks/runs`` are git-ignored but named the way the card's
+    commands name them), dropped when outside the repository (a machine's own scratch folder)."""
+    meta = json.loads(text)
+    for key in ("source_run", "source_checkpoint"):
+        if meta.get(key):
+            path = Path(meta[key]).resolve()
+            if path.is_relative_to(REPO):
+                meta[key] = str(path.relative_to(REPO))
+            else:
+                del meta[key]
+    return json.dumps(meta, indent=2, sort_keys=True) + "\n"
+
+
 def add(a: argparse.Namespace) -> None:
     run = Path(a.run).resolve()
     with tempfile.TemporaryDirectory(prefix="zoo_") as tmp_name:
@@ -151,8 +166,7 @@ def add(a: argparse.Namespace) -> None:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         shutil.copy2(tflite, stage / TFLITE)
-        meta_text = meta_src.read_text()
-        (stage / METADATA).write_text(meta_text)
+        (stage / METADATA).write_text(shipped_metadata(meta_src.read_text()))
         if stream_card:
             shutil.copy2(tflite.with_name(STEP_TFLITE), stage / STEP_TFLITE)
             shutil.copy2(tflite.with_name(STEP_METADATA), stage / STEP_METADATA)
