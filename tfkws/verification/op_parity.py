@@ -179,15 +179,22 @@ def isolated_op_agreement(
             num_threads=1,
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
         )
-        lite.allocate_tensors()
-        arena = 4 * (len(alone) + sum(t.nbytes for t in tensors)) + 65536
-        with capture_c_stderr():
-            micro = runtime.Interpreter.from_bytes(alone, arena_size=arena)
-        for k, x in enumerate(feed):
-            micro.set_input(x, k)
-            lite.set_tensor(lite.get_input_details()[k]["index"], x)
-        micro.invoke()
-        lite.invoke()
+        used = {i for i in (*op.inputs, *op.outputs) if i >= 0}
+        arena = 4 * (len(alone) + sum(tensors[i].nbytes for i in used)) + 65536
+        try:
+            lite.allocate_tensors()
+            with capture_c_stderr():
+                micro = runtime.Interpreter.from_bytes(alone, arena_size=arena)
+            for k, x in enumerate(feed):
+                micro.set_input(x, k)
+                lite.set_tensor(lite.get_input_details()[k]["index"], x)
+            micro.invoke()
+            lite.invoke()
+        except (RuntimeError, ValueError) as err:
+            raise ModelError(
+                f"{where}: op {op.index} {op.op} of subgraph {op.subgraph} does not run alone "
+                f"({err})"
+            ) from err
         diff: int | None = 0
         for k, d in enumerate(lite.get_output_details()):
             a, b = np.asarray(micro.get_output(k)), np.asarray(lite.get_tensor(d["index"]))
