@@ -236,6 +236,40 @@ def _looped_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
     )
 
 
+def _verdict(base: dict[str, Any], allr: dict[str, Any], rows: list[dict], epochs: int) -> str:
+    """The target's verdict for one all-levels row (``all levels`` or one with other params)."""
+    parts = []
+    for label, key in (
+        ("as converted", None),
+        ("both compact", "compact"),
+        ("both compact with per-tensor Dense", "per_tensor_dense"),
+    ):
+        if key and not (base.get(key) and allr.get(key)):
+            continue
+        before = (base[key] if key else base)["flash_bytes"]
+        after = (allr[key] if key else allr)["flash_bytes"]
+        met = "met" if before / after >= TARGET_RATIO else "NOT met"
+        parts.append(f"{label} {before:,} -> {after:,} B, {before / after:.2f}x ({met})")
+    same = all(r["compact"]["tflm_outputs_identical"] for r in rows)
+    arena = all(r["compact"]["arena_bytes"] == r["arena_bytes"] for r in rows)
+    name = "All levels together" if allr["row"] == "all levels" else "A" + allr["row"][1:]
+    return (
+        f"\n{name} vs unshared (target >= {TARGET_RATIO:g}x smaller): "
+        + "; ".join(parts)
+        + f". Unique parameters {base['unique_params']:,} -> {allr['unique_params']:,} "
+        f"({base['unique_params'] / allr['unique_params']:.2f}x). Compact .tflite "
+        "(`tfkws.conversion.compact_tflite`: identical vectors stored once, empty buffers "
+        "dropped, tensor names stripped but for inputs and outputs): TFLM outputs "
+        + ("bit-identical to the converter's file for every row" if same else "DIFFER")
+        + " (8 random int8 inputs); its host arena equals the .tflite's for every row: "
+        + ("yes" if arena else "NO")
+        + ". "
+        + _accuracy_verdict(base, allr, epochs)
+        + _looped_verdict(base, allr)
+        + "\n"
+    )
+
+
 def _budget_note(epochs: int) -> str:
     """Say how far a table's accuracy can be read: a 1-epoch table only sizes the models."""
     if epochs < 10:
@@ -291,37 +325,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {pt_cells} |"
         )
     verdict = ""
-    allr = next((r for r in rows if r["row"] == "all levels"), None)
-    if base and allr:
-        parts = []
-        for label, key in (
-            ("as converted", None),
-            ("both compact", "compact"),
-            ("both compact with per-tensor Dense", "per_tensor_dense"),
-        ):
-            if key and not (base.get(key) and allr.get(key)):
-                continue
-            before = (base[key] if key else base)["flash_bytes"]
-            after = (allr[key] if key else allr)["flash_bytes"]
-            met = "met" if before / after >= TARGET_RATIO else "NOT met"
-            parts.append(f"{label} {before:,} -> {after:,} B, {before / after:.2f}x ({met})")
-        same = all(r["compact"]["tflm_outputs_identical"] for r in rows)
-        arena = all(r["compact"]["arena_bytes"] == r["arena_bytes"] for r in rows)
-        verdict = (
-            f"\nAll levels together vs unshared (target >= {TARGET_RATIO:g}x smaller): "
-            + "; ".join(parts)
-            + f". Unique parameters {base['unique_params']:,} -> {allr['unique_params']:,} "
-            f"({base['unique_params'] / allr['unique_params']:.2f}x). Compact .tflite "
-            "(`tfkws.conversion.compact_tflite`: identical vectors stored once, empty buffers "
-            "dropped, tensor names stripped but for inputs and outputs): TFLM outputs "
-            + ("bit-identical to the converter's file for every row" if same else "DIFFER")
-            + " (8 random int8 inputs); its host arena equals the .tflite's for every row: "
-            + ("yes" if arena else "NO")
-            + ". "
-            + _accuracy_verdict(base, allr, results["settings"]["epochs"])
-            + _looped_verdict(base, allr)
-            + "\n"
-        )
+    for allr in (r for r in rows if r["row"].startswith("all levels")) if base else ():
+        verdict += _verdict(base, allr, rows, results["settings"]["epochs"])
     commands = ", ".join(
         sorted({f"`{r.get('command', results['command'])}`" for r in results["rows"]})
     )
