@@ -233,6 +233,23 @@ def _looped_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
         f" With WHILE loops (`--loop_repeats`): {before:,} -> {after:,} B compact, "
         f"{before / after:.2f}x ({'met' if before / after >= TARGET_RATIO else 'NOT met'}), "
         f"{lost:.2f} points lost ({'met' if lost <= MAX_DROP else 'NOT met'})."
+        + _looped_per_tensor_verdict(base, allr)
+    )
+
+
+def _looped_per_tensor_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
+    """The looped per-tensor-Dense export against the unshared one exported the same way."""
+    looped = (allr.get("looped") or {}).get("per_tensor_dense")
+    unshared = base.get("per_tensor_dense")
+    if not (looped and unshared):
+        return ""
+    before, after = unshared["flash_bytes"], looped["flash_bytes"]
+    lost = 100 * (unshared["int8_tflm_val_accuracy"] - looped["int8_tflm_val_accuracy"])
+    return (
+        f" Looped with per-tensor Dense against the unshared per-tensor export: {before:,} -> "
+        f"{after:,} B, {before / after:.2f}x "
+        f"({'met' if before / after >= TARGET_RATIO else 'NOT met'}), {lost:.2f} points lost "
+        f"({'met' if lost <= MAX_DROP else 'NOT met'})."
     )
 
 
