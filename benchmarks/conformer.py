@@ -222,35 +222,35 @@ def _accuracy_verdict(base: dict[str, Any], allr: dict[str, Any], epochs: int) -
     )
 
 
-def _looped_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
-    """Both halves of the target for the all-levels row exported with WHILE loops."""
-    looped = (allr.get("looped") or {}).get("per_channel")
-    if not looped:
-        return ""
-    before, after = base["compact"]["flash_bytes"], looped["flash_bytes"]
-    lost = 100 * (base["int8_tflm_val_accuracy"] - looped["int8_tflm_val_accuracy"])
+def _size_and_loss(unshared: dict[str, Any], shared: dict[str, Any], unit: str = "") -> str:
+    """``a -> b B{unit}, Rx (met), L points lost (met)``: both halves of the target for two
+    exports (``flash_bytes``, ``int8_tflm_val_accuracy``)."""
+    before, after = unshared["flash_bytes"], shared["flash_bytes"]
+    lost = 100 * (unshared["int8_tflm_val_accuracy"] - shared["int8_tflm_val_accuracy"])
     return (
-        f" With WHILE loops (`--loop_repeats`): {before:,} -> {after:,} B compact, "
-        f"{before / after:.2f}x ({'met' if before / after >= TARGET_RATIO else 'NOT met'}), "
-        f"{lost:.2f} points lost ({'met' if lost <= MAX_DROP else 'NOT met'})."
-        + _looped_per_tensor_verdict(base, allr)
-    )
-
-
-def _looped_per_tensor_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
-    """The looped per-tensor-Dense export against the unshared one exported the same way."""
-    looped = (allr.get("looped") or {}).get("per_tensor_dense")
-    unshared = base.get("per_tensor_dense")
-    if not (looped and unshared):
-        return ""
-    before, after = unshared["flash_bytes"], looped["flash_bytes"]
-    lost = 100 * (unshared["int8_tflm_val_accuracy"] - looped["int8_tflm_val_accuracy"])
-    return (
-        f" Looped with per-tensor Dense against the unshared per-tensor export: {before:,} -> "
-        f"{after:,} B, {before / after:.2f}x "
+        f"{before:,} -> {after:,} B{unit}, {before / after:.2f}x "
         f"({'met' if before / after >= TARGET_RATIO else 'NOT met'}), {lost:.2f} points lost "
         f"({'met' if lost <= MAX_DROP else 'NOT met'})."
     )
+
+
+def _looped_verdict(base: dict[str, Any], allr: dict[str, Any]) -> str:
+    """Both halves of the target for the all-levels row exported with WHILE loops, and for its
+    per-tensor-Dense looped export against the unshared one exported the same way."""
+    looped = allr.get("looped") or {}
+    if not looped.get("per_channel"):
+        return ""
+    # the accuracy half against the unshared row's own (per-channel) int8 accuracy
+    unshared = base["compact"] | {"int8_tflm_val_accuracy": base["int8_tflm_val_accuracy"]}
+    text = " With WHILE loops (`--loop_repeats`): " + _size_and_loss(
+        unshared, looped["per_channel"], " compact"
+    )
+    if looped.get("per_tensor_dense") and base.get("per_tensor_dense"):
+        text += (
+            " Looped with per-tensor Dense against the unshared per-tensor export: "
+            + _size_and_loss(base["per_tensor_dense"], looped["per_tensor_dense"])
+        )
+    return text
 
 
 def _verdict(base: dict[str, Any], allr: dict[str, Any], rows: list[dict], epochs: int) -> str:

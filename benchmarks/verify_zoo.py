@@ -8,7 +8,6 @@ from ``--shared``); a model whose data is not on this machine is listed as skipp
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import common
 
 from tfkws.verification.parity import verdict
 from tfkws.verification.verify_model import verify_tflite
-from tfkws.zoo.catalog import ZOO_DIR
+from tfkws.zoo.catalog import list_models
 
 
 def card_data(card: dict[str, Any], shared: Path) -> tuple[Path, str]:
@@ -74,22 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="verify_zoo")
     args = p.parse_args(argv)
     rows = []
-    for card_path in sorted(Path(ZOO_DIR).glob("*/card.json")):
-        card = json.loads(card_path.read_text())
-        if args.models != "all" and card["name"] not in args.models.split(","):
+    for m in list_models():
+        if args.models != "all" and m.name not in args.models.split(","):
             continue
-        data, split = card_data(card, args.shared)
+        data, split = card_data(m.card, args.shared)
         if not data.exists():
-            rows.append({"name": card["name"], "skipped": f"{data} not here"})
+            rows.append({"name": m.name, "skipped": f"{data} not here"})
             continue
-        print(f"verifying {card['name']} on {data} ({split}) ...", flush=True)
-        rep = verify_tflite(
-            card_path.with_name("model_int8.tflite"), str(data), split, args.max_clips
-        )
+        print(f"verifying {m.name} on {data} ({split}) ...", flush=True)
+        rep = verify_tflite(m.tflite, str(data), split, args.max_clips)
         rep = {k: v for k, v in rep.items() if k not in ("model", "ops")}
         ok, why = verdict(rep)
         print(f"  {'OK' if ok else 'FAIL'}: {why}", flush=True)
-        rows.append({"name": card["name"], "report": rep, "passed": ok, "why": why})
+        rows.append({"name": m.name, "report": rep, "passed": ok, "why": why})
     common.write_table(args.name, args.out, markdown, max_clips=args.max_clips, models=rows)
     return 0
 

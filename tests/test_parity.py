@@ -119,6 +119,6 @@ def test_each_op_alone_computes_what_it_did_in_the_whole_model(trained):
         micro.invoke()
         want = np.asarray(whole.GetTensor(op.outputs[0], 0)["tensor_data"])
         assert np.array_equal(np.asarray(micro.get_output(0)).reshape(-1), want.reshape(-1)), op
-    ops = isolated_op_agreement(tflite, q)
+    (ops,) = isolated_op_agreement(tflite, q[None])
     assert len(ops) == len(fb.operators)
     assert all(o.max_abs_lsb_diff is not None and o.max_abs_lsb_diff <= 1 for o in ops)

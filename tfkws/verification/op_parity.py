@@ -144,65 +144,95 @@ def single_op_model(model: Any, data: bytes, subgraph: int, index: int) -> tuple
     return bytes(builder.Output()), inputs
 
 
+def _tflm_inputs_of_ops(
+    model_bytes: bytes, fb: Any, clips: np.ndarray, path: str | os.PathLike | None, where: str
+) -> list[dict[tuple[int, int], np.ndarray]]:
+    """Per clip: every non-constant op input (subgraph, tensor) as TFLM computed it on the whole
+    model (a WHILE body's: its last iteration)."""
+    needed = {
+        (op.subgraph, i)
+        for op in fb.operators
+        for i in op.inputs
+        if i >= 0 and not fb.subgraphs[op.subgraph][i].is_constant
+    }
+    tflm, _ = tflm_interpreter(model_bytes, path=path, preserve_all_tensors=True)
+    out = []
+    for clip in clips:
+        try:
+            tflm.set_input(np.asarray(clip)[None], 0)
+            tflm.invoke()
+        except (RuntimeError, ValueError) as err:
+            raise ModelError(f"{where}: could not run it op by op ({err})") from err
+        out.append({(g, i): np.array(tflm.GetTensor(i, g)["tensor_data"]) for g, i in needed})
+        tflm.reset()
+    return out
+
+
 def isolated_op_agreement(
-    model_bytes: bytes, clip: np.ndarray, path: str | os.PathLike | None = None
-) -> list[OpAgreement]:
-    """Every op run alone in TFLM and in LiteRT's reference kernels, fed the inputs it had when
-    TFLM ran the whole model on ``clip``: each op judged on its own arithmetic, wherever
-    rounding elsewhere took the two runtimes apart (``op_agreement`` judges only ops whose
-    inputs still agree). Control-flow and variable ops are not run alone (listed, not judged;
-    a WHILE body's ops are run alone, with the tensors of its last iteration)."""
+    model_bytes: bytes, clips: np.ndarray, path: str | os.PathLike | None = None
+) -> list[list[OpAgreement]]:
+    """Per int8 clip of ``clips`` [N, *input_shape[1:]]: every op run alone in TFLM and in
+    LiteRT's reference kernels, fed the inputs it had when TFLM ran the whole model on that
+    clip: each op judged on its own arithmetic, wherever rounding elsewhere took the two
+    runtimes apart (``op_agreement`` judges only ops whose inputs still agree). Each one-op
+    model is built once for all clips. Control-flow and variable ops are not run alone (listed,
+    not judged; a WHILE body's ops are run alone, with the tensors of its last iteration)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tflite_micro.python.tflite_micro import runtime
 
     where = source_name(path)
     fb = read_flatbuffer(bytes(model_bytes), where)
     model = read_model(model_bytes)
-    tflm, _ = tflm_interpreter(model_bytes, path=path, preserve_all_tensors=True)
-    try:
-        tflm.set_input(np.asarray(clip)[None], 0)
-        tflm.invoke()
-    except (RuntimeError, ValueError) as err:
-        raise ModelError(f"{where}: could not run it op by op ({err})") from err
-    out = []
+    seen = _tflm_inputs_of_ops(model_bytes, fb, clips, path, where)
+    out: list[list[OpAgreement]] = [[] for _ in seen]
     for op in fb.operators:
         tensors = fb.subgraphs[op.subgraph]
+        name = tensors[op.outputs[0]].name if op.outputs else ""
         if op.op in _NOT_ALONE:
-            name = tensors[op.outputs[0]].name if op.outputs else ""
-            out.append(OpAgreement(op.index, op.op, name, False, None, op.subgraph))
+            for per_clip in out:
+                per_clip.append(OpAgreement(op.index, op.op, name, False, None, op.subgraph))
             continue
         alone, inputs = single_op_model(model, model_bytes, op.subgraph, op.index)
-        feed = [np.asarray(tflm.GetTensor(i, op.subgraph)["tensor_data"]) for i in inputs]
-        feed = [x.reshape(tensors[i].shape) for x, i in zip(feed, inputs, strict=True)]
+        used = {i for i in (*op.inputs, *op.outputs) if i >= 0}
+        arena = 4 * (len(alone) + sum(tensors[i].nbytes for i in used)) + 65536
         lite = Interpreter(
             model_content=alone,
             num_threads=1,
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
         )
-        used = {i for i in (*op.inputs, *op.outputs) if i >= 0}
-        arena = 4 * (len(alone) + sum(tensors[i].nbytes for i in used)) + 65536
+        results = []  # per clip: (TFLM outputs, LiteRT outputs)
         try:
             lite.allocate_tensors()
             with capture_c_stderr():
                 micro = runtime.Interpreter.from_bytes(alone, arena_size=arena)
-            for k, x in enumerate(feed):
-                micro.set_input(x, k)
-                lite.set_tensor(lite.get_input_details()[k]["index"], x)
-            micro.invoke()
-            lite.invoke()
+            for values in seen:
+                for k, i in enumerate(inputs):
+                    x = values[(op.subgraph, i)].reshape(tensors[i].shape)
+                    micro.set_input(x, k)
+                    lite.set_tensor(lite.get_input_details()[k]["index"], x)
+                micro.invoke()
+                lite.invoke()
+                results.append(
+                    (
+                        [np.array(micro.get_output(k)) for k in range(len(op.outputs))],
+                        [
+                            np.asarray(lite.get_tensor(d["index"]))
+                            for d in lite.get_output_details()
+                        ],
+                    )
+                )
         except (RuntimeError, ValueError) as err:
             raise ModelError(
                 f"{where}: op {op.index} {op.op} of subgraph {op.subgraph} does not run alone "
                 f"({err})"
             ) from err
-        diff: int | None = 0
-        for k, d in enumerate(lite.get_output_details()):
-            a, b = np.asarray(micro.get_output(k)), np.asarray(lite.get_tensor(d["index"]))
-            if a.dtype.kind not in "iub":  # a DEQUANTIZE's float output is not judged in LSB
-                diff = None
-                break
-            a, b = a.astype(np.int64).reshape(-1), b.astype(np.int64).reshape(-1)
-            diff = max(diff, int(np.abs(a - b).max()) if a.size else 0)
-        name = tensors[op.outputs[0]].name
-        out.append(OpAgreement(op.index, op.op, name, True, diff, op.subgraph))
+        for (micro_out, lite_out), per_clip in zip(results, out, strict=True):
+            diff: int | None = 0
+            for a, b in zip(micro_out, lite_out, strict=True):
+                if a.dtype.kind not in "iub":  # a DEQUANTIZE's float output: not judged in LSB
+                    diff = None
+                    break
+                a, b = a.astype(np.int64).reshape(-1), b.astype(np.int64).reshape(-1)
+                diff = max(diff, int(np.abs(a - b).max()) if a.size else 0)
+            per_clip.append(OpAgreement(op.index, op.op, name, True, diff, op.subgraph))
     return out

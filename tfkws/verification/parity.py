@@ -123,11 +123,14 @@ def verify(
         max_float = float(np.max(np.abs(deq - ref)))
     per_clip = diff.max(-1)
     worst = [int(i) for i in np.argsort(-per_clip, kind="stable")[:op_clips] if per_clip[i] > 1]
-    judged, ops_total = [], 0
-    for i in worst:
-        ops = isolated_op_agreement(model_bytes, q[i], path)
-        ops_total = len(ops)
-        judged += [(o, i) for o in ops if o.max_abs_lsb_diff is not None]
+    per_op = isolated_op_agreement(model_bytes, q[worst], path) if worst else []
+    ops_total = len(per_op[0]) if per_op else 0
+    judged = [
+        (o, i)
+        for i, ops in zip(worst, per_op, strict=True)
+        for o in ops
+        if o.max_abs_lsb_diff is not None
+    ]
     op_worst = max(judged, key=lambda oi: oi[0].max_abs_lsb_diff, default=None)
     return VerifyReport(
         n_clips=len(q),
