@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -547,10 +549,18 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     ):
         settings = dataclasses.replace(settings, smoothing_ms=smoothing[0])
         config = detector_config(m, settings)
-        scored = [(score(s.audio), s.placements) for s in kw]
-        free_scored = [score(a) for a in free]
         run_dir = models["window_path"].parent
-        save_scores(run_dir / f"scores_{name.split()[0]}.npz", scored, free_scored)
+        cache = run_dir / f"scores_{name.split()[0]}.npz"
+        model_bytes = window if name.startswith("sliding") else step.step_tflite
+        key = scores_key(model_bytes, [s.audio for s in kw] + list(free))
+        cached = load_scores(cache, key) if args.resume and cache.exists() else None
+        if cached is not None:
+            print(f"{name}: the scores in {cache} (same model and streams)")
+            scored, free_scored = cached
+        else:
+            scored = [(score(s.audio), s.placements) for s in kw]
+            free_scored = [score(a) for a in free]
+            save_scores(cache, scored, free_scored, key)
         rep = evaluate(config, scored, free_scored, THRESHOLDS, target_fa_per_hour=args.target_fa)
         wide = evaluate(
             config, scored, free_scored, THRESHOLDS, tolerance_s=1.0, target_fa_per_hour=1e9
@@ -592,10 +602,17 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
     return {"forms": out, "tflm_check": check, "smoothing": sweep}
 
 
-def save_scores(path: Path, scored: list, free_scored: list) -> None:
+def scores_key(model: bytes, audio: list[str]) -> str:
+    """What a form's stream scores depend on: the .tflite and each recording (path, size and
+    modification time), so ``--resume`` reuses saved scores only for the same model and streams."""
+    files = [(str(a), os.stat(a).st_size, os.stat(a).st_mtime_ns) for a in audio]
+    return json.dumps([hashlib.sha256(model).hexdigest(), files])
+
+
+def save_scores(path: Path, scored: list, free_scored: list, key: str = "") -> None:
     """The int8 outputs of one form on the streams (and the placements) in the run folder:
-    detector experiments then need no model run (``load_scores``)."""
-    arrays: dict[str, np.ndarray] = {}
+    detector experiments and ``--resume`` then need no model run (``load_scores``)."""
+    arrays: dict[str, np.ndarray] = {"key": np.array(key)}
     for i, (s, placements) in enumerate(scored):
         arrays |= {f"kw{i}_scores": s.scores, f"kw{i}_times": s.times_s}
         arrays[f"kw{i}_duration"] = np.array(s.duration_s)
@@ -604,15 +621,20 @@ def save_scores(path: Path, scored: list, free_scored: list) -> None:
     for i, s in enumerate(free_scored):
         arrays |= {f"free{i}_scores": s.scores, f"free{i}_times": s.times_s}
         arrays[f"free{i}_duration"] = np.array(s.duration_s)
-    np.savez_compressed(path, **arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic.write_bytes(path, buf.getvalue())  # a kill never leaves a half-written cache
 
 
-def load_scores(path: Path) -> tuple[list, list]:
-    """``save_scores``' streams back: (keyword streams with placements, keyword-free)."""
+def load_scores(path: Path, key: str | None = None) -> tuple[list, list] | None:
+    """``save_scores``' streams back: (keyword streams with placements, keyword-free); None
+    when ``key`` is given and the file was saved under another (or none)."""
     from tfkws.streaming.stream_build import Placement
     from tfkws.streaming.stream_scoring import StreamScores
 
     z = np.load(path)
+    if key is not None and ("key" not in z.files or str(z["key"]) != key):
+        return None
 
     def one(prefix: str) -> StreamScores:
         return StreamScores(
@@ -772,6 +794,32 @@ def _hard_negatives_note(results: dict[str, Any]) -> str:
     )
 
 
+def _misses_note(results: dict[str, Any]) -> list[str]:
+    """Why the false rejects at the target and at 0.8 (rows measured since causes exist)."""
+    parts = []
+    for name, r in results["forms"].items():
+        at = [r["at_target"]["threshold"]] if r["at_target"] else []
+        rows = [x for t in [*at, 0.8] for x in r["thresholds"] if abs(x["threshold"] - t) < 1e-9]
+        if not all("misses" in x for x in rows):
+            return []
+        cells = [
+            f"at {x['threshold']:g}: {x['misses']['below_threshold']} below it, "
+            f"{x['misses']['outranked']} outranked, {x['misses']['refractory']} refractory"
+            for x in rows
+        ]
+        parts.append(f"{name}: " + "; ".join(cells))
+    return [
+        "",
+        "False rejects by cause (`tfkws.streaming.stream_scoring.miss_causes`, of "
+        f"{next(iter(results['forms'].values()))['keywords_placed']} placements): 'below it' = "
+        "the model's smoothed probability for the placed keyword never reached the threshold "
+        "between the word's start and the tolerance after its end (the model's miss: with "
+        "this smoothing no detector rule fires on it at that threshold); 'outranked' = it did, but another label (a keyword or "
+        "a gate) led at every such step; 'refractory' = it led above the threshold but the "
+        "detector was refractory after an earlier detection. " + ". ".join(parts) + ".",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     st = results["streams"]
@@ -864,6 +912,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"integer softmax, {str(s.get('smoothing_ms', 120)).split(',')[0]} ms posterior "
         "smoothing, 1 s refractory, `_silence_`/`_unknown_` gates, one threshold for every "
         f"keyword (swept {min(thr):.2f}-{max(thr):g}).",
+        *_misses_note(results),
         *_smoothing_table(results),
         *_per_keyword_table(results),
         "",

@@ -26,7 +26,7 @@ from tfkws.streaming.stream_build import (
     write_labels,
     write_stream,
 )
-from tfkws.streaming.stream_scoring import match, sweep
+from tfkws.streaming.stream_scoring import StreamScores, evaluate, match, sweep
 
 SR = 16000
 
@@ -68,6 +68,34 @@ def test_match_counts_hits_once_and_the_rest_as_false_accepts() -> None:
     # 9.5 too late for the word ending at 8.4 (tolerance 0.5 s)
     assert match(dets, placements, 0.5) == (2, 4)
     assert match(dets, placements, 1.2) == (3, 3)
+
+
+def test_false_rejects_split_by_cause() -> None:
+    """Four placed words: one the model scores too low, one another label outranks, one the
+    detector misses while refractory after a false accept just before it, one hit."""
+    labels = ["_unknown_", "a", "b"]
+    # no softmax, zero point -128: the int8 score q is probability level q + 128
+    cfg = make_config(labels, 1 / 256, -128, softmax=False, window=1, refractory=5)
+    lv = np.zeros((100, 3), np.int64)
+    lv[10:14, 1] = 50  # "a" at 1.0-1.5 s: below any threshold from 0.2 up
+    lv[30:34, 1], lv[30:34, 2] = 150, 200  # "a" at 3.0-3.5 s: "b" leads
+    lv[59, 2] = 200  # a "b" false accept at 5.9 s ...
+    lv[60:63, 1] = 150  # ... so "a" at 6.0-6.5 s falls in its refractory steps
+    lv[82, 2] = 200  # "b" at 8.0-8.5 s: hit
+    stream = StreamScores((lv - 128).astype(np.int8), np.arange(100) * 0.1, 10.0)
+    placements = [
+        Placement("a", 1.0, 1.5),
+        Placement("a", 3.0, 3.5),
+        Placement("a", 6.0, 6.5),
+        Placement("b", 8.0, 8.5),
+    ]
+    rep = evaluate(cfg, [(stream, placements)], [], [0.3, 0.7, 0.9], tolerance_s=0.2)
+    rows = {r["threshold"]: r for r in rep["thresholds"]}
+    assert rows[0.3]["false_reject_rate"] == 0.75
+    assert rows[0.3]["misses"] == {"below_threshold": 1, "outranked": 1, "refractory": 1}
+    # level 180 at 0.7: the word "b" outranked is now below it too; "b" still hits
+    assert rows[0.7]["misses"] == {"below_threshold": 3, "outranked": 0, "refractory": 0}
+    assert rows[0.9]["misses"] == {"below_threshold": 4, "outranked": 0, "refractory": 0}
 
 
 def _tone_clip(rng: np.random.Generator, freq: float) -> np.ndarray:
@@ -222,11 +250,14 @@ def test_stream_eval_cli_on_built_streams(
     fa = [r["false_accepts"] for r in rows]
     assert frr == sorted(frr) and fa == sorted(fa, reverse=True)  # the DET trade-off
     assert fa[0] > 0 and frr[-1] > 0.5  # both ends of it are reached
+    for r in rows:  # every false reject has one cause
+        assert sum(r["misses"].values()) == round(16 * r["false_reject_rate"]), r
     # the tiny tone model: at 0 false accepts in 36 s of noise and unknown tones, most keywords
     best = rep["at_target"]
     assert best["false_accepts"] == 0 and best["false_reject_rate"] <= 0.25, best
     assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
     assert "at <= 0.5 FA/h: threshold" in printed
+    assert f"false rejects at {best['threshold']:g}: " in printed
     # per-keyword thresholds: one per keyword, tuned on half, measured on the other half, and
     # printed as the tfkws detect flag that sets them
     pk = rep["per_keyword"]

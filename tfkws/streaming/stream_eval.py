@@ -276,10 +276,21 @@ def summary(rep: dict[str, Any]) -> str:
             f"at <= {target:g} FA/h: threshold {t['threshold']:.2f}, false rejects "
             f"{100 * t['false_reject_rate']:.2f} %, {t['false_accepts_per_hour']:.2f} FA/h"
         )
+        lines.append("  " + misses_text(t))
     pk = rep.get("per_keyword")
     if pk:
         lines.append(per_keyword_summary(pk))
     return "\n".join(lines)
+
+
+def misses_text(row: dict[str, Any]) -> str:
+    """A threshold row's false rejects by cause (``stream_scoring.miss_causes``)."""
+    m = row["misses"]
+    return (
+        f"false rejects at {row['threshold']:g}: {m['below_threshold']} where the model's "
+        f"smoothed score for the word stayed below it, {m['outranked']} where another label "
+        f"led, {m['refractory']} where the detector was refractory after another detection"
+    )
 
 
 def per_keyword_summary(pk: dict[str, Any]) -> str:

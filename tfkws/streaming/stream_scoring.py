@@ -9,7 +9,10 @@ worked out per threshold.
 Matching: a detection of keyword ``k`` at time ``t`` hits a placement of ``k`` when
 ``start <= t <= end + tolerance_s`` (the detector reports just after the word's end); each
 placement is hit at most once. Every other detection is a false accept (a wrong keyword, a second
-detection of one word, or one with no word near it). False rejects: placements not hit.
+detection of one word, or one with no word near it). False rejects: placements not hit, split by
+cause (``miss_causes``): the model's smoothed score for the word never reached the threshold in
+its window, it did but another label led the ring at every such step, or the detector was quiet
+then (refractory after another detection).
 """
 
 from __future__ import annotations
@@ -48,12 +51,21 @@ def levels(config: DetectorConfig, scores: np.ndarray) -> np.ndarray:
     return np.minimum((e * LEVELS + total // 2) // total, LEVELS - 1)
 
 
-def leaders(config: DetectorConfig, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per step: the detector's candidate label (-1 before the ring is full) and its ring sum."""
+def ring_sums(config: DetectorConfig, scores: np.ndarray) -> np.ndarray:
+    """Per step whose ring is full (step ``window - 1`` on): every label's level sum."""
     lv = levels(config, scores)
-    n, w = lv.shape[0], config.window
+    w = config.window
     cs = np.cumsum(np.concatenate([np.zeros((1, lv.shape[1]), np.int64), lv]), axis=0)
-    sums = cs[w:] - cs[:-w] if n >= w else np.zeros((0, lv.shape[1]), np.int64)
+    return cs[w:] - cs[:-w] if lv.shape[0] >= w else np.zeros((0, lv.shape[1]), np.int64)
+
+
+def leaders(
+    config: DetectorConfig, scores: np.ndarray, sums: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per step: the detector's candidate label (-1 before the ring is full) and its ring sum
+    (``sums``: :func:`ring_sums` of ``scores`` when the caller has them already)."""
+    sums = ring_sums(config, scores) if sums is None else sums
+    n, w = np.asarray(scores).shape[0], config.window
     considered = [
         i
         for i, (t, g) in enumerate(zip(config.thresholds, config.gated, strict=True))
@@ -143,6 +155,50 @@ def match(
     return sum(hit), false_accepts
 
 
+def placement_peaks(
+    config: DetectorConfig,
+    stream: StreamScores,
+    placements: Sequence[Placement],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> np.ndarray:
+    """Per placement ``[peak, leading peak]``: the largest ring sum of its keyword at the steps
+    timed in ``[start, end + tolerance_s]``, and the largest at those of them where the keyword
+    is the detector's candidate (0 where there are none). Neither depends on the threshold: a
+    miss at a threshold needing ``n`` is the model's when ``peak < n``, another label's when
+    ``leading peak < n <= peak``, else the detector's (it was refractory)."""
+    sums = ring_sums(config, stream.scores)
+    label, _ = leaders(config, stream.scores, sums)
+    w = config.window
+    times = np.asarray(stream.times_s)[w - 1 :]
+    label = label[w - 1 :]
+    index = {x: i for i, x in enumerate(config.labels)}
+    out = np.zeros((len(placements), 2), np.int64)
+    for j, p in enumerate(placements):
+        a, b = np.searchsorted(times, [p.start, p.end + tolerance_s + 1e-9])
+        k = index.get(p.keyword)
+        if k is None or b <= a:
+            continue
+        col = sums[a:b, k]
+        out[j, 0] = col.max()
+        led = col[label[a:b] == k]
+        out[j, 1] = led.max() if led.size else 0
+    return out
+
+
+def miss_causes(
+    peaks: np.ndarray, placements: Sequence[Placement], need: np.ndarray, labels: Sequence[str]
+) -> tuple[int, int, int]:
+    """Placements (of those with ``placement_peaks``) that cannot be hit at ring sums ``need``
+    per label: (below the threshold, outranked by another label, could be hit)."""
+    index = {x: i for i, x in enumerate(labels)}
+    n = np.array([need[index[p.keyword]] if p.keyword in index else 1 << 62 for p in placements])
+    if not len(n):
+        return 0, 0, 0
+    below = int((peaks[:, 0] < n).sum())
+    outranked = int(((peaks[:, 1] < n) & (peaks[:, 0] >= n)).sum())
+    return below, outranked, len(n) - below - outranked
+
+
 def evaluate(
     config: DetectorConfig,
     keyword_streams: Sequence[tuple[StreamScores, Sequence[Placement]]],
@@ -153,20 +209,27 @@ def evaluate(
 ) -> dict[str, Any]:
     """Per threshold: false reject rate on the keyword streams, false accepts per hour on the
     keyword-free audio (and on the keyword streams, counted apart); the lowest threshold whose
-    keyword-free false accepts per hour are at most ``target_fa_per_hour``."""
+    keyword-free false accepts per hour are at most ``target_fa_per_hour``. Each row's
+    ``misses`` splits its false rejects by cause (module doc): ``below_threshold`` (the model),
+    ``outranked`` (another label led), ``refractory`` (the rest: the detector was quiet)."""
     labels = config.labels
+    kws = set(keyword_indices(config))
     placed = sum(len(p) for _, p in keyword_streams)
     free_hours = sum(s.duration_s for s in keyword_free) / 3600
     kw_hours = sum(s.duration_s for s, _ in keyword_streams) / 3600
     hits = dict.fromkeys(thresholds, 0)
     kw_fa = dict.fromkeys(thresholds, 0)
     free_fa = dict.fromkeys(thresholds, 0)
+    causes = {p: np.zeros(3, np.int64) for p in thresholds}
     for s, placements in keyword_streams:
+        peaks = placement_peaks(config, s, placements, tolerance_s)
         for p, found in sweep(config, s.scores, thresholds).items():
             dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
             h, fa = match(dets, list(placements), tolerance_s)
             hits[p] += h
             kw_fa[p] += fa
+            need = need_levels(config, [p if i in kws else None for i in range(len(labels))])
+            causes[p] += miss_causes(peaks, placements, need, labels)
     for s in keyword_free:
         for p, found in sweep(config, s.scores, thresholds).items():
             free_fa[p] += len(found)
@@ -179,6 +242,12 @@ def evaluate(
                 "false_accepts": free_fa[p],
                 "false_accepts_per_hour": free_fa[p] / free_hours if free_hours else None,
                 "keyword_stream_false_accepts": kw_fa[p],
+                "misses": {
+                    "below_threshold": int(causes[p][0]),
+                    "outranked": int(causes[p][1]),
+                    # hittable but not hit (a hit needs its keyword leading at >= the need)
+                    "refractory": int(causes[p][2] - hits[p]),
+                },
             }
         )
     ok = [r for r in rows if r["false_accepts_per_hour"] is not None]
