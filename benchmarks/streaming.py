@@ -737,7 +737,9 @@ def _per_keyword_table(results: dict[str, Any]) -> list[str]:
     for name, r in results["forms"].items():
         by_kw = r.get("false_accepts_by_keyword_at_0.8")
         if by_kw:
-            top = ", ".join(f"{k} {v}" for k, v in list(by_kw.items())[:6])
+            # most first (the JSON keeps keys sorted by name, not by count)
+            ranked = sorted(by_kw.items(), key=lambda kv: (-kv[1], kv[0]))
+            top = ", ".join(f"{k} {v}" for k, v in ranked[:6])
             out += [
                 "",
                 f"False accepts at 0.8 on the keyword-free audio by keyword ({name}): {top} "
@@ -814,9 +816,10 @@ def _misses_note(results: dict[str, Any]) -> list[str]:
         f"{next(iter(results['forms'].values()))['keywords_placed']} placements): 'below it' = "
         "the model's smoothed probability for the placed keyword never reached the threshold "
         "between the word's start and the tolerance after its end (the model's miss: with "
-        "this smoothing no detector rule fires on it at that threshold); 'outranked' = it did, but another label (a keyword or "
-        "a gate) led at every such step; 'refractory' = it led above the threshold but the "
-        "detector was refractory after an earlier detection. " + ". ".join(parts) + ".",
+        "this smoothing no detector rule fires on it at that threshold); 'outranked' = it "
+        "did, but another label (a keyword or a gate) led at every such step; 'refractory' = "
+        "it led above the threshold but the detector was refractory after an earlier "
+        "detection. " + ". ".join(parts) + ".",
     ]
 
 
