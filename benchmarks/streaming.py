@@ -1,7 +1,8 @@
 """Streaming keyword spotting on Arabic Speech Commands: external-state streaming vs sliding window.
 
 Trains a model of one family built for streaming (``--family``: DS-CNN, RepCNN folded to one
-branch per block, BC-ResNet; ``time_padding=valid``, the micro frontend without its
+branch per block, RepCNN-wide (slimmable_tc_cnn's full-width layout), BC-ResNet;
+``time_padding=valid``, the micro frontend without its
 stateful stages: streams and clips then give the same features) on train.csv plus ``_silence_``
 (noise) and ``_unknown_`` (English Speech Commands clips of half the speakers), exports it, and
 builds the int8 step model (``tfkws.streaming.streaming_int8``). Then ``tfkws stream-eval``'s
@@ -14,6 +15,8 @@ Writes ``results/streaming_FAMILY.json``, ``.md`` and ``_det.png``.
     python benchmarks/streaming.py                      # DS-CNN-S, 12 epochs, 2 h keyword-free
     python benchmarks/streaming.py --family repcnn --epochs 60 --speed_perturb 0.15 \
         --spec_augment 2,5,2,5                          # the recipe of results/repcnn_speed_spec
+    python benchmarks/streaming.py --family repcnn_wide --mine_with repcnn ... \
+        --hard_negatives 12 --resume           # hard negatives mined by RepCNN's first run
     python benchmarks/streaming.py --epochs 1 --max_clips 200 --fa_hours 0.05 \
         --keyword_clips 40 --out /tmp/stream-smoke                           # smoke run
 """
@@ -53,6 +56,12 @@ THRESHOLDS = tuple(round(x, 3) for x in np.arange(0.30, 0.991, 0.01)) + (0.996,)
 FAMILIES = {
     "ds_cnn": ("ds_cnn", {}, "DS-CNN"),
     "repcnn": ("repcnn", {}, "RepCNN (multi-branch, folded)"),
+    # slimmable_tc_cnn's full-width layout (its uni-branch twin), trained multi-branch
+    "repcnn_wide": (
+        "repcnn",
+        {"channels": (64, 64, 64, 96, 96)},
+        "RepCNN-wide (channels 64, 64, 64, 96, 96; multi-branch, folded)",
+    ),
     "bc_resnet": (
         "bc_resnet",
         {"time_dilation": (1, 1, 2, 2)},
@@ -80,6 +89,8 @@ def data_suffix(args: argparse.Namespace, mined: bool = True) -> str:
         out += f"_en{round(100 * args.english_unknown):d}"
     if args.hard_negatives and mined:
         out += f"_hn{args.hard_negatives:g}"
+        if args.mine_with and args.mine_with != args.family:
+            out += f"by_{args.mine_with}"
     return out
 
 
@@ -211,6 +222,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="hours of keyword-free training audio to mine: the first model's detections there "
         "become _unknown_ clips of a second training run (0: off)",
+    )
+    p.add_argument(
+        "--mine_with",
+        default="",
+        choices=["", *sorted(FAMILIES)],
+        help="family of the first model that mines the hard negatives (default: --family; "
+        "another family's first run and mined clips are reused with --resume)",
     )
     p.add_argument("--hard_threshold", type=float, default=0.5, help="mining threshold")
     p.add_argument("--hard_repeat", type=int, default=2, help="times each mined clip is used")
@@ -789,11 +807,20 @@ def _hard_negatives_note(results: dict[str, Any]) -> str:
     return (
         f"; hard negatives: {m['mined_clips']:,} windows mined from {m['hours']:g} h of "
         "keyword-free audio built from training material only (the training-half English "
-        "speakers, the training pseudo-words, the noise), where a first model trained without "
-        f"them (float val {100 * m['first_run']['float_val_accuracy']:.2f} %) fired at "
+        "speakers, the training pseudo-words, the noise), where a first model "
+        f"{_miner(results)}trained without them "
+        f"(float val {100 * m['first_run']['float_val_accuracy']:.2f} %) fired at "
         f"{m['threshold']:g} ({m['false_accepts_per_hour']:.0f} per hour), as `_unknown_` "
         f"training clips, each {s.get('hard_repeat', 1)} times"
     )
+
+
+def _miner(results: dict[str, Any]) -> str:
+    """'(RepCNN (...)) ' when another family's first model mined the hard negatives."""
+    fam = results["hard_negative_mining"]["first_run"].get("family")
+    if not fam or fam == results["settings"].get("family"):
+        return ""
+    return f"({FAMILIES[fam][2]}) "
 
 
 def _misses_note(results: dict[str, Any]) -> list[str]:
@@ -956,12 +983,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "streaming"
     t0 = time.time()
-    run_dir, trained, ds = train_model(args)
-    print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
+    if not (args.hard_negatives and args.mine_with and args.mine_with != args.family):
+        run_dir, trained, ds = train_model(args)
+        print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
     mining = None
     if args.hard_negatives:
+        if args.mine_with and args.mine_with != args.family:
+            miner = argparse.Namespace(**{**vars(args), "family": args.mine_with})
+            run_dir, trained, ds = train_model(miner)
         mining = mine_hard_negatives(run_dir, ds, args)
-        first = {"run": str(run_dir), "float_val_accuracy": trained["val"]["accuracy"]}
+        first = {
+            "run": str(run_dir),
+            "float_val_accuracy": trained["val"]["accuracy"],
+            "family": args.mine_with or args.family,
+        }
         run_dir, trained, ds = train_model(args, hard=mining["clips"])
         mining = {k: v for k, v in mining.items() if k != "clips"} | {
             "mined_clips": len(mining["clips"]),
@@ -1000,6 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
         "hard_negatives": args.hard_negatives,
         "hard_threshold": args.hard_threshold,
         "hard_repeat": args.hard_repeat,
+        "mine_with": args.mine_with or args.family,
     }
     common.write_results(
         name,

@@ -117,11 +117,15 @@ def keyword_indices(config: DetectorConfig) -> list[int]:
 
 
 def sweep(
-    config: DetectorConfig, scores: np.ndarray, thresholds: Sequence[float]
+    config: DetectorConfig,
+    scores: np.ndarray,
+    thresholds: Sequence[float],
+    lead: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[float, list[tuple[int, int]]]:
     """Threshold -> detections ``(step, label index)`` of a fresh detector with ``config``'s
-    window, refractory and gates and that one threshold for every keyword it has one for."""
-    label, best = leaders(config, scores)
+    window, refractory and gates and that one threshold for every keyword it has one for
+    (``lead``: :func:`leaders` of ``scores`` when the caller has them already)."""
+    label, best = leaders(config, scores) if lead is None else lead
     kws = set(keyword_indices(config))
     n = len(config.labels)
     return {
@@ -160,14 +164,17 @@ def placement_peaks(
     stream: StreamScores,
     placements: Sequence[Placement],
     tolerance_s: float = DEFAULT_TOLERANCE_S,
+    sums: np.ndarray | None = None,
+    lead: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per placement ``[peak, leading peak]``: the largest ring sum of its keyword at the steps
     timed in ``[start, end + tolerance_s]``, and the largest at those of them where the keyword
     is the detector's candidate (0 where there are none). Neither depends on the threshold: a
     miss at a threshold needing ``n`` is the model's when ``peak < n``, another label's when
-    ``leading peak < n <= peak``, else the detector's (it was refractory)."""
-    sums = ring_sums(config, stream.scores)
-    label, _ = leaders(config, stream.scores, sums)
+    ``leading peak < n <= peak``, else the detector's (it was refractory). ``sums`` and
+    ``lead``: :func:`ring_sums` and :func:`leaders` of the stream when the caller has them."""
+    sums = ring_sums(config, stream.scores) if sums is None else sums
+    label, _ = leaders(config, stream.scores, sums) if lead is None else lead
     w = config.window
     times = np.asarray(stream.times_s)[w - 1 :]
     label = label[w - 1 :]
@@ -222,8 +229,10 @@ def evaluate(
     free_fa = dict.fromkeys(thresholds, 0)
     causes = {p: np.zeros(3, np.int64) for p in thresholds}
     for s, placements in keyword_streams:
-        peaks = placement_peaks(config, s, placements, tolerance_s)
-        for p, found in sweep(config, s.scores, thresholds).items():
+        sums = ring_sums(config, s.scores)
+        lead = leaders(config, s.scores, sums)
+        peaks = placement_peaks(config, s, placements, tolerance_s, sums, lead)
+        for p, found in sweep(config, s.scores, thresholds, lead).items():
             dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
             h, fa = match(dets, list(placements), tolerance_s)
             hits[p] += h

@@ -10,8 +10,10 @@ both runtimes, fed the inputs it had in TFLM: each kernel judged on its own arit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,15 @@ class OpAgreement:
     subgraph: int = 0
 
 
+@contextlib.contextmanager
+def _op_by_op(where: str) -> Iterator[None]:
+    """A runtime's failure to run the whole model, as the one-line error every caller gives."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as err:
+        raise ModelError(f"{where}: could not run it op by op ({err})") from err
+
+
 def op_agreement(
     model_bytes: bytes, clip: np.ndarray, path: str | os.PathLike | None = None
 ) -> list[OpAgreement]:
@@ -54,13 +65,11 @@ def op_agreement(
     )
     lite.allocate_tensors()
     x = np.asarray(clip)[None]
-    try:
+    with _op_by_op(where):
         tflm.set_input(x, 0)
         tflm.invoke()
         lite.set_tensor(lite.get_input_details()[0]["index"], x)
         lite.invoke()
-    except (RuntimeError, ValueError) as err:
-        raise ModelError(f"{where}: could not run it op by op ({err})") from err
 
     def values(index: int, subgraph: int) -> tuple[np.ndarray, np.ndarray]:
         a = np.asarray(tflm.GetTensor(index, subgraph)["tensor_data"]).reshape(-1)
@@ -158,11 +167,9 @@ def _tflm_inputs_of_ops(
     tflm, _ = tflm_interpreter(model_bytes, path=path, preserve_all_tensors=True)
     out = []
     for clip in clips:
-        try:
+        with _op_by_op(where):
             tflm.set_input(np.asarray(clip)[None], 0)
             tflm.invoke()
-        except (RuntimeError, ValueError) as err:
-            raise ModelError(f"{where}: could not run it op by op ({err})") from err
         out.append({(g, i): np.array(tflm.GetTensor(i, g)["tensor_data"]) for g, i in needed})
         tflm.reset()
     return out
