@@ -257,6 +257,7 @@ def streaming_card(
         ),
         "command": res["command"],
         "commit": res["commit"],
+        "dirty": bool(res.get("dirty")),
         "results": rel(Path(a.streaming_results)),
         "firmware_command": "firmware-gen model_int8_step.tflite --out fw_step --on-target "
         f"{a.on_target} --kernels {a.kernels} --tflm-library model --name kws",

@@ -200,6 +200,11 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _threshold(t: float) -> str:
+    """0.80, 0.95, 0.996: two decimals unless the sweep's top needs three."""
+    return f"{t:.2f}" if round(t, 2) == t else f"{t:.3f}"
+
+
 def streaming_markdown(st: dict[str, Any]) -> list[str]:
     """The card's streaming section: the step model's cost and its operating points."""
     det = st["detector"]
@@ -233,7 +238,9 @@ def streaming_markdown(st: dict[str, Any]) -> list[str]:
         f"of stream and {st['keyword_free_hours']:.2f} h of keyword-free audio "
         f"({st['streams_note']}); detector: {det['smoothing_ms']} ms smoothing, "
         f"{det['refractory_ms']} ms refractory, gates {', '.join(det['gates'])}; measured by "
-        f"`{st['command']}` at commit `{st['commit']}` (`{st['results']}`), on this very step "
+        f"`{st['command']}` at commit `{st['commit']}`"
+        + (" plus uncommitted changes" if st.get("dirty") else "")
+        + f" (`{st['results']}`), on this very step "
         "model:",
         "",
         "| threshold | false rejects | false accepts per hour |",
@@ -241,7 +248,7 @@ def streaming_markdown(st: dict[str, Any]) -> list[str]:
     ]
     for op in st["operating_points"]:
         lines.append(
-            f"| {op['threshold']:.2f} | {100 * op['false_reject_rate']:.2f} % "
+            f"| {_threshold(op['threshold'])} | {100 * op['false_reject_rate']:.2f} % "
             f"| {op['false_accepts_per_hour']:.2f} |"
         )
     lines.append("")
