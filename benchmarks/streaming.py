@@ -80,24 +80,27 @@ def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
     return model, params, name
 
 
-def data_suffix(args: argparse.Namespace, mined: bool = True) -> str:
+def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
     """``_synth`` with ``--synth_unknown``, ``_enNN`` with an ``--english_unknown`` share other
     than the default 10 %, ``_hnH`` with ``--hard_negatives`` (``mined=False``: the run they
-    were mined with): runs and results of other training data get other names."""
+    were mined with; ``xR`` after R > 1 rounds of mining, ``rounds``: that of an intermediate
+    run, 0: ``--hard_rounds``): runs and results of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
     if round(args.english_unknown, 4) != DEFAULT_ENGLISH_UNKNOWN:
         out += f"_en{round(100 * args.english_unknown):d}"
     if args.hard_negatives and mined:
         out += f"_hn{args.hard_negatives:g}"
+        if (rounds or args.hard_rounds) > 1:
+            out += f"x{rounds or args.hard_rounds}"
         if args.mine_with and args.mine_with != args.family:
             out += f"by_{args.mine_with}"
     return out
 
 
-def tag(args: argparse.Namespace, mined: bool = True) -> str:
+def tag(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
     """The run folder's name: family (DS-CNN with its size) and :func:`data_suffix`."""
     name = f"ds_cnn_{args.size}" if args.family == "ds_cnn" else args.family
-    return name + data_suffix(args, mined)
+    return name + data_suffix(args, mined, rounds)
 
 
 def english_speakers(root: Path) -> tuple[list[str], list[str]]:
@@ -230,6 +233,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
         help="family of the first model that mines the hard negatives (default: --family; "
         "another family's first run and mined clips are reused with --resume)",
     )
+    p.add_argument(
+        "--hard_rounds",
+        type=int,
+        default=1,
+        help="rounds of mining: each round's trained model mines fresh keyword-free audio (as "
+        "long) and the next run trains on every round's windows",
+    )
     p.add_argument("--hard_threshold", type=float, default=0.5, help="mining threshold")
     p.add_argument("--hard_repeat", type=int, default=2, help="times each mined clip is used")
     p.add_argument("--train_only", action="store_true", help="stop after training")
@@ -259,9 +269,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_model(
-    args: argparse.Namespace, hard: list[str] | None = None
+    args: argparse.Namespace, hard: list[str] | None = None, rounds: int = 0
 ) -> tuple[Path, dict[str, Any], KwsDataset]:
-    """Train (or, with ``--resume``, find) the run; with ``hard`` negatives the second run."""
+    """Train (or, with ``--resume``, find) the run; with ``hard`` negatives the second run (the
+    run after ``rounds`` rounds of mining; 0: ``--hard_rounds``)."""
     from tfkws.data.dataset import open_dataset
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
@@ -276,7 +287,7 @@ def train_model(
         hard_repeat=args.hard_repeat,
     )
     model, params, _ = family_model(args)
-    run_dir = Path(args.work_dir) / f"{tag(args, mined=hard is not None)}_valid_stateless"
+    run_dir = Path(args.work_dir) / f"{tag(args, hard is not None, rounds)}_valid_stateless"
     trained = common.train_run(model, params, ds, args, run_dir)
     return run_dir, trained, ds
 
@@ -289,12 +300,15 @@ def training_synth(args: argparse.Namespace) -> list[str]:
     return synth_unknown(folder, args.synth_unknown, args.seed)
 
 
-def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace) -> dict:
+def mine_hard_negatives(
+    run_dir: Path, ds: KwsDataset, args: argparse.Namespace, round_index: int = 0
+) -> dict:
     """``--hard_negatives`` hours of keyword-free audio from training material only (English
     clips of the training-half speakers, the training pseudo-words, the noise), scored by
     ``run_dir``'s int8 window model in LiteRT; the 1 s window of every detection at
     ``--hard_threshold`` becomes a clip (``tfkws.streaming.hard_negatives``). Done once per
-    run and settings (``mining.json`` in the folder)."""
+    run and settings (``mining.json`` in the folder). Round ``round_index`` > 0 builds other
+    audio (another seed)."""
     from tfkws.conversion.export import export_run, load_metadata
     from tfkws.streaming.detect_audio import StreamSettings, detector_config
     from tfkws.streaming.hard_negatives import cut_windows, detection_times
@@ -322,7 +336,8 @@ def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace)
     audio = folder / "mining.flac"
     folder.mkdir(parents=True, exist_ok=True)
     print(f"hard negatives: building {args.hard_negatives:g} h of keyword-free training audio")
-    write_stream(audio, recipe, args.seed + 1000, duration_s=args.hard_negatives * 3600)
+    seed = args.seed + 1000 + round_index
+    write_stream(audio, recipe, seed, duration_s=args.hard_negatives * 3600)
     frames = stream_frames_chunked(audio, fc, lambda x: x, progress=True, dtype=np.float32)
     hop = args.hop_ms // fc.window_stride_ms
     scores = window_scores(window.read_bytes(), quantize_input(frames, meta), hop, fc, audio)
@@ -332,6 +347,7 @@ def mine_hard_negatives(run_dir: Path, ds: KwsDataset, args: argparse.Namespace)
     audio.unlink()  # hours of audio; the clips are what is kept
     found = {
         "hours": args.hard_negatives,
+        "audio_seed": seed,
         "threshold": args.hard_threshold,
         "detections": len(ends),
         "false_accepts_per_hour": len(ends) / args.hard_negatives,
@@ -804,14 +820,34 @@ def _hard_negatives_note(results: dict[str, Any]) -> str:
     m, s = results.get("hard_negative_mining"), results["settings"]
     if not m:
         return ""
+    hours = sum(r["hours"] for r in m.get("rounds", [])) or m["hours"]
     return (
-        f"; hard negatives: {m['mined_clips']:,} windows mined from {m['hours']:g} h of "
+        f"; hard negatives: {m['mined_clips']:,} windows mined from {hours:g} h of "
         "keyword-free audio built from training material only (the training-half English "
         "speakers, the training pseudo-words, the noise), where a first model "
         f"{_miner(results)}trained without them "
         f"(float val {100 * m['first_run']['float_val_accuracy']:.2f} %) fired at "
         f"{m['threshold']:g} ({m['false_accepts_per_hour']:.0f} per hour), as `_unknown_` "
-        f"training clips, each {s.get('hard_repeat', 1)} times"
+        f"training clips, each {s.get('hard_repeat', 1)} times" + _later_rounds(m)
+    )
+
+
+def _later_rounds(m: dict[str, Any]) -> str:
+    """The mining rounds after the first ('' with one)."""
+    later = m.get("rounds", [])[1:]
+    if not later:
+        return ""
+    each = "; ".join(
+        f"the model trained with the windows so far (float val "
+        f"{100 * r['float_val_accuracy']:.2f} %) fired {r['mined_clips']:,} times at "
+        f"{r['threshold']:g} in another {r['hours']:g} h ({r['false_accepts_per_hour']:.0f} per "
+        "hour)"
+        for r in later
+    )
+    first = m["rounds"][0]["mined_clips"]
+    return (
+        f" ({first:,} of them from that first model; then {len(later)} more round(s) of mining: "
+        f"{each}; the model here trained on all {m['mined_clips']:,})"
     )
 
 
@@ -991,16 +1027,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.mine_with and args.mine_with != args.family:
             miner = argparse.Namespace(**{**vars(args), "family": args.mine_with})
             run_dir, trained, ds = train_model(miner)
-        mining = mine_hard_negatives(run_dir, ds, args)
-        first = {
-            "run": str(run_dir),
-            "float_val_accuracy": trained["val"]["accuracy"],
-            "family": args.mine_with or args.family,
-        }
-        run_dir, trained, ds = train_model(args, hard=mining["clips"])
-        mining = {k: v for k, v in mining.items() if k != "clips"} | {
-            "mined_clips": len(mining["clips"]),
+        clips: list[str] = []
+        rounds = []
+        for r in range(max(1, args.hard_rounds)):
+            if r:
+                print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
+            found = mine_hard_negatives(run_dir, ds, args, r)
+            clips += found["clips"]
+            rounds.append(
+                {k: v for k, v in found.items() if k != "clips"}
+                | {
+                    "mined_clips": len(found["clips"]),
+                    "float_val_accuracy": trained["val"]["accuracy"],
+                    "family": args.family if r else (args.mine_with or args.family),
+                }
+            )
+            run_dir, trained, ds = train_model(args, hard=clips, rounds=r + 1)
+        first = {k: rounds[0][k] for k in ("run", "float_val_accuracy", "family")}
+        mining = {k: v for k, v in rounds[0].items() if k not in first} | {
+            "mined_clips": len(clips),
             "first_run": first,
+            "rounds": rounds,
         }
         print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
     if args.train_only:
@@ -1035,6 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
         "hard_negatives": args.hard_negatives,
         "hard_threshold": args.hard_threshold,
         "hard_repeat": args.hard_repeat,
+        "hard_rounds": args.hard_rounds,
         "mine_with": args.mine_with or args.family,
     }
     common.write_results(

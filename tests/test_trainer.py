@@ -123,6 +123,25 @@ def test_resume_accepts_a_run_saved_before_a_setting_existed(tmp_path: Path) -> 
         _check_resume(tmp_path, changed, resume=True)
 
 
+def test_resume_accepts_model_params_given_as_tuples(tmp_path: Path) -> None:
+    """A run started with tuple params (the Python API, benchmarks' family tables) resumes:
+    its saved JSON holds lists; a different value still refuses."""
+    from tfkws.errors import TfkwsError
+    from tfkws.features.config import FeatureConfig
+    from tfkws.runs.config import RunConfig, TrainConfig
+    from tfkws.runs.files import RUN_CONFIG
+    from tfkws.training.trainer import _check_resume
+
+    def run(channels: tuple[int, ...]) -> RunConfig:
+        train = TrainConfig(model="repcnn", model_params={"channels": channels})
+        return RunConfig(train=train, features=FeatureConfig(), labels=["a", "b"], data="d")
+
+    (tmp_path / RUN_CONFIG).write_text(json.dumps(run((64, 96)).to_dict()))
+    _check_resume(tmp_path, run((64, 96)), resume=True)
+    with pytest.raises(TfkwsError, match="different settings"):
+        _check_resume(tmp_path, run((64, 64)), resume=True)
+
+
 @pytest.mark.slow
 def test_qat_keeps_its_calibrated_start_when_no_epoch_beats_it(tmp_path: Path) -> None:
     from conftest import write_tone_dataset

@@ -166,7 +166,7 @@ def _check_resume(run_dir: Path, run: RunConfig, resume: bool) -> None:
             saved = RunConfig.from_dict(saved).to_dict()
         except (KeyError, TypeError) as err:
             raise TfkwsError(f"{cfg_path}: not a run config this tfkws can resume ({err})") from err
-        now = run.to_dict()
+        now = json.loads(json.dumps(run.to_dict()))  # as saved: tuples become lists
         diff = sorted(
             k for k in ("train", "features", "labels", "data") if saved.get(k) != now.get(k)
         )
