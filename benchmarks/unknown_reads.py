@@ -1,0 +1,149 @@
+"""Non-keyword speech read as a keyword: English speakers trained on as `_unknown_` vs new ones.
+
+The streaming benchmark's false accepts come from non-keyword speech of speakers and words the
+model never saw (`benchmarks/streaming.py`'s test streams use the other half of the English
+Speech Commands speakers). This asks how much of that is generalisation: the int8 window model
+classifies every English clip of both speaker halves (``streaming.english_speakers``: the
+training half, used as `_unknown_` in training, and the held-out half of the streams) and counts
+the clips whose top label is a keyword with probability above ``--threshold``. Writes
+``results/unknown_reads.{json,md}``.
+
+    python benchmarks/unknown_reads.py     # the zoo's repcnn_stream_asc window model
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+from streaming import DEFAULT_ENGLISH, english_speakers
+
+DEFAULT_MODEL = common.REPO / "tfkws" / "zoo" / "models" / "repcnn_stream_asc" / "model_int8.tflite"
+
+
+def reads(model: Path, clips: list[str], threshold: float) -> dict[str, Counter]:
+    """Per English word (its folder): how often each label is the top one above ``threshold``
+    (``_silence_``/``_unknown_`` at any probability; below it for a keyword: ``(below)``)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfkws.conversion.export import load_metadata
+    from tfkws.data.audio import load_audio
+    from tfkws.features.extract import compute_features
+    from tfkws.progress import Progress
+    from tfkws.verification.evaluate import features_for, quantize_input
+
+    meta = load_metadata(model)
+    fc = features_for(meta)
+    labels = meta["labels"]
+    it = Interpreter(model_path=str(model), num_threads=1)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    scale, zero = out["quantization"]
+    n = fc.sample_rate * fc.clip_duration_ms // 1000
+    found: dict[str, Counter] = {}
+    bar = Progress("classifying English clips", len(clips))
+    for path in clips:
+        x = load_audio(path, fc.sample_rate, num_samples=n)
+        q = quantize_input(compute_features(x, fc)[None].astype(np.float32), meta)
+        it.set_tensor(inp["index"], q.astype(inp["dtype"]))
+        it.invoke()
+        o = it.get_tensor(out["index"])[0].astype(np.int64)
+        top = int(np.argmax(o))
+        name = labels[top]
+        if not name.startswith("_") and (o[top] - zero) * scale <= threshold:
+            name = "(below)"
+        found.setdefault(Path(path).parent.name, Counter())[name] += 1
+        bar.update()
+    bar.close()
+    return found
+
+
+def summary(found: dict[str, Counter]) -> dict[str, Any]:
+    total = sum(sum(c.values()) for c in found.values())
+    as_keyword = Counter()
+    for c in found.values():
+        as_keyword.update({k: v for k, v in c.items() if not k.startswith(("_", "("))})
+    hits = sum(as_keyword.values())
+    return {
+        "clips": total,
+        "read_as_keyword": hits,
+        "share": hits / total if total else None,
+        "by_keyword": dict(as_keyword.most_common()),
+        "by_word": {w: dict(c.most_common()) for w, c in sorted(found.items())},
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    t = results["threshold"]
+    lines = [
+        "# Non-keyword speech read as a keyword: English speakers trained on vs new ones",
+        "",
+        f"Produced by `{results['command']}` on {results['machine']}. Model: "
+        f"`{results['model']}` (int8, LiteRT). Each English Speech Commands clip of "
+        f"`{results['english']}`, split by speaker as `benchmarks/streaming.py` splits them: "
+        "the training half (its `_unknown_` clips in training) and the held-out half (the "
+        f"distractors of its test streams). A clip counts when its top label is a keyword with "
+        f"probability above {t:g}.",
+        "",
+        f"| speakers | clips | read as a keyword (p > {t:g}) | share | most often read as |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, r in results["halves"].items():
+        top = ", ".join(f"{k} {v}" for k, v in list(r["by_keyword"].items())[:5]) or "-"
+        lines.append(
+            f"| {name} | {r['clips']:,} | {r['read_as_keyword']:,} | "
+            f"{100 * r['share']:.2f} % | {top} |"
+        )
+    held = results["halves"]["held out (test streams)"]
+    lines += [
+        "",
+        "Held-out English words read as a keyword, per word (word: keyword count):",
+        "",
+    ]
+    for word, c in held["by_word"].items():
+        kws = {k: v for k, v in c.items() if not k.startswith(("_", "("))}
+        if kws:
+            lines.append(f"- {word}: " + ", ".join(f"{k} {v}" for k, v in kws.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _shown(path: Path) -> str:
+    """``path`` from the repository root when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(common.REPO))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--english", type=Path, default=DEFAULT_ENGLISH)
+    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--out", type=Path, default=common.RESULTS)
+    p.add_argument("--name", default="unknown_reads")
+    args = p.parse_args(argv)
+    train, held = english_speakers(args.english)
+    halves = {
+        "training (`_unknown_` in training)": summary(reads(args.model, train, args.threshold)),
+        "held out (test streams)": summary(reads(args.model, held, args.threshold)),
+    }
+    common.write_table(
+        args.name,
+        args.out,
+        markdown,
+        model=_shown(args.model),
+        english=str(args.english),
+        threshold=args.threshold,
+        halves=halves,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
