@@ -22,6 +22,7 @@ from typing import Any
 import common
 import numpy as np
 from streaming import DEFAULT_ENGLISH, english_speakers
+from zoo import rel
 
 DEFAULT_MODEL = common.REPO / "tfkws" / "zoo" / "models" / "repcnn_stream_asc" / "model_int8.tflite"
 
@@ -29,37 +30,29 @@ DEFAULT_MODEL = common.REPO / "tfkws" / "zoo" / "models" / "repcnn_stream_asc" /
 def reads(model: Path, clips: list[str], threshold: float) -> dict[str, Counter]:
     """Per English word (its folder): how often each label is the top one above ``threshold``
     (``_silence_``/``_unknown_`` at any probability; below it for a keyword: ``(below)``)."""
-    from ai_edge_litert.interpreter import Interpreter
-
     from tfkws.conversion.export import load_metadata
-    from tfkws.data.audio import load_audio
-    from tfkws.features.extract import compute_features
-    from tfkws.progress import Progress
+    from tfkws.conversion.model_info import inspect_tflite
+    from tfkws.data.example import Example
+    from tfkws.features.clips import clip_features
     from tfkws.verification.evaluate import features_for, quantize_input
+    from tfkws.verification.litert import run_litert
 
+    data = model.read_bytes()
     meta = load_metadata(model)
-    fc = features_for(meta)
+    info = inspect_tflite(data, model)
     labels = meta["labels"]
-    it = Interpreter(model_path=str(model), num_threads=1)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    scale, zero = out["quantization"]
-    n = fc.sample_rate * fc.clip_duration_ms // 1000
+    words = sorted({Path(c).parent.name for c in clips})  # the folder as the clip's "label"
+    examples = [Example(c, Path(c).parent.name) for c in clips]
+    x, y = clip_features(examples, words, features_for(meta))
+    out = run_litert(data, quantize_input(x, meta), path=model).astype(np.int64)
     found: dict[str, Counter] = {}
-    bar = Progress("classifying English clips", len(clips))
-    for path in clips:
-        x = load_audio(path, fc.sample_rate, num_samples=n)
-        q = quantize_input(compute_features(x, fc)[None].astype(np.float32), meta)
-        it.set_tensor(inp["index"], q.astype(inp["dtype"]))
-        it.invoke()
-        o = it.get_tensor(out["index"])[0].astype(np.int64)
+    for o, w in zip(out, y, strict=True):
         top = int(np.argmax(o))
         name = labels[top]
-        if not name.startswith("_") and (o[top] - zero) * scale <= threshold:
-            name = "(below)"
-        found.setdefault(Path(path).parent.name, Counter())[name] += 1
-        bar.update()
-    bar.close()
+        if not name.startswith("_"):
+            p = (o[top] - info.output_zero_point) * info.output_scale
+            name = name if p > threshold else "(below)"
+        found.setdefault(words[w], Counter())[name] += 1
     return found
 
 
@@ -84,9 +77,9 @@ def markdown(results: dict[str, Any]) -> str:
         "# Non-keyword speech read as a keyword: English speakers trained on vs new ones",
         "",
         f"Produced by `{results['command']}` on {results['machine']}. Model: "
-        f"`{results['model']}` (int8, LiteRT). Each English Speech Commands clip of "
-        f"`{results['english']}`, split by speaker as `benchmarks/streaming.py` splits them: "
-        "the training half (its `_unknown_` clips in training) and the held-out half (the "
+        f"`{results['model']}` (int8, LiteRT reference kernels). Each English Speech Commands "
+        f"clip of `{results['english']}`, split by speaker as `benchmarks/streaming.py` splits "
+        "them: the training half (its `_unknown_` clips in training) and the held-out half (the "
         f"distractors of its test streams). A clip counts when its top label is a keyword with "
         f"probability above {t:g}.",
         "",
@@ -112,14 +105,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shown(path: Path) -> str:
-    """``path`` from the repository root when it is inside it."""
-    try:
-        return str(path.resolve().relative_to(common.REPO))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -137,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         args.name,
         args.out,
         markdown,
-        model=_shown(args.model),
-        english=str(args.english),
+        model=rel(args.model),
+        english=rel(args.english),
         threshold=args.threshold,
         halves=halves,
     )
