@@ -92,7 +92,7 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
         out += f"_hn{args.hard_negatives:g}"
         if (rounds or args.hard_rounds) > 1:
             out += f"x{rounds or args.hard_rounds}"
-        if args.mine_with and args.mine_with != args.family:
+        if args.mine_with not in ("", args.family):
             out += f"by_{args.mine_with}"
     return out
 
@@ -1018,13 +1018,15 @@ def main(argv: list[str] | None = None) -> int:
     add_args(p)
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "streaming"
+    args.mine_with = args.mine_with or args.family
+    borrowed = args.hard_negatives and args.mine_with != args.family  # another family mines
     t0 = time.time()
-    if not (args.hard_negatives and args.mine_with and args.mine_with != args.family):
+    if not borrowed:
         run_dir, trained, ds = train_model(args)
         print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
     mining = None
     if args.hard_negatives:
-        if args.mine_with and args.mine_with != args.family:
+        if borrowed:
             miner = argparse.Namespace(**{**vars(args), "family": args.mine_with})
             run_dir, trained, ds = train_model(miner)
         clips: list[str] = []
@@ -1039,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
                 | {
                     "mined_clips": len(found["clips"]),
                     "float_val_accuracy": trained["val"]["accuracy"],
-                    "family": args.family if r else (args.mine_with or args.family),
+                    "family": args.family if r else args.mine_with,
                 }
             )
             run_dir, trained, ds = train_model(args, hard=clips, rounds=r + 1)
@@ -1083,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
         "hard_threshold": args.hard_threshold,
         "hard_repeat": args.hard_repeat,
         "hard_rounds": args.hard_rounds,
-        "mine_with": args.mine_with or args.family,
+        "mine_with": args.mine_with,
     }
     common.write_results(
         name,
