@@ -45,6 +45,9 @@ from tfkws.streaming.threshold_tuning import DEFAULT_MARGIN
 
 DEFAULT_ENGLISH = common.DEFAULT_DATA.parent / "speech_commands_test_dev"
 DEFAULT_ENGLISH_UNKNOWN = 0.1  # English _unknown_ clips per training keyword clip
+MULTILINGUAL = tuple(
+    "de fr es it pt nl pl ru tr hi sw id fi hu cs ro el vi da sv cy sq".split()
+)  # espeak-ng languages for --synth_voices multi; not Arabic, the keywords' language
 # the micro frontend without PCAN and with noise reduction subtracting nothing: a stream's
 # windows then have exactly a clip's features (tests/test_streaming.py, STATELESS)
 STREAM_FEATURES = "enable_pcan=false,min_signal_remaining=1.0"
@@ -82,12 +85,17 @@ def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
 
 def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
     """``_synth`` with ``--synth_unknown``, ``_enNN`` with an ``--english_unknown`` share other
-    than the default 10 %, ``_hnH`` with ``--hard_negatives`` (``mined=False``: the run they
-    were mined with; ``xR`` after R > 1 rounds of mining, ``rounds``: that of an intermediate
-    run, 0: ``--hard_rounds``): runs and results of other training data get other names."""
+    than the default 10 %, ``_revNN`` with ``--reversed_unknown``, ``_hnH`` with
+    ``--hard_negatives`` (``mined=False``: the run they were mined with; ``xR`` after R > 1
+    rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``): runs and
+    results of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
+    if args.synth_unknown and args.synth_voices != "en":
+        out += args.synth_voices
     if round(args.english_unknown, 4) != DEFAULT_ENGLISH_UNKNOWN:
         out += f"_en{round(100 * args.english_unknown):d}"
+    if args.reversed_unknown:
+        out += f"_rev{round(100 * args.reversed_unknown):d}"
     if args.hard_negatives and mined:
         out += f"_hn{args.hard_negatives:g}"
         if (rounds or args.hard_rounds) > 1:
@@ -142,18 +150,33 @@ def pseudo_words(count: int, seed: int) -> list[str]:
     return out
 
 
-def synth_unknown(folder: Path, count: int, seed: int, sample_rate: int = 16000) -> list[str]:
+def multilingual_voices() -> list[str]:
+    """``SYNTH_VOICES`` plus each of ``MULTILINGUAL`` in every human-like variant of
+    ``tfkws.data.synth`` (``m1``-``m8``, ``f1``-``f5``): the same pseudo-words read with other
+    languages' letter-to-sound rules and phonemes, in more voices."""
+    from tfkws.data.synth import VARIANTS
+    from tfkws.streaming.stream_eval import SYNTH_VOICES
+
+    human = [v for v in VARIANTS if v[0] in "mf" and v[1:].isdigit()]
+    return list(SYNTH_VOICES) + [f"{lang}+{v}" for lang in MULTILINGUAL for v in human]
+
+
+def synth_unknown(
+    folder: Path, count: int, seed: int, sample_rate: int = 16000, voices: str = "en"
+) -> list[str]:
     """``count`` espeak-ng utterances of :func:`pseudo_words` as WAV files under ``folder``
-    (written once, reused)."""
+    (written once, reused); ``voices``: ``en`` (the test streams' English voices) or ``multi``
+    (:func:`multilingual_voices`)."""
     import soundfile as sf
 
-    from tfkws.streaming.stream_eval import synthetic_words
+    from tfkws.streaming.stream_eval import SYNTH_VOICES, synthetic_words
 
     done = sorted(str(f) for f in folder.glob("*.wav")) if folder.is_dir() else []
     if len(done) == count:
         return done
     folder.mkdir(parents=True, exist_ok=True)
-    clips = synthetic_words(pseudo_words(count, seed), count, sample_rate, seed + 1)
+    pool = multilingual_voices() if voices == "multi" else SYNTH_VOICES
+    clips = synthetic_words(pseudo_words(count, seed), count, sample_rate, seed + 1, pool)
     paths = []
     for i, x in enumerate(clips):
         path = folder / f"synth_{i:05d}.wav"
@@ -170,13 +193,15 @@ def training_dataset(
     english_share: float = DEFAULT_ENGLISH_UNKNOWN,
     hard: list[str] | None = None,
     hard_repeat: int = 1,
+    reversed_clips: list[str] | None = None,
 ) -> KwsDataset:
     """``ds`` plus ``_silence_`` (10 % generated from noise) and ``_unknown_``: English clips of
     the training-half speakers (``english_share`` of training, 10 % by default; a quarter of the
     speakers' clips kept for validation; a share larger than the clips there are repeats them,
     each repeat augmented afresh: hard negatives weighed up) and the ``synth`` clips (espeak-ng
-    pseudo-words; a tenth of them for validation) and the ``hard`` negatives (mined windows,
-    training only, each ``hard_repeat`` times)."""
+    pseudo-words; a tenth of them for validation), the ``hard`` negatives (mined windows,
+    training only, each ``hard_repeat`` times) and the ``reversed_clips`` (training keyword
+    clips played backwards, training only: ``tfkws.data.reversed_clips``)."""
     rng = np.random.default_rng(seed)
     unknown, _ = english_speakers(english)
     rng.shuffle(unknown)
@@ -196,6 +221,7 @@ def training_dataset(
     splits["validation"] += [Example(p, UNKNOWN_LABEL) for p in synth[:cut]]
     splits["training"] += [Example(p, UNKNOWN_LABEL) for p in synth[cut:]]
     splits["training"] += [Example(p, UNKNOWN_LABEL) for p in hard or []] * hard_repeat
+    splits["training"] += [Example(p, UNKNOWN_LABEL) for p in reversed_clips or []]
     labels = sorted(set(ds.labels) | {SILENCE_LABEL, UNKNOWN_LABEL})
     return dataclasses.replace(ds, labels=labels, splits=splits)
 
@@ -213,11 +239,25 @@ def add_args(p: argparse.ArgumentParser) -> None:
         help="espeak-ng pseudo-words added to _unknown_ (no word of the test streams)",
     )
     p.add_argument(
+        "--synth_voices",
+        default="en",
+        choices=["en", "multi"],
+        help="voices of the --synth_unknown pseudo-words: en = the test streams' seven English "
+        f"voices; multi = those plus {len(MULTILINGUAL)} other languages x 13 variants",
+    )
+    p.add_argument(
         "--english_unknown",
         type=float,
         default=DEFAULT_ENGLISH_UNKNOWN,
         help="English _unknown_ clips per training keyword clip (training-half speakers; "
         "repeated when the share asks for more clips than there are)",
+    )
+    p.add_argument(
+        "--reversed_unknown",
+        type=float,
+        default=0.0,
+        help="training keyword clips played backwards, added to _unknown_, per training "
+        "keyword clip (the keyword speakers' voices saying no keyword; 0: off)",
     )
     p.add_argument(
         "--hard_negatives",
@@ -285,6 +325,7 @@ def train_model(
         args.english_unknown,
         hard=hard,
         hard_repeat=args.hard_repeat,
+        reversed_clips=training_reversed(args, ds),
     )
     model, params, _ = family_model(args)
     run_dir = Path(args.work_dir) / f"{tag(args, hard is not None, rounds)}_valid_stateless"
@@ -292,12 +333,35 @@ def train_model(
     return run_dir, trained, ds
 
 
+def reversed_count(args: argparse.Namespace, ds: KwsDataset) -> int:
+    """How many ``--reversed_unknown`` clips: that share of ``ds``'s training keyword clips."""
+    keywords = sum(not e.label.startswith("_") for e in ds.splits["training"])
+    return round(args.reversed_unknown * keywords)
+
+
+def training_reversed(args: argparse.Namespace, ds: KwsDataset) -> list[str]:
+    """The ``--reversed_unknown`` clips: that share of ``ds``'s training keyword clips (seeded),
+    reversed once under the work folder and reused."""
+    from tfkws.data.reversed_clips import pick_keyword_clips, write_reversed
+
+    if not args.reversed_unknown:
+        return []
+    train = ds.splits["training"]
+    n = reversed_count(args, ds)
+    folder = Path(args.work_dir) / f"reversed_seed{args.seed}_n{n}"
+    return write_reversed(pick_keyword_clips(train, n, args.seed), folder)
+
+
 def training_synth(args: argparse.Namespace) -> list[str]:
     """The ``--synth_unknown`` clips (synthesised once, reused)."""
     if not args.synth_unknown:
         return []
-    folder = Path(args.work_dir) / f"synth_unknown_seed{args.seed}_n{args.synth_unknown}"
-    return synth_unknown(folder, args.synth_unknown, args.seed)
+    name = f"synth_unknown_seed{args.seed}_n{args.synth_unknown}"
+    if args.synth_voices != "en":
+        name += f"_{args.synth_voices}"
+    return synth_unknown(
+        Path(args.work_dir) / name, args.synth_unknown, args.seed, 16000, args.synth_voices
+    )
 
 
 def mine_hard_negatives(
@@ -963,6 +1027,12 @@ def markdown(results: dict[str, Any]) -> str:
             if s.get("synth_unknown")
             else ""
         )
+        + (
+            f", {s['reversed_unknown_clips']:,} training keyword clips played backwards "
+            "(the keyword speakers' voices saying no keyword; training only)"
+            if s.get("reversed_unknown_clips")
+            else ""
+        )
         + _hard_negatives_note(results)
         + "; augmentation: time shift and background noise"
         f"{common.extra_augment_note(s)}.",
@@ -1071,6 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
         "family": args.family,
         "synth_unknown": args.synth_unknown,
         "english_unknown": args.english_unknown,
+        "reversed_unknown": args.reversed_unknown,
+        "reversed_unknown_clips": reversed_count(args, ds),
         "size": args.size,
         "english": str(args.english),
         "fa_hours": args.fa_hours,

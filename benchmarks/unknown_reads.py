@@ -5,8 +5,10 @@ model never saw (`benchmarks/streaming.py`'s test streams use the other half of 
 Speech Commands speakers). This asks how much of that is generalisation: the int8 window model
 classifies every English clip of both speaker halves (``streaming.english_speakers``: the
 training half, used as `_unknown_` in training, and the held-out half of the streams) and counts
-the clips whose top label is a keyword with probability above ``--threshold``. Writes
-``results/unknown_reads.{json,md}``.
+the clips whose top label is a keyword with probability above ``--threshold``. A third row asks
+whether the model hears words or voices: the keyword clips of ``--data``'s validation speakers
+(never trained on) played backwards (``tfkws.data.reversed_clips``) are no keyword, in voices and
+a channel like the keywords'. Writes ``results/unknown_reads.{json,md}``.
 
     python benchmarks/unknown_reads.py     # the zoo's repcnn_stream_asc window model
 """
@@ -42,7 +44,7 @@ def reads(model: Path, clips: list[str], threshold: float) -> dict[str, Counter]
     info = inspect_tflite(data, model)
     labels = meta["labels"]
     words = sorted({Path(c).parent.name for c in clips})  # the folder as the clip's "label"
-    examples = [Example(c, Path(c).parent.name) for c in clips]
+    examples = [Example(str(c), Path(c).parent.name) for c in clips]
     x, y = clip_features(examples, words, features_for(meta))
     out = run_litert(data, quantize_input(x, meta), path=model).astype(np.int64)
     found: dict[str, Counter] = {}
@@ -54,6 +56,23 @@ def reads(model: Path, clips: list[str], threshold: float) -> dict[str, Counter]
             name = name if p > threshold else "(below)"
         found.setdefault(words[w], Counter())[name] += 1
     return found
+
+
+def reversed_val(args: argparse.Namespace) -> list[Path]:
+    """``--reversed_clips`` validation keyword clips of ``--data``, reversed into a work folder
+    (one sub-folder per keyword: the folder is the clip's "word" in the table)."""
+    from tfkws.data.dataset import open_dataset
+    from tfkws.data.reversed_clips import pick_keyword_clips, write_reversed
+
+    ds = open_dataset(args.data)
+    picked = pick_keyword_clips(ds.split("validation"), args.reversed_clips, args.seed)
+    label = {e.path: e.label for e in ds.split("validation")}
+    work = common.WORK / "unknown_reads" / f"reversed_val_seed{args.seed}_n{len(picked)}"
+    out = []
+    for word in sorted({label[p] for p in picked}):
+        mine = [p for p in picked if label[p] == word]
+        out += [Path(c) for c in write_reversed(mine, work / word)]
+    return out
 
 
 def summary(found: dict[str, Counter]) -> dict[str, Any]:
@@ -81,12 +100,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"clip of `{results['english']}`, split by speaker as `benchmarks/streaming.py` splits "
         "them: the training half (its `_unknown_` clips in training) and the held-out half (the "
         f"distractors of its test streams). A clip counts when its top label is a keyword with "
-        f"probability above {t:g}.",
+        f"probability above {t:g}."
+        + (f" Last row: {results['reversed_note']}" if results.get("reversed_note") else ""),
         "",
-        f"| speakers | clips | read as a keyword (p > {t:g}) | share | most often read as |",
+        f"| clips of | clips | read as a keyword (p > {t:g}) | share | most often read as |",
         "|---|---:|---:|---:|---|",
     ]
-    for name, r in results["halves"].items():
+    for name, r in {**results["halves"], **results.get("reversed", {})}.items():
         top = ", ".join(f"{k} {v}" for k, v in list(r["by_keyword"].items())[:5]) or "-"
         lines.append(
             f"| {name} | {r['clips']:,} | {r['read_as_keyword']:,} | "
@@ -112,12 +132,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=0.8)
     p.add_argument("--out", type=Path, default=common.RESULTS)
     p.add_argument("--name", default="unknown_reads")
+    p.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
+    p.add_argument("--reversed_clips", type=int, default=600, help="val clips reversed (0: off)")
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     train, held = english_speakers(args.english)
     halves = {
         "training (`_unknown_` in training)": summary(reads(args.model, train, args.threshold)),
         "held out (test streams)": summary(reads(args.model, held, args.threshold)),
     }
+    extra: dict[str, Any] = {}
+    if args.reversed_clips:
+        clips = reversed_val(args)
+        extra["reversed"] = {
+            "Arabic val keywords reversed": summary(reads(args.model, clips, args.threshold))
+        }
+        extra["reversed_note"] = (
+            f"{len(clips):,} keyword clips of `{rel(args.data)}`'s validation split (speakers "
+            f"never trained on; seed {args.seed}) played backwards: no keyword, in the keyword "
+            "recordings' voices and channel."
+        )
     common.write_table(
         args.name,
         args.out,
@@ -126,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         english=rel(args.english),
         threshold=args.threshold,
         halves=halves,
+        **extra,
     )
     return 0
 

@@ -100,9 +100,14 @@ def score_audio(
 
 
 def synthetic_words(
-    words: Sequence[str], count: int, sample_rate: int, seed: int
+    words: Sequence[str],
+    count: int,
+    sample_rate: int,
+    seed: int,
+    voices: Sequence[str] = SYNTH_VOICES,
 ) -> list[np.ndarray]:
-    """``count`` espeak-ng utterances of ``words`` in several voices, speeds and pitches."""
+    """``count`` espeak-ng utterances of ``words`` in ``voices`` (``voice`` or
+    ``voice+variant``, drawn per utterance), speeds and pitches."""
     from tfkws.data.espeak import synthesize_isolated
 
     if count <= 0 or not words:
@@ -110,7 +115,7 @@ def synthetic_words(
     rng = np.random.default_rng(seed)
     jobs = []
     for _ in range(count):
-        voice, _, variant = SYNTH_VOICES[int(rng.integers(len(SYNTH_VOICES)))].partition("+")
+        voice, _, variant = voices[int(rng.integers(len(voices)))].partition("+")
         jobs.append(
             {
                 "text": str(words[int(rng.integers(len(words)))]),
