@@ -282,7 +282,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hard_threshold", type=float, default=0.5, help="mining threshold")
     p.add_argument("--hard_repeat", type=int, default=2, help="times each mined clip is used")
-    p.add_argument("--train_only", action="store_true", help="stop after training")
+    p.add_argument(
+        "--train_only",
+        action="store_true",
+        help="stop after training and the int8 window model (window.tflite in the run folder)",
+    )
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
     p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
@@ -373,7 +377,7 @@ def mine_hard_negatives(
     ``--hard_threshold`` becomes a clip (``tfkws.streaming.hard_negatives``). Done once per
     run and settings (``mining.json`` in the folder). Round ``round_index`` > 0 builds other
     audio (another seed)."""
-    from tfkws.conversion.export import export_run, load_metadata
+    from tfkws.conversion.export import load_metadata
     from tfkws.streaming.detect_audio import StreamSettings, detector_config
     from tfkws.streaming.hard_negatives import cut_windows, detection_times
     from tfkws.streaming.long_audio import stream_frames_chunked
@@ -387,9 +391,7 @@ def mine_hard_negatives(
     done = folder / "mining.json"
     if done.exists():
         return json.loads(done.read_text())
-    window = run_dir / "window.tflite"
-    if not window.exists():
-        export_run(run_dir, window, num_calibration=args.num_calibration, seed=args.seed)
+    window = window_model(run_dir, args)
     meta = load_metadata(window)
     fc = features_for(meta)
     english, _ = english_speakers(args.english)
@@ -496,6 +498,17 @@ def step_scores(stepper: Any, sm: Any, frames: np.ndarray, fc: Any, limit: int =
     labels = int(sm.model.outputs[0].shape[-1])
     scores = np.stack(outs) if outs else np.zeros((0, labels), np.int8)
     return scores, np.asarray(times)
+
+
+def window_model(run_dir: Path, args: argparse.Namespace) -> Path:
+    """``run_dir/window.tflite``: the run's int8 window model (PTQ, as ``tfkws export``),
+    exported once."""
+    from tfkws.conversion.export import export_run
+
+    window = run_dir / "window.tflite"
+    if not window.exists():
+        export_run(run_dir, window, num_calibration=args.num_calibration, seed=args.seed)
+    return window
 
 
 def build_models(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -1123,6 +1136,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"trained {run_dir}: float val accuracy {trained['val']['accuracy']:.4f}")
     if args.train_only:
+        print(f"int8 window model: {window_model(run_dir, args)}")
         return 0
     models = build_models(run_dir, args)
     kw, free, stream_info = streams(list(ds.labels), args)

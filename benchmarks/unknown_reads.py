@@ -26,6 +26,8 @@ import numpy as np
 from streaming import DEFAULT_ENGLISH, english_speakers
 from zoo import rel
 
+TRAIN_HALF = "training (`_unknown_` in training)"
+HELD_HALF = "held out (test streams)"
 DEFAULT_MODEL = common.REPO / "tfkws" / "zoo" / "models" / "repcnn_stream_asc" / "model_int8.tflite"
 
 
@@ -90,10 +92,17 @@ def summary(found: dict[str, Counter]) -> dict[str, Any]:
     }
 
 
+def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Most frequent first, ties by name: the same order from the counts or their JSON."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def markdown(results: dict[str, Any]) -> str:
     t = results["threshold"]
+    model = Path(results["model"])
+    which = "" if model.parent.name == "repcnn_stream_asc" else f" ({model.parent.name})"
     lines = [
-        "# Non-keyword speech read as a keyword: English speakers trained on vs new ones",
+        "# Non-keyword speech read as a keyword: English speakers trained on vs new ones" + which,
         "",
         f"Produced by `{results['command']}` on {results['machine']}. Model: "
         f"`{results['model']}` (int8, LiteRT reference kernels). Each English Speech Commands "
@@ -106,13 +115,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"| clips of | clips | read as a keyword (p > {t:g}) | share | most often read as |",
         "|---|---:|---:|---:|---|",
     ]
-    for name, r in {**results["halves"], **results.get("reversed", {})}.items():
-        top = ", ".join(f"{k} {v}" for k, v in list(r["by_keyword"].items())[:5]) or "-"
+    halves = results["halves"]
+    rows = {k: halves[k] for k in (TRAIN_HALF, HELD_HALF)} | results.get("reversed", {})
+    for name, r in rows.items():
+        top = ", ".join(f"{k} {v}" for k, v in ranked(r["by_keyword"])[:5]) or "-"
         lines.append(
             f"| {name} | {r['clips']:,} | {r['read_as_keyword']:,} | "
             f"{100 * r['share']:.2f} % | {top} |"
         )
-    held = results["halves"]["held out (test streams)"]
+    held = halves[HELD_HALF]
     lines += [
         "",
         "Held-out English words read as a keyword, per word (word: keyword count):",
@@ -121,7 +132,7 @@ def markdown(results: dict[str, Any]) -> str:
     for word, c in held["by_word"].items():
         kws = {k: v for k, v in c.items() if not k.startswith(("_", "("))}
         if kws:
-            lines.append(f"- {word}: " + ", ".join(f"{k} {v}" for k, v in kws.items()))
+            lines.append(f"- {word}: " + ", ".join(f"{k} {v}" for k, v in ranked(kws)))
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     train, held = english_speakers(args.english)
     halves = {
-        "training (`_unknown_` in training)": summary(reads(args.model, train, args.threshold)),
-        "held out (test streams)": summary(reads(args.model, held, args.threshold)),
+        TRAIN_HALF: summary(reads(args.model, train, args.threshold)),
+        HELD_HALF: summary(reads(args.model, held, args.threshold)),
     }
     extra: dict[str, Any] = {}
     if args.reversed_clips:
