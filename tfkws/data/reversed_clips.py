@@ -6,6 +6,10 @@ the shortcut "this voice and channel is a keyword" instead of the words: new spe
 fire it. A clip reversed in time keeps its speaker, microphone, level and spectrum but is no word
 of the vocabulary, so as ``_unknown_`` it takes that shortcut away (the model must hear the
 word's order of sounds). Only training clips are reversed, so no evaluation speaker leaks in.
+
+Measured on Arabic Speech Commands (README, "Where the false accepts come from"): the model
+learns it (new speakers' reversed keywords read as a keyword: 25.5 % -> 0 %), but its false
+accepts on new English speakers stay (10.9 -> 11.3 %): there they were not that shortcut.
 """
 
 from __future__ import annotations
