@@ -364,7 +364,7 @@ def training_synth(args: argparse.Namespace) -> list[str]:
     if args.synth_voices != "en":
         name += f"_{args.synth_voices}"
     return synth_unknown(
-        Path(args.work_dir) / name, args.synth_unknown, args.seed, 16000, args.synth_voices
+        Path(args.work_dir) / name, args.synth_unknown, args.seed, voices=args.synth_voices
     )
 
 

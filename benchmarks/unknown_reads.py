@@ -66,9 +66,9 @@ def reversed_val(args: argparse.Namespace) -> list[Path]:
     from tfkws.data.dataset import open_dataset
     from tfkws.data.reversed_clips import pick_keyword_clips, write_reversed
 
-    ds = open_dataset(args.data)
-    picked = pick_keyword_clips(ds.split("validation"), args.reversed_clips, args.seed)
-    label = {e.path: e.label for e in ds.split("validation")}
+    val = open_dataset(args.data).split("validation")
+    picked = pick_keyword_clips(val, args.reversed_clips, args.seed)
+    label = {e.path: e.label for e in val}
     work = common.WORK / "unknown_reads" / f"reversed_val_seed{args.seed}_n{len(picked)}"
     out = []
     for word in sorted({label[p] for p in picked}):

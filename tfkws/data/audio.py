@@ -15,6 +15,7 @@ from tfkws.errors import AudioError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 DEFAULT_SAMPLE_RATE = 16000
+INT16_SCALE = 32768.0
 
 
 def is_audio_file(path: str | os.PathLike) -> bool:
@@ -127,3 +128,8 @@ def load_noise(
             noise = np.tile(noise, -(-min_samples // noise.shape[0]))
         clips.append(noise)
     return clips
+
+
+def to_int16(clip: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> int16 (x * 32768, saturated), the inverse of soundfile's int16 reading."""
+    return np.clip(np.round(clip * INT16_SCALE), -32768, 32767).astype(np.int16)

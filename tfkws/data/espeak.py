@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 from scipy.signal import firwin, resample_poly
 
+from tfkws.data.audio import to_int16
 from tfkws.errors import TfkwsError
 
 SAMPLE_RATE = 22050
@@ -216,7 +217,7 @@ def synthesize_many(
         x = synthesize(**jobs[i])
         if sample_rate != SAMPLE_RATE:
             x = resample(x, SAMPLE_RATE, sample_rate)
-        out[i] = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+        out[i] = to_int16(x)
     return out
 
 

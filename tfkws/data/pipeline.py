@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio, load_noise
+from tfkws.data.audio import DEFAULT_SAMPLE_RATE, INT16_SCALE, load_audio, load_noise, to_int16
 from tfkws.data.augment import AugmentConfig, NoiseBank, augment_clip, random_segment_np
 from tfkws.data.example import Example
 from tfkws.data.kws_dataset import KwsDataset
@@ -28,13 +28,7 @@ from tfkws.data.spec_augment import SpecAugmentConfig, spec_augment
 from tfkws.errors import AudioError, DatasetError
 from tfkws.progress import Progress
 
-INT16_SCALE = 32768.0
 FeatureFn = Callable[[tf.Tensor], tf.Tensor]
-
-
-def to_int16(clip: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> int16 (x * 32768, saturated), the inverse of soundfile's int16 reading."""
-    return np.clip(np.round(clip * INT16_SCALE), -32768, 32767).astype(np.int16)
 
 
 def load_clips(

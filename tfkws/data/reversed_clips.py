@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from tfkws.atomic import output_dir
-from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio
+from tfkws.data.audio import DEFAULT_SAMPLE_RATE, load_audio, to_int16
 from tfkws.data.example import Example
 
 SOURCES = "sources.txt"
@@ -53,8 +53,7 @@ def write_reversed(
         return [str(out_dir / n) for n in names]
     with output_dir(out_dir) as tmp:
         for path, name in zip(paths, names, strict=True):
-            x = load_audio(path, sample_rate)[::-1]
-            pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+            pcm = to_int16(load_audio(path, sample_rate)[::-1])
             sf.write(str(Path(tmp) / name), pcm, sample_rate, subtype="PCM_16")
         (Path(tmp) / SOURCES).write_text(listing)
     return [str(out_dir / n) for n in names]
