@@ -96,6 +96,7 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
         out += f"_en{round(100 * args.english_unknown):d}"
     if args.reversed_unknown:
         out += f"_rev{round(100 * args.reversed_unknown):d}"
+    out += vocabulary_suffix(args)
     if args.hard_negatives and mined:
         out += f"_hn{args.hard_negatives:g}"
         if (rounds or args.hard_rounds) > 1:
@@ -103,6 +104,20 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
         if args.mine_with not in ("", args.family):
             out += f"by_{args.mine_with}"
     return out
+
+
+def vocabulary(args: argparse.Namespace) -> list[str]:
+    """``--keywords`` as a list (empty: every word of the dataset is a keyword)."""
+    return [w.strip() for w in str(args.keywords or "").split(",") if w.strip()]
+
+
+def vocabulary_suffix(args: argparse.Namespace) -> str:
+    """``_kwN_HASH`` with ``--keywords`` (N words; the hash tells vocabularies of N apart)."""
+    words = vocabulary(args)
+    if not words:
+        return ""
+    digest = hashlib.sha1(",".join(sorted(words)).encode()).hexdigest()[:6]
+    return f"_kw{len(words)}_{digest}"
 
 
 def tag(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
@@ -287,6 +302,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop after training and the int8 window model (window.tflite in the run folder)",
     )
+    p.add_argument(
+        "--keywords",
+        default="",
+        help="a device vocabulary: these words (comma-separated) stay keywords, the dataset's "
+        "other words become _unknown_ in training and distractors in the streams (default: all)",
+    )
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
     p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
@@ -318,9 +339,12 @@ def train_model(
     """Train (or, with ``--resume``, find) the run; with ``hard`` negatives the second run (the
     run after ``rounds`` rounds of mining; 0: ``--hard_rounds``)."""
     from tfkws.data.dataset import open_dataset
+    from tfkws.data.vocabulary import keep_keywords
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
+    if vocabulary(args):
+        ds = keep_keywords(ds, vocabulary(args))
     ds = training_dataset(
         ds,
         args.english,
@@ -372,7 +396,8 @@ def mine_hard_negatives(
     run_dir: Path, ds: KwsDataset, args: argparse.Namespace, round_index: int = 0
 ) -> dict:
     """``--hard_negatives`` hours of keyword-free audio from training material only (English
-    clips of the training-half speakers, the training pseudo-words, the noise), scored by
+    clips of the training-half speakers, the training pseudo-words, with ``--keywords`` the
+    train.csv clips of the other words, the noise), scored by
     ``run_dir``'s int8 window model in LiteRT; the 1 s window of every detection at
     ``--hard_threshold`` becomes a clip (``tfkws.streaming.hard_negatives``). Done once per
     run and settings (``mining.json`` in the folder). Round ``round_index`` > 0 builds other
@@ -389,15 +414,22 @@ def mine_hard_negatives(
         / f"hard_{run_dir.name}_h{args.hard_negatives:g}_t{args.hard_threshold:g}"
     )
     done = folder / "mining.json"
-    if done.exists():
-        return json.loads(done.read_text())
     window = window_model(run_dir, args)
+    digest = hashlib.sha256(window.read_bytes()).hexdigest()
+    if done.exists():
+        found = json.loads(done.read_text())
+        # mined by this model (older mining.json files do not say: taken as they are)
+        if found.get("window_sha256", digest) == digest:
+            return found
+        print(f"hard negatives: {run_dir} changed since {done} was mined; mining again")
     meta = load_metadata(window)
     fc = features_for(meta)
     english, _ = english_speakers(args.english)
     synth = training_synth(args)
+    others = other_word_clips(args)
     recipe = StreamRecipe(
-        distractors=[*english, *synth[len(synth) // 10 :]], noise_files=list(ds.noise_files)
+        distractors=[*english, *synth[len(synth) // 10 :], *others],
+        noise_files=list(ds.noise_files),
     )
     audio = folder / "mining.flac"
     folder.mkdir(parents=True, exist_ok=True)
@@ -420,7 +452,9 @@ def mine_hard_negatives(
         "clips": clips,
         "english_clips": len(english),
         "synthetic_clips": len(synth) - len(synth) // 10,
+        "other_word_clips": len(others),
         "run": str(run_dir),
+        "window_sha256": digest,
     }
     atomic.write_json(done, found)
     print(
@@ -428,6 +462,21 @@ def mine_hard_negatives(
         f"({len(ends) / args.hard_negatives:.0f} detections per hour at {args.hard_threshold:g})"
     )
     return found
+
+
+def other_word_clips(args: argparse.Namespace) -> list[str]:
+    """With ``--keywords``: train.csv clips of the dataset's other words (training speakers)."""
+    from tfkws.data.dataset import open_dataset
+
+    keep = set(vocabulary(args))
+    if not keep:
+        return []
+    ds = open_dataset(args.data)
+    return [
+        e.path
+        for e in ds.split("training")
+        if e.path is not None and not e.label.startswith("_") and e.label not in keep
+    ]
 
 
 def smoothing_values(args: argparse.Namespace) -> list[int]:
@@ -502,11 +551,16 @@ def step_scores(stepper: Any, sm: Any, frames: np.ndarray, fc: Any, limit: int =
 
 def window_model(run_dir: Path, args: argparse.Namespace) -> Path:
     """``run_dir/window.tflite``: the run's int8 window model (PTQ, as ``tfkws export``),
-    exported once."""
+    exported once, and again when the run's best weights are newer (a run resumed to more
+    epochs)."""
     from tfkws.conversion.export import export_run
+    from tfkws.runs.files import BEST_WEIGHTS
 
     window = run_dir / "window.tflite"
-    if not window.exists():
+    weights = run_dir / BEST_WEIGHTS
+    if not window.exists() or (
+        weights.exists() and window.stat().st_mtime < weights.stat().st_mtime
+    ):
         export_run(run_dir, window, num_calibration=args.num_calibration, seed=args.seed)
     return window
 
@@ -577,7 +631,10 @@ def streams(labels: list[str], args: argparse.Namespace) -> tuple[list, list[str
     from tfkws.streaming.stream_build import read_labels
     from tfkws.streaming.stream_eval import LabelledStream, build_streams, dataset_recipe
 
-    out = Path(args.work_dir) / f"streams_seed{args.seed}_k{args.keyword_clips}_h{args.fa_hours:g}"
+    out = Path(args.work_dir) / (
+        f"streams_seed{args.seed}_k{args.keyword_clips}_h{args.fa_hours:g}"
+        + vocabulary_suffix(args)
+    )
     recipe = dataset_recipe(
         labels,
         args.data,
@@ -593,6 +650,7 @@ def streams(labels: list[str], args: argparse.Namespace) -> tuple[list, list[str
         "keyword_clips": len(recipe.keywords),
         "distractors": len(recipe.distractors),
         "english_distractors": len(english),
+        "other_word_distractors": len(recipe.distractors) - len(english) - args.synth_words,
         "synthetic_distractors": args.synth_words,
         "noise_files": [Path(f).name for f in recipe.noise_files],
         "folder": str(out),
@@ -901,7 +959,13 @@ def _hard_negatives_note(results: dict[str, Any]) -> str:
     return (
         f"; hard negatives: {m['mined_clips']:,} windows mined from {hours:g} h of "
         "keyword-free audio built from training material only (the training-half English "
-        "speakers, the training pseudo-words, the noise), where a first model "
+        "speakers, the training pseudo-words, "
+        + (
+            f"train.csv's {m['other_word_clips']:,} clips of the other words, "
+            if m.get("other_word_clips")
+            else ""
+        )
+        + "the noise), where a first model "
         f"{_miner(results)}trained without them "
         f"(float val {100 * m['first_run']['float_val_accuracy']:.2f} %) fired at "
         f"{m['threshold']:g} ({m['false_accepts_per_hour']:.0f} per hour), as `_unknown_` "
@@ -963,6 +1027,18 @@ def _misses_note(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _classes_note(results: dict[str, Any]) -> str:
+    """The model's classes: every word of the dataset, or a ``--keywords`` vocabulary."""
+    words = results["settings"].get("keywords") or []
+    if not words:
+        return "42 classes (40 keywords, `_silence_`, `_unknown_`)"
+    return (
+        f"{len(words) + 2} classes (a device vocabulary of {len(words)} keywords: "
+        f"{', '.join(words)}; `_silence_`; `_unknown_`, which also has every train.csv clip of "
+        "the dataset's other words)"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     st = results["streams"]
@@ -1020,8 +1096,8 @@ def markdown(results: dict[str, Any]) -> str:
     met_fr = all(meets(r) for r in results["forms"].values())
     lines += [
         "",
-        f"Model: {results['model_name']} with `time_padding=valid`, 42 classes (40 keywords, "
-        f"`_silence_`, `_unknown_`), float val accuracy {100 * results['float_val_accuracy']:.2f} "
+        f"Model: {results['model_name']} with `time_padding=valid`, {_classes_note(results)}, "
+        f"float val accuracy {100 * results['float_val_accuracy']:.2f} "
         f"% after {s['epochs']} epochs (batch {s['batch_size']}, Adam {s['learning_rate']}, "
         f"seed {s['seed']}), {common.features_note(s)}, micro frontend with PCAN off and noise "
         "reduction subtracting nothing (`enable_pcan=false,min_signal_remaining=1.0`: a stream's "
@@ -1052,7 +1128,13 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Streams: {any_form['keywords_placed']} val.csv keyword clips (speakers never trained "
         f"on) placed once each in {any_form['keyword_stream_hours']:.2f} h of keyword stream, "
-        "between distractors (English Speech Commands clips of the other half of the speakers, "
+        "between distractors ("
+        + (
+            f"val.csv clips of the other words, {st['other_word_distractors']:,} clips; "
+            if st.get("other_word_distractors")
+            else ""
+        )
+        + "English Speech Commands clips of the other half of the speakers, "
         f"{st['english_distractors']} clips, and {st['synthetic_distractors']} espeak-ng words) "
         "over the six Speech Commands noise recordings looped; false accepts per hour measured "
         f"on {any_form['keyword_free_hours']:.2f} h of keyword-free audio built the same way. "
@@ -1161,6 +1243,7 @@ def main(argv: list[str] | None = None) -> int:
         "english": str(args.english),
         "fa_hours": args.fa_hours,
         "keyword_clips": args.keyword_clips,
+        "keywords": vocabulary(args),
         "synth_words": args.synth_words,
         "target_fa": args.target_fa,
         "hop_ms": args.hop_ms,

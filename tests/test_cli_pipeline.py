@@ -119,3 +119,37 @@ def test_eval_on_real_speech_commands_clips(
     assert got.pop("_silence_") >= counts.pop("_silence_")
     assert got == counts
     assert 0.0 <= rep["accuracy"] <= 1.0
+
+
+def test_csv_device_vocabulary_train_export_eval(
+    capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path
+) -> None:
+    """``--keywords`` on a CSV dataset keeps those words; the others are ``_unknown_`` in
+    training and wherever the run's dataset is read again (export's calibration, eval)."""
+    rows = {"train": [], "val": []}
+    for wav in sorted(tone_dataset.glob("*/spk*.wav")):
+        rows["val" if wav.name.startswith("spk03") else "train"].append(
+            f"{wav.relative_to(tone_dataset)},{wav.parent.name}"
+        )
+    data = tmp_path / "csv"
+    data.mkdir()
+    (data / "audio").symlink_to(tone_dataset, target_is_directory=True)
+    for name, lines in rows.items():
+        text = "\n".join(f"audio/{r}" for r in lines)
+        (data / f"{name}.csv").write_text("file,class\n" + text + "\n")
+    run = tmp_path / "run"
+    common = (f"--data={data}", f"--params={TINY}", "--epochs=1", "--batch_size=8")
+    code = main(["train", f"--out={tmp_path / 'bad'}", "--keywords=high,loud", *common])
+    assert code == 2 and "no clips of loud" in capsys.readouterr().err
+    _ok(capsys, "train", f"--out={run}", "--keywords=high", "--verbose=0", *common)
+    assert json.loads((run / "run_config.json").read_text())["labels"] == [
+        "_silence_",
+        "_unknown_",
+        "high",
+    ]
+    _ok(capsys, "export", f"--run={run}", "--num_calibration=16")
+    ev = tmp_path / "eval.json"
+    tflite = run / "model_int8.tflite"
+    _ok(capsys, "eval", f"--model={tflite}", f"--data={data}", "--split=validation", f"--json={ev}")
+    got = {k: v["count"] for k, v in json.loads(ev.read_text())["per_class"].items()}
+    assert got.get("high") == 3 and got.get("_unknown_") == 6  # low and mid: _unknown_

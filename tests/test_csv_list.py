@@ -1,6 +1,7 @@
 """CSV layout: file,class lists per split, structural errors, missing files."""
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +117,19 @@ def test_labels_given_must_cover_csv_classes(tmp_path):
     assert ds.labels == ["zoom", "open", "close", "extra"]
     with pytest.raises(DatasetError, match="labels absent from the model: zoom"):
         open_dataset(tmp_path, labels=["open", "close"])
+
+
+def test_a_vocabulary_model_reads_the_other_words_as_unknown(tmp_path):
+    """A model trained on a few of the words (``tfkws.data.vocabulary``) reopens its dataset."""
+    make_csv_folder(tmp_path)
+    labels = ["_silence_", "_unknown_", "open"]
+    ds = open_dataset(tmp_path, labels=labels)
+    assert ds.labels == labels
+    got = [(Path(e.path).parent.name, e.label) for e in ds.split("validation")]
+    unknown = [("close", "_unknown_")] * 2 + [("zoom", "_unknown_")] * 2
+    assert got == [("open", "open")] * 2 + unknown
+    with pytest.raises(DatasetError, match="labels absent from the model: close, zoom"):
+        open_dataset(tmp_path, labels=["_silence_", "open"])  # no _unknown_: still an error
 
 
 @pytest.mark.shared_data

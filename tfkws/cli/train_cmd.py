@@ -32,7 +32,12 @@ def define_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_string(
-        "keywords", DEFAULT_KEYWORDS, "Keywords for --mode=12class.", flag_values=fv
+        "keywords",
+        DEFAULT_KEYWORDS,
+        "The model's keywords (comma-separated): a Speech Commands folder's for --mode=12class "
+        "(default: the ten); given with a CSV dataset, a device vocabulary: the dataset's other "
+        "words become _unknown_ (default: every class of the CSV).",
+        flag_values=fv,
     )
     common.define_feature_flags(fv)
     flags.DEFINE_string("model", d.model, "Registered model (tfkws models).", flag_values=fv)
@@ -180,6 +185,7 @@ def run(fv: flags.FlagValues) -> int:
         keywords=common.keywords_from_flag(fv.keywords),
         seed=fv.seed,
         noise_dir=fv.noise_dir,
+        vocabulary=common.keywords_from_flag(fv.keywords) if fv["keywords"].present else None,
     )
     if fast_mode.fast():
         ds = subsample(ds, fast_mode.FAST_CLIPS, fv.seed)

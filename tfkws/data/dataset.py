@@ -13,7 +13,9 @@ from pathlib import Path
 
 from tfkws.data import csv_list, speech_commands
 from tfkws.data.audio import is_audio_file
+from tfkws.data.example import UNKNOWN_LABEL
 from tfkws.data.kws_dataset import DEFAULT_KEYWORDS, MODES, KwsDataset
+from tfkws.data.vocabulary import keep_keywords
 from tfkws.errors import DatasetError
 
 
@@ -28,6 +30,7 @@ def open_dataset(
     seed: int = 0,
     labels: Sequence[str] | None = None,
     noise_dir: str | os.PathLike | None = None,
+    vocabulary: Sequence[str] | None = None,
 ) -> KwsDataset:
     """Open a dataset in either layout.
 
@@ -41,12 +44,17 @@ def open_dataset(
 
     ``mode``/``keywords``/percentages only apply to the Speech Commands layout; CSV labels are
     the sorted classes found. With ``labels`` (e.g. a trained model's) the class order is fixed
-    and an example whose label is not in it is a ``DatasetError``. ``noise_dir`` adds a folder
-    (or one file) of background-noise recordings.
+    and an example whose label is not in it is a ``DatasetError``, except that with
+    ``_unknown_`` among them a CSV's other words are ``_unknown_`` (a device vocabulary,
+    ``tfkws.data.vocabulary``; the Speech Commands layout's 12class mode does the same).
+    ``noise_dir`` adds a folder (or one file) of background-noise recordings. ``vocabulary``
+    keeps only those words as keywords, the others become ``_unknown_`` (any layout; an absent
+    word is an error).
     """
     root = Path(path)
     if not root.exists():
         raise DatasetError(f"{root}: dataset not found")
+    csv_layout = root.is_file() or bool(csv_list.find_csv_splits(root))
     if root.is_file():
         if root.suffix.lower() != ".csv":
             raise DatasetError(f"{root}: not a dataset (expected a folder or a .csv list)")
@@ -73,6 +81,13 @@ def open_dataset(
         if not extra:
             raise DatasetError(f"{noise_dir}: no noise audio files found")
         ds.noise_files = sorted(set(ds.noise_files) | set(extra))
+    if vocabulary is not None:
+        ds = keep_keywords(ds, vocabulary)
+    if labels is not None and UNKNOWN_LABEL in labels and csv_layout:
+        # as the Speech Commands layout's 12class mode: a model with _unknown_ reads every word
+        # that is not one of its keywords as _unknown_ (a device vocabulary)
+        keywords = [lab for lab in labels if not lab.startswith("_")]
+        ds = keep_keywords(ds, keywords, strict=False)
     if labels is not None:
         ds = apply_labels(ds, labels)
     return ds

@@ -1,0 +1,50 @@
+"""benchmarks/streaming.py's bookkeeping: run names per training data, a stale window model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import streaming  # noqa: E402
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    streaming.add_args(p)
+    return p.parse_args(list(argv))
+
+
+def test_a_vocabulary_gets_its_own_runs_and_streams():
+    assert streaming.tag(_args("--family", "repcnn")) == "repcnn"
+    a = streaming.tag(_args("--family", "repcnn", "--keywords", "yes,no,up"))
+    b = streaming.tag(_args("--family", "repcnn", "--keywords", "up, yes,no"))
+    c = streaming.tag(_args("--family", "repcnn", "--keywords", "yes,no,down"))
+    assert a == b and a.startswith("repcnn_kw3_") and a != c
+    mined = _args("--family", "repcnn", "--keywords", "yes", "--hard_negatives", "12")
+    assert streaming.tag(mined, mined=False) + "_hn12" == streaming.tag(mined)
+
+
+def test_window_model_is_exported_again_after_more_training(tmp_path, monkeypatch):
+    import tfkws.conversion.export as export
+
+    exported = []
+
+    def fake_export(run_dir, path, **_):
+        exported.append(path)
+        Path(path).write_bytes(b"model %d" % len(exported))
+
+    monkeypatch.setattr(export, "export_run", fake_export)
+    weights = tmp_path / "best_weights.h5"
+    weights.write_bytes(b"w")
+    args = _args()
+    window = streaming.window_model(tmp_path, args)
+    assert streaming.window_model(tmp_path, args) == window and len(exported) == 1
+    later = window.stat().st_mtime_ns + 10**9
+    os.utime(weights, ns=(later, later))  # the run resumed to more epochs
+    streaming.window_model(tmp_path, args)
+    assert len(exported) == 2 and window.read_bytes() == b"model 2"

@@ -1,0 +1,38 @@
+"""Device vocabulary: kept words stay, the others become _unknown_, bad words are named."""
+
+import pytest
+
+from tfkws.data.example import Example
+from tfkws.data.kws_dataset import KwsDataset
+from tfkws.data.vocabulary import keep_keywords
+from tfkws.errors import DatasetError
+
+
+def _ds() -> KwsDataset:
+    train = [Example("a.wav", "yes"), Example("b.wav", "zoom"), Example(None, "_silence_")]
+    val = [Example("c.wav", "no"), Example("d.wav", "yes")]
+    return KwsDataset("root", ["no", "yes", "zoom"], {"training": train, "validation": val})
+
+
+def test_other_words_become_unknown_in_every_split():
+    ds = keep_keywords(_ds(), ["yes"])
+    assert ds.labels == ["_silence_", "_unknown_", "yes"]
+    assert [(e.path, e.label) for e in ds.splits["training"]] == [
+        ("a.wav", "yes"),
+        ("b.wav", "_unknown_"),
+        (None, "_silence_"),
+    ]
+    assert [e.label for e in ds.splits["validation"]] == ["_unknown_", "yes"]
+    assert [e.label for e in _ds().splits["training"]] == ["yes", "zoom", "_silence_"]  # a copy
+
+
+def test_every_word_kept_changes_only_the_labels_list():
+    ds = keep_keywords(_ds(), ["zoom", "no", "yes", "no"])
+    assert ds.labels == ["_silence_", "_unknown_", "no", "yes", "zoom"]
+    assert ds.splits == _ds().splits
+
+
+@pytest.mark.parametrize(("words", "named"), [(["yes", "go"], "go"), ([], "empty")])
+def test_a_word_without_clips_is_named(words, named):
+    with pytest.raises(DatasetError, match=f"root: .*{named}"):
+        keep_keywords(_ds(), words)
