@@ -765,7 +765,7 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
                 )
                 sweep.append(
                     {"smoothing_ms": ms, "window_steps": cfg.window, "per_keyword": pk}
-                    | _operating_points(r)
+                    | operating_points(r)
                 )
     check = compare_tflm(window, step, frames_of(kw[0].audio, meta), hop, args.check_steps)
     return {"forms": out, "tflm_check": check, "smoothing": sweep}
@@ -826,7 +826,7 @@ def load_scores(path: Path, key: str | None = None) -> tuple[list, list] | None:
     return kw, free
 
 
-def _operating_points(rep: dict[str, Any]) -> dict[str, Any]:
+def operating_points(rep: dict[str, Any]) -> dict[str, Any]:
     """A sweep's point at the target false-accept rate and at threshold 0.8."""
     at08 = next(x for x in rep["thresholds"] if abs(x["threshold"] - 0.8) < 1e-9)
     return {"at_target": rep["at_target"], "at_0.8": at08}

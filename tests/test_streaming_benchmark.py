@@ -48,3 +48,23 @@ def test_window_model_is_exported_again_after_more_training(tmp_path, monkeypatc
     os.utime(weights, ns=(later, later))  # the run resumed to more epochs
     streaming.window_model(tmp_path, args)
     assert len(exported) == 2 and window.read_bytes() == b"model 2"
+
+
+def test_gated_detector_fires_only_for_the_vocabulary():
+    import pytest
+    import vocabulary_gating
+
+    from tfkws.streaming.detect_audio import detector_config
+    from tfkws.streaming.stream_scoring import keyword_indices
+
+    meta = {
+        "labels": ["_silence_", "_unknown_", "no", "up", "yes"],
+        "feature_config": {"window_stride_ms": 20},
+        "output": {"scale": 0.1, "zero_point": 0},
+    }
+    config = detector_config(meta, vocabulary_gating.gated_settings(meta, ["yes", "no"], 120, 40))
+    assert [config.labels[i] for i in keyword_indices(config)] == ["no", "yes"]
+    assert config.gated == (True, True, False, True, False)  # "up" blocks like _unknown_
+    assert config.window == 3
+    with pytest.raises(SystemExit, match="no label left"):
+        vocabulary_gating.gated_settings(meta, ["yes", "left"], 120, 40)
