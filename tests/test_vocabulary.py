@@ -11,7 +11,8 @@ from tfkws.errors import DatasetError
 def _ds() -> KwsDataset:
     train = [Example("a.wav", "yes"), Example("b.wav", "zoom"), Example(None, "_silence_")]
     val = [Example("c.wav", "no"), Example("d.wav", "yes")]
-    return KwsDataset("root", ["no", "yes", "zoom"], {"training": train, "validation": val})
+    labels = ["_silence_", "no", "yes", "zoom"]
+    return KwsDataset("root", labels, {"training": train, "validation": val})
 
 
 def test_other_words_become_unknown_in_every_split():
@@ -30,6 +31,11 @@ def test_every_word_kept_changes_only_the_labels_list():
     ds = keep_keywords(_ds(), ["zoom", "no", "yes", "no"])
     assert ds.labels == ["_silence_", "_unknown_", "no", "yes", "zoom"]
     assert ds.splits == _ds().splits
+
+
+def test_no_silence_label_is_made_up():
+    ds = KwsDataset("root", ["no", "yes"], {"training": [Example("a.wav", "yes")]})
+    assert keep_keywords(ds, ["yes"]).labels == ["_unknown_", "yes"]
 
 
 @pytest.mark.parametrize(("words", "named"), [(["yes", "go"], "go"), ([], "empty")])

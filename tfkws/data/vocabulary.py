@@ -12,16 +12,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
+from tfkws.data.example import UNKNOWN_LABEL, Example
 from tfkws.data.kws_dataset import KwsDataset
 from tfkws.errors import DatasetError
 
 
 def keep_keywords(ds: KwsDataset, keywords: Sequence[str], strict: bool = True) -> KwsDataset:
     """``ds`` with only ``keywords`` as keyword classes: every other word's clips (labels not
-    starting with ``_``) relabelled ``_unknown_`` in every split; labels sorted, with
-    ``_silence_`` and ``_unknown_`` kept or added. ``strict``: a keyword ``ds`` has no clips of
-    is an error naming it (training needs them; a model's labels read on one split may not)."""
+    starting with ``_``) relabelled ``_unknown_`` in every split; labels sorted, the dataset's
+    own ``_`` labels kept and ``_unknown_`` added (no ``_silence_``: without silence clips it
+    would be a class nothing teaches; the benchmarks add generated silence). ``strict``: a
+    keyword ``ds`` has no clips of is an error naming it (training needs them; a model's labels
+    read on one split may not)."""
     wanted = list(dict.fromkeys(keywords))
     if not wanted:
         raise DatasetError(f"{ds.root}: the vocabulary is empty")
@@ -39,5 +41,5 @@ def keep_keywords(ds: KwsDataset, keywords: Sequence[str], strict: bool = True) 
         ]
         for name, ex in ds.splits.items()
     }
-    specials = {lab for lab in ds.labels if lab.startswith("_")} | {SILENCE_LABEL, UNKNOWN_LABEL}
+    specials = {lab for lab in ds.labels if lab.startswith("_")} | {UNKNOWN_LABEL}
     return dataclasses.replace(ds, labels=sorted(keep | specials), splits=splits)
