@@ -1033,7 +1033,8 @@ def _classes_note(results: dict[str, Any]) -> str:
     if not words:
         return "42 classes (40 keywords, `_silence_`, `_unknown_`)"
     return (
-        f"{len(words) + 2} classes (a device vocabulary of {len(words)} keywords: "
+        f"{len(words) + 2} classes (a device vocabulary of {len(words)} "
+        f"keyword{'s' if len(words) > 1 else ''}: "
         f"{', '.join(words)}; `_silence_`; `_unknown_`, which also has every train.csv clip of "
         "the dataset's other words)"
     )
