@@ -4,11 +4,12 @@
 other words as ``_unknown_``. This is its baseline, without training: a model trained on every
 word (default: the zoo's ``repcnn_stream_asc`` window model) whose detector fires only for the
 vocabulary, the other keywords blocking like ``_unknown_`` (gates; on the device, the detector
-spec's ``gated`` list: ``tfkws detect --gate``). Scored on the vocabulary run's streams (the same
-folder ``streaming.py`` builds for those settings: keywords of the vocabulary from val.csv
-speakers between the other words' val.csv clips, English and espeak-ng speech; keyword-free audio
-built the same way), sliding window every ``--hop_ms``, one threshold swept and per-keyword
-thresholds tuned on half. Writes ``results/vocabulary_gating_kwN_HASH.{json,md}``.
+spec's ``gated`` list: ``tfkws detect --thresholds WORD=P,... --gate others``). Scored on the
+vocabulary run's streams (the same folder ``streaming.py`` builds for those settings: keywords of
+the vocabulary from val.csv speakers between the other words' val.csv clips, English and
+espeak-ng speech; keyword-free audio built the same way), sliding window every ``--hop_ms``, one
+threshold swept and per-keyword thresholds tuned on half. Writes
+``results/vocabulary_gating_kwN_HASH.{json,md}``.
 
     python benchmarks/vocabulary_gating.py --keywords yes,no,up,down,left,right,stop \\
         --fa_hours 6 --threshold_margin 0.1 --smoothing_ms 120,240,480

@@ -128,6 +128,26 @@ def test_detect_finds_every_keyword_near_its_end_and_nothing_else(
     assert rep["detector"]["labels"] == ["_silence_", "_unknown_", "high", "low"]
 
 
+def test_detect_listens_for_some_keywords_with_the_others_gated(
+    tone_kws_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--thresholds high=p --gate others``: only ``high`` fires; ``low`` blocks like
+    ``_unknown_`` (a model of every word listening for a device vocabulary)."""
+    from tfkws.cli.main import main
+
+    stream = tmp_path / "stream.wav"
+    inserted = _write_stream(stream)
+    out = tmp_path / "det.json"
+    argv = ["detect", f"--model={tone_kws_model}", f"--audio={stream}", f"--json={out}"]
+    assert main([*argv, "--thresholds=high=0.6", "--gate=others"]) == 0, capsys.readouterr().err
+    rep = json.loads(out.read_text())
+    assert rep["detector"]["gated"] == [True, True, False, True]
+    got = [d["label"] for d in rep["detections"]]
+    assert got == [label for label, _ in inserted if label == "high"]
+    assert main([*argv, "--gate=others"]) == 2
+    assert "--gate others needs --thresholds" in capsys.readouterr().err
+
+
 def test_detect_errors_are_one_line(
     tone_kws_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -32,8 +32,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "gate",
         "auto",
-        "Labels that block detection while they lead: auto (those starting with _), none, or "
-        "a comma list.",
+        "Labels that block detection while they lead: auto (those starting with _), none, "
+        "others (every label --thresholds leaves out: a model of many words listening for a "
+        "few, the rest blocking like _unknown_), or a comma list.",
         flag_values=fv,
     )
     flags.DEFINE_enum(
@@ -72,18 +73,27 @@ def _thresholds(text: str) -> dict[str, float]:
 
 def run(fv: flags.FlagValues) -> int:
     from tfkws import atomic
+    from tfkws.errors import TfkwsError
     from tfkws.streaming.detect_audio import StreamSettings, detect_audio
 
+    thresholds = _thresholds(fv.thresholds)
     gate = None  # auto
     if fv.gate == "none":
         gate = ()
+    elif fv.gate == "others":
+        from tfkws.conversion.export import load_metadata
+
+        if not thresholds:
+            raise TfkwsError("--gate others needs --thresholds (the labels that fire)")
+        labels = load_metadata(fv.model)["labels"]
+        gate = tuple(lab for lab in labels if lab not in thresholds)
     elif fv.gate != "auto":
         gate = tuple(g.strip() for g in fv.gate.split(",") if g.strip())
     settings = StreamSettings(
         hop_ms=fv.hop_ms,
         smoothing_ms=fv.smoothing_ms,
         refractory_ms=fv.refractory_ms,
-        threshold=_thresholds(fv.thresholds) or fv.threshold,
+        threshold=thresholds or fv.threshold,
         gate=gate,
         frontend=fv.frontend,
     )
