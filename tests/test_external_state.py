@@ -79,6 +79,28 @@ def test_same_padding_in_time_cannot_stream() -> None:
 
 
 @pytest.mark.parametrize(
+    "name, params",
+    [
+        ("conformer", {"depth": 1, "dim": 16, "ff_dim": 16, "num_heads": 2}),
+        ("slimmable_kwt", {}),
+    ],
+)
+def test_self_attention_is_named_with_the_sliding_window_instead(name: str, params: dict) -> None:
+    """A Conformer or a KWT width has no step form; the error says what to do (not a
+    ``time_padding`` these models do not have)."""
+    from tfkws.folding.fold import fold_model
+    from tfkws.folding.slim_width import extract_width
+    from tfkws.models.catalog import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(name, (49, 40), 5, params, batch_size=1)
+    model = extract_width(model, 0.25) if name.startswith("slimmable") else fold_model(model)
+    with pytest.raises(TfkwsError, match="self-attention .* sliding window") as info:
+        to_streaming(model)
+    assert "time_padding" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     "params",
     [
         {"channels": 16, "num_blocks": 2},

@@ -40,6 +40,7 @@ import numpy as np
 import tf_keras as keras
 
 from tfkws.errors import TfkwsError
+from tfkws.layers.dot_product_attention import DotProductAttention
 from tfkws.layers.fixed_fake_quant import FixedFakeQuant
 from tfkws.layers.slimmable_base import SlimmableLayer
 from tfkws.layers.stream import Delay, Stream, StreamingAveragePool, time_receptive
@@ -63,6 +64,7 @@ _PER_ROW = (
     keras.layers.Dense,
     SubSpectralNorm,
 )
+_ATTENTION = (DotProductAttention, keras.layers.MultiHeadAttention)
 _IDENTITY = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout)
 
 
@@ -313,4 +315,13 @@ def to_streaming(model: keras.Model, per_row: tuple[type, ...] = ()) -> Streamin
     ``per_row``: further layer types that act on each time row alone."""
     if len(model.inputs) != 1 or len(model.input_shape) != 3 or len(model.outputs) != 1:
         raise TfkwsError(f"{model.name}: streaming needs one [batch, frames, features] input")
+    for layer in model.layers:
+        if isinstance(layer, _ATTENTION):
+            # checked first: the padding or reshape a Conformer or KWT meets earlier would ask
+            # for a time_padding these models do not have
+            raise TfkwsError(
+                f"{layer.name}: self-attention mixes every row of the window and has no step "
+                "form here; stream this model as a sliding window (a full-window Invoke every "
+                "hop: tfkws detect on its exported model)"
+            )
     return _Builder(model, tuple(per_row)).build()
