@@ -9,7 +9,8 @@ vocabulary run's streams (the same folder ``streaming.py`` builds for those sett
 the vocabulary from val.csv speakers between the other words' val.csv clips, English and
 espeak-ng speech; keyword-free audio built the same way), sliding window every ``--hop_ms``, one
 threshold swept and per-keyword thresholds tuned on half. Writes
-``results/vocabulary_gating_kwN_HASH.{json,md}``.
+``results/vocabulary_gating_kwN_HASH.{json,md}`` (or ``--name``; ``--model`` another window model,
+e.g. a vocabulary run's, on other streams: ``--seed``).
 
     python benchmarks/vocabulary_gating.py --keywords yes,no,up,down,left,right,stop \\
         --fa_hours 6 --threshold_margin 0.1 --smoothing_ms 120,240,480
@@ -110,7 +111,7 @@ def markdown(results: dict[str, Any]) -> str:
     target = s["target_fa"]
     first = results["rows"][0]
     lines = [
-        f"# A model of every word listening for {len(s['keywords'])} of them: {words}",
+        f"# Listening for {words}: a model of {len(results['labels'])} labels, the others gated",
         "",
         f"Produced by `{results['command']}` on {results['machine']}.",
         "",
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     streaming.add_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="int8 window model")
+    p.add_argument("--name", default="", help="results name (default: vocabulary_gating_kwN_HASH)")
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "streaming"
     vocabulary = streaming.vocabulary(args)
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     info["folder_name"] = Path(info["folder"]).name
     scored, free_scored = score_streams(args.model, meta, kw, free, args)
     rows = evaluate_gated(meta, vocabulary, scored, free_scored, args)
-    name = "vocabulary_gating" + streaming.vocabulary_suffix(args)
+    name = args.name or "vocabulary_gating" + streaming.vocabulary_suffix(args)
     keep = ("keywords", "fa_hours", "keyword_clips", "synth_words", "target_fa", "hop_ms")
     common.write_table(
         name,
