@@ -179,13 +179,14 @@ def run(fv: flags.FlagValues) -> int:
     from tfkws.models.catalog import resolve_params
 
     resolve_params(cfg.model, cfg.model_params)  # fail fast on a bad model or param
+    keywords = common.keywords_from_flag(fv.keywords)
     ds = open_dataset(
         fv.data,
         mode=fv.mode,
-        keywords=common.keywords_from_flag(fv.keywords),
+        keywords=keywords,
         seed=fv.seed,
         noise_dir=fv.noise_dir,
-        vocabulary=common.keywords_from_flag(fv.keywords) if fv["keywords"].present else None,
+        vocabulary=keywords if fv["keywords"].present else None,
     )
     if fast_mode.fast():
         ds = subsample(ds, fast_mode.FAST_CLIPS, fv.seed)

@@ -59,7 +59,7 @@ def open_dataset(
         if root.suffix.lower() != ".csv":
             raise DatasetError(f"{root}: not a dataset (expected a folder or a .csv list)")
         ds = csv_list.open_csv_file(root)
-    elif csv_list.find_csv_splits(root):
+    elif csv_layout:
         ds = csv_list.open_csv_folder(root)
     else:
         if mode not in MODES:
