@@ -37,13 +37,13 @@ DEFAULT_MODEL = common.REPO / "tfkws" / "zoo" / "models" / "repcnn_stream_asc" /
 def gated_settings(meta: dict[str, Any], vocabulary: list[str], ms: int, hop_ms: int) -> Any:
     """Detector settings that fire only for ``vocabulary``: every other label is a gate."""
     from tfkws.streaming.detect_audio import StreamSettings
+    from tfkws.streaming.detector import GATE_OTHERS
 
     missing = [w for w in vocabulary if w not in meta["labels"]]
     if missing:
         raise SystemExit(f"the model has no label {', '.join(missing)}")
-    gate = tuple(lab for lab in meta["labels"] if lab not in vocabulary)
     return StreamSettings(
-        hop_ms=hop_ms, smoothing_ms=ms, threshold=dict.fromkeys(vocabulary, 0.8), gate=gate
+        hop_ms=hop_ms, smoothing_ms=ms, threshold=dict.fromkeys(vocabulary, 0.8), gate=GATE_OTHERS
     )
 
 

@@ -18,6 +18,7 @@ from firmware_gen.detector import detector_h
 from firmware_gen.errors import FirmwareGenError
 from tfkws.errors import TfkwsError
 from tfkws.streaming.detector import (
+    GATE_OTHERS,
     Detector,
     DetectorConfig,
     detect,
@@ -78,6 +79,14 @@ def test_a_gate_label_that_leads_blocks_the_keyword() -> None:
     # without gating the unknown label is ignored: yes fires once the ring is full, and again
     # after the refractory steps 3..6
     assert [d.step for d in detect(_config(gate=[]), scores)] == [2, 7]
+
+
+def test_gate_others_gates_every_label_without_a_threshold() -> None:
+    cfg = _config(threshold={"yes": 0.8}, gate=GATE_OTHERS)
+    assert cfg.gated == tuple(lab != "yes" for lab in LABELS)
+    assert cfg.thresholds.count(None) == len(LABELS) - 1
+    with pytest.raises(TfkwsError, match="gate 'others' needs a threshold per label"):
+        _config(gate=GATE_OTHERS)
 
 
 def test_ties_go_to_the_lower_index_and_no_fires_below_threshold() -> None:

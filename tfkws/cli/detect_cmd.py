@@ -75,18 +75,16 @@ def run(fv: flags.FlagValues) -> int:
     from tfkws import atomic
     from tfkws.errors import TfkwsError
     from tfkws.streaming.detect_audio import StreamSettings, detect_audio
+    from tfkws.streaming.detector import GATE_OTHERS
 
     thresholds = _thresholds(fv.thresholds)
     gate = None  # auto
     if fv.gate == "none":
         gate = ()
-    elif fv.gate == "others":
-        from tfkws.conversion.export import load_metadata
-
+    elif fv.gate == GATE_OTHERS:
         if not thresholds:
             raise TfkwsError("--gate others needs --thresholds (the labels that fire)")
-        labels = load_metadata(fv.model)["labels"]
-        gate = tuple(lab for lab in labels if lab not in thresholds)
+        gate = GATE_OTHERS
     elif fv.gate != "auto":
         gate = tuple(g.strip() for g in fv.gate.split(",") if g.strip())
     settings = StreamSettings(

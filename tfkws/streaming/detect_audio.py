@@ -49,7 +49,7 @@ class StreamSettings:
     smoothing_ms: int = 120
     refractory_ms: int = 1000
     threshold: float | Mapping[str, float] = DEFAULT_THRESHOLD
-    gate: tuple[str, ...] | None = None
+    gate: tuple[str, ...] | str | None = None  # or detector.GATE_OTHERS
     frontend: str = "tf"
     tflm_root: str | None = None  # for frontend="tflm" (default: $TFLM_ROOT, ../shared/tflm)
 

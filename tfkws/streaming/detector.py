@@ -121,6 +121,11 @@ def probability_levels(config: DetectorConfig, scores: np.ndarray) -> np.ndarray
     return np.minimum((e * LEVELS + total // 2) // total, LEVELS - 1)
 
 
+GATE_OTHERS = "others"
+"""``make_config(gate=GATE_OTHERS)``: every label without a threshold of its own is a gate (a
+model of many words listening for a few, the rest blocking like ``_unknown_``)."""
+
+
 def make_config(
     labels: Sequence[str],
     scale: float,
@@ -129,15 +134,20 @@ def make_config(
     threshold: float | Mapping[str, float] = 0.8,
     window: int = 3,
     refractory: int = 10,
-    gate: Sequence[str] | None = None,
+    gate: Sequence[str] | str | None = None,
 ) -> DetectorConfig:
     """A config from probabilities: one threshold for every keyword, or one per label.
 
     Keywords are the labels not starting with ``_``; ``gate`` defaults to those starting with
     ``_`` (``_silence_``, ``_unknown_``), which get no threshold. With a mapping, labels not in it
-    (and not gated) are ignored; with ``gate=[]`` the ``_`` labels are ignored.
+    (and not gated) are ignored; with ``gate=[]`` the ``_`` labels are ignored; with
+    ``gate=GATE_OTHERS`` (a mapping needed) every label not in it is a gate.
     """
     labels = list(labels)
+    if gate == GATE_OTHERS:
+        if not isinstance(threshold, Mapping):
+            raise TfkwsError("detector: gate 'others' needs a threshold per label that fires")
+        gate = [x for x in labels if x not in threshold]
     gate_set = {x for x in labels if x.startswith("_")} if gate is None else set(gate)
     unknown = sorted(gate_set - set(labels))
     if isinstance(threshold, Mapping):
