@@ -721,15 +721,7 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
         run_dir = models["window_path"].parent
         cache = run_dir / f"scores_{name.split()[0]}.npz"
         model_bytes = window if name.startswith("sliding") else step.step_tflite
-        key = scores_key(model_bytes, [s.audio for s in kw] + list(free))
-        cached = load_scores(cache, key) if args.resume and cache.exists() else None
-        if cached is not None:
-            print(f"{name}: the scores in {cache} (same model and streams)")
-            scored, free_scored = cached
-        else:
-            scored = [(score(s.audio), s.placements) for s in kw]
-            free_scored = [score(a) for a in free]
-            save_scores(cache, scored, free_scored, key)
+        scored, free_scored = cached_scores(cache, model_bytes, kw, free, score, args.resume, name)
         rep = evaluate(config, scored, free_scored, THRESHOLDS, target_fa_per_hour=args.target_fa)
         wide = evaluate(
             config, scored, free_scored, THRESHOLDS, tolerance_s=1.0, target_fa_per_hour=1e9
@@ -769,6 +761,22 @@ def evaluate_forms(models: dict, args: argparse.Namespace, kw: list, free: list[
                 )
     check = compare_tflm(window, step, frames_of(kw[0].audio, meta), hop, args.check_steps)
     return {"forms": out, "tflm_check": check, "smoothing": sweep}
+
+
+def cached_scores(
+    cache: Path, model: bytes, kw: list, free: list[str], score: Any, reuse: bool, name: str
+) -> tuple[list, list]:
+    """``score`` of every stream (keyword streams with their placements, keyword-free), saved
+    in ``cache``; with ``reuse``, the scores ``cache`` holds for the same model and streams."""
+    key = scores_key(model, [s.audio for s in kw] + list(free))
+    found = load_scores(cache, key) if reuse and cache.exists() else None
+    if found is not None:
+        print(f"{name}: the scores in {cache} (same model and streams)")
+        return found
+    scored = [(score(s.audio), s.placements) for s in kw]
+    free_scored = [score(a) for a in free]
+    save_scores(cache, scored, free_scored, key)
+    return scored, free_scored
 
 
 def scores_key(model: bytes, audio: list[str]) -> str:

@@ -57,21 +57,12 @@ def score_streams(model: Path, meta: dict[str, Any], kw: list, free: list[str], 
     hop = args.hop_ms // fc.window_stride_ms
     digest = hashlib.sha256(data).hexdigest()[:12]
     cache = Path(kw[0].audio).parent / f"scores_window_{digest}.npz"
-    key = streaming.scores_key(data, [s.audio for s in kw] + list(free))
-    if cache.exists():
-        found = streaming.load_scores(cache, key)
-        if found is not None:
-            print(f"scores: {cache} (same model and streams)")
-            return found
 
     def score(audio: str) -> Any:
         frames = stream_frames_chunked(audio, fc, lambda x: x, progress=True, dtype=np.float32)
         return streaming.window_scores(data, quantize_input(frames, meta), hop, fc, audio)
 
-    scored = [(score(s.audio), s.placements) for s in kw]
-    free_scored = [score(a) for a in free]
-    streaming.save_scores(cache, scored, free_scored, key)
-    return scored, free_scored
+    return streaming.cached_scores(cache, data, kw, free, score, True, "sliding window")
 
 
 def evaluate_gated(meta: dict, vocabulary: list[str], scored: list, free: list, args) -> list:
