@@ -8,6 +8,7 @@ deployed), MACs, minimum TFLM arena (bisected), flash (flatbuffer bytes), TFLM h
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shlex
@@ -33,6 +34,7 @@ from tfkws import quiet  # noqa: E402
 
 quiet.import_tensorflow()  # before any module that imports it: without its load-time C++ lines
 
+from tfkws.data.example import UNKNOWN_LABEL  # noqa: E402
 from tfkws.data.kws_dataset import KwsDataset  # noqa: E402
 from tfkws.data.subsample import subsample  # noqa: E402, F401  (benchmarks call common.subsample)
 from tfkws.features.config import FeatureConfig  # noqa: E402
@@ -193,13 +195,17 @@ def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
     n = args.synth_keywords
     if not n:
         return ds
+    texts = {w: t for w, t in ASC_TEXTS.items() if w in ds.labels}
     missing = sorted(set(ASC_TEXTS) - set(ds.labels))
-    if missing:
+    if not texts or (missing and UNKNOWN_LABEL not in ds.labels):
         sys.exit(f"error: --synth_keywords: {args.data} has no label(s) {missing}")
     folder = WORK / f"synth_keywords_seed{args.seed}_n{n}_s{args.synth_speakers}"
+    if missing:  # a device vocabulary (its other words are _unknown_): its words only
+        digest = hashlib.sha1(",".join(sorted(texts)).encode()).hexdigest()[:6]
+        folder = folder.with_name(f"{folder.name}_kw{len(texts)}_{digest}")
     if not (folder / "synth_config.json").exists():
         synthesize_keywords(
-            folder, n, args.synth_speakers, seed=args.seed, noise_dir=args.noise_dir
+            folder, n, args.synth_speakers, seed=args.seed, texts=texts, noise_dir=args.noise_dir
         )
     extra = keyword_examples(folder)
     splits = dict(ds.splits)

@@ -85,7 +85,8 @@ def family_model(args: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
 
 def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
     """``_synth`` with ``--synth_unknown``, ``_enNN`` with an ``--english_unknown`` share other
-    than the default 10 %, ``_revNN`` with ``--reversed_unknown``, ``_hnH`` with
+    than the default 10 %, ``_revNN`` with ``--reversed_unknown``, ``_posR`` with
+    ``--keyword_repeat``, ``_skN`` with ``--synth_keywords``, ``_hnH`` with
     ``--hard_negatives`` (``mined=False``: the run they were mined with; ``xR`` after R > 1
     rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``): runs and
     results of other training data get other names."""
@@ -97,6 +98,10 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
     if args.reversed_unknown:
         out += f"_rev{round(100 * args.reversed_unknown):d}"
     out += vocabulary_suffix(args)
+    if args.keyword_repeat > 1:
+        out += f"_pos{args.keyword_repeat}"
+    if args.synth_keywords:
+        out += f"_sk{args.synth_keywords}"
     if args.hard_negatives and mined:
         out += f"_hn{args.hard_negatives:g}"
         if (rounds or args.hard_rounds) > 1:
@@ -308,6 +313,14 @@ def add_args(p: argparse.ArgumentParser) -> None:
         help="a device vocabulary: these words (comma-separated) stay keywords, the dataset's "
         "other words become _unknown_ in training and distractors in the streams (default: all)",
     )
+    p.add_argument(
+        "--keyword_repeat",
+        type=int,
+        default=1,
+        help="each training clip of a keyword used this many times, augmented afresh each time "
+        "(positives weighed up against _unknown_: a --keywords vocabulary makes it 40x larger "
+        "for one word)",
+    )
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
     p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
@@ -337,7 +350,9 @@ def train_model(
     args: argparse.Namespace, hard: list[str] | None = None, rounds: int = 0
 ) -> tuple[Path, dict[str, Any], KwsDataset]:
     """Train (or, with ``--resume``, find) the run; with ``hard`` negatives the second run (the
-    run after ``rounds`` rounds of mining; 0: ``--hard_rounds``)."""
+    run after ``rounds`` rounds of mining; 0: ``--hard_rounds``). The dataset returned is the
+    one mining and the streams read: without ``--keyword_repeat`` repeats and
+    ``--synth_keywords`` clips, which only training sees."""
     from tfkws.data.dataset import open_dataset
     from tfkws.data.vocabulary import keep_keywords
 
@@ -357,8 +372,19 @@ def train_model(
     )
     model, params, _ = family_model(args)
     run_dir = Path(args.work_dir) / f"{tag(args, hard is not None, rounds)}_valid_stateless"
-    trained = common.train_run(model, params, ds, args, run_dir)
+    weighed = common.with_synth_keywords(repeat_keywords(ds, args.keyword_repeat), args)
+    trained = common.train_run(model, params, weighed, args, run_dir)
     return run_dir, trained, ds
+
+
+def repeat_keywords(ds: KwsDataset, times: int) -> KwsDataset:
+    """``ds`` with each training clip of a keyword (a label not ``_silence_``/``_unknown_``)
+    ``times`` times: the pipeline augments every use afresh, so repeats are new views."""
+    if times <= 1:
+        return ds
+    train = list(ds.splits.get("training", []))
+    extra = [e for e in train if e.label not in (SILENCE_LABEL, UNKNOWN_LABEL)] * (times - 1)
+    return dataclasses.replace(ds, splits={**ds.splits, "training": train + extra})
 
 
 def reversed_count(args: argparse.Namespace, ds: KwsDataset) -> int:
@@ -1132,6 +1158,11 @@ def markdown(results: dict[str, Any]) -> str:
             else ""
         )
         + _hard_negatives_note(results)
+        + (
+            f"; each keyword training clip used {s['keyword_repeat']} times"
+            if s.get("keyword_repeat", 1) > 1
+            else ""
+        )
         + "; augmentation: time shift and background noise"
         f"{common.extra_augment_note(s)}.",
         "",
@@ -1248,6 +1279,7 @@ def main(argv: list[str] | None = None) -> int:
         "english_unknown": args.english_unknown,
         "reversed_unknown": args.reversed_unknown,
         "reversed_unknown_clips": reversed_count(args, ds),
+        "keyword_repeat": args.keyword_repeat,
         "size": args.size,
         "english": str(args.english),
         "fa_hours": args.fa_hours,

@@ -29,6 +29,33 @@ def test_a_vocabulary_gets_its_own_runs_and_streams():
     assert streaming.tag(mined, mined=False) + "_hn12" == streaming.tag(mined)
 
 
+def test_weighed_positives_get_their_own_runs():
+    base = streaming.tag(_args("--family", "repcnn", "--keywords", "yes"))
+    more = _args("--family", "repcnn", "--keywords", "yes", "--keyword_repeat", "5")
+    synth = _args("--family", "repcnn", "--keywords", "yes", "--synth_keywords", "300")
+    assert streaming.tag(more) == base + "_pos5"
+    assert streaming.tag(synth) == base + "_sk300"
+    assert streaming.tag(_args("--family", "repcnn", "--keyword_repeat", "1")) == "repcnn"
+
+
+def test_keyword_repeat_repeats_keyword_training_clips_only():
+    from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
+    from tfkws.data.kws_dataset import KwsDataset
+
+    train = [Example("a.wav", "yes"), Example("b.wav", UNKNOWN_LABEL), Example(None, SILENCE_LABEL)]
+    val = [Example("c.wav", "yes")]
+    ds = KwsDataset(
+        root="data",
+        labels=["_silence_", "_unknown_", "yes"],
+        splits={"training": train, "validation": val},
+        noise_files=[],
+    )
+    out = streaming.repeat_keywords(ds, 3)
+    assert [e.path for e in out.splits["training"]].count("a.wav") == 3
+    assert len(out.splits["training"]) == 5 and out.splits["validation"] == val
+    assert streaming.repeat_keywords(ds, 1) is ds
+
+
 def test_window_model_is_exported_again_after_more_training(tmp_path, monkeypatch):
     import tfkws.conversion.export as export
 
