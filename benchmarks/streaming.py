@@ -798,7 +798,10 @@ def cached_scores(
     found = load_scores(cache, key) if reuse and cache.exists() else None
     if found is not None:
         print(f"{name}: the scores in {cache} (same model and streams)")
-        return found
+        # the streams' own labels: the same times, and their source clips (older caches lack them)
+        return [(s, stream.placements) for (s, _), stream in zip(found[0], kw, strict=True)], found[
+            1
+        ]
     scored = [(score(s.audio), s.placements) for s in kw]
     free_scored = [score(a) for a in free]
     save_scores(cache, scored, free_scored, key)
@@ -821,6 +824,7 @@ def save_scores(path: Path, scored: list, free_scored: list, key: str = "") -> N
         arrays[f"kw{i}_duration"] = np.array(s.duration_s)
         arrays[f"kw{i}_labels"] = np.array([p.keyword for p in placements])
         arrays[f"kw{i}_bounds"] = np.array([(p.start, p.end) for p in placements])
+        arrays[f"kw{i}_sources"] = np.array([p.source for p in placements])
     for i, s in enumerate(free_scored):
         arrays |= {f"free{i}_scores": s.scores, f"free{i}_times": s.times_s}
         arrays[f"free{i}_duration"] = np.array(s.duration_s)
@@ -847,9 +851,11 @@ def load_scores(path: Path, key: str | None = None) -> tuple[list, list] | None:
     kw, free, i = [], [], 0
     while f"kw{i}_scores" in z:
         bounds = z[f"kw{i}_bounds"].reshape(-1, 2)
+        labels = z[f"kw{i}_labels"]
+        sources = z[f"kw{i}_sources"] if f"kw{i}_sources" in z else [""] * len(labels)
         placements = [
-            Placement(str(k), float(a), float(b))
-            for k, (a, b) in zip(z[f"kw{i}_labels"], bounds, strict=True)
+            Placement(str(k), float(a), float(b), str(src))
+            for k, (a, b), src in zip(labels, bounds, sources, strict=True)
         ]
         kw.append((one(f"kw{i}"), placements))
         i += 1
@@ -1061,6 +1067,25 @@ def _misses_note(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def speakers_note(rows: dict[str, dict[str, Any] | None]) -> list[str]:
+    """False rejects by speaker at the target, per form or smoothing (``rows``: name -> its
+    ``at_target``; [] when the streams' labels carry no source clips)."""
+    from tfkws.streaming.stream_eval import speaker_cells
+
+    cells = [
+        f"{name} (threshold {t['threshold']:g}): {speaker_cells(t['by_speaker'])}"
+        for name, t in rows.items()
+        if t and t.get("by_speaker")
+    ]
+    if not cells:
+        return []
+    return [
+        "",
+        "False rejects at the target by speaker (missed/placed, worst first; `at_target.missed` "
+        "in the JSON lists each missed clip and why): " + "; ".join(cells) + ".",
+    ]
+
+
 def _classes_note(results: dict[str, Any]) -> str:
     """The model's classes: every word of the dataset, or a ``--keywords`` vocabulary."""
     words = results["settings"].get("keywords") or []
@@ -1184,6 +1209,7 @@ def markdown(results: dict[str, Any]) -> str:
         "smoothing, 1 s refractory, `_silence_`/`_unknown_` gates, one threshold for every "
         f"keyword (swept {min(thr):.2f}-{max(thr):g}).",
         *_misses_note(results),
+        *speakers_note({k: v["at_target"] for k, v in results["forms"].items()}),
         *_smoothing_table(results),
         *_per_keyword_table(results),
         "",

@@ -143,6 +143,9 @@ def markdown(results: dict[str, Any]) -> str:
         + ". Per-keyword thresholds as in `streaming.py` (tuned on every other placement and "
         f"the first half of the keyword-free audio, margin {s['threshold_margin']:g}, measured "
         "on the rest).",
+        *streaming.speakers_note(
+            {f"{r['smoothing_ms']} ms": r["at_target"] for r in results["rows"]}
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -26,7 +26,14 @@ from tfkws.streaming.stream_build import (
     write_labels,
     write_stream,
 )
-from tfkws.streaming.stream_scoring import StreamScores, evaluate, match, sweep
+from tfkws.streaming.stream_scoring import (
+    StreamScores,
+    evaluate,
+    match,
+    missed_placements,
+    misses_by_speaker,
+    sweep,
+)
 
 SR = 16000
 
@@ -84,10 +91,10 @@ def test_false_rejects_split_by_cause() -> None:
     lv[82, 2] = 200  # "b" at 8.0-8.5 s: hit
     stream = StreamScores((lv - 128).astype(np.int8), np.arange(100) * 0.1, 10.0)
     placements = [
-        Placement("a", 1.0, 1.5),
-        Placement("a", 3.0, 3.5),
-        Placement("a", 6.0, 6.5),
-        Placement("b", 8.0, 8.5),
+        Placement("a", 1.0, 1.5, "d/a/s1_NO_01.flac"),
+        Placement("a", 3.0, 3.5, "d/a/s2_NO_01.flac"),
+        Placement("a", 6.0, 6.5, "d/a/s2_NO_02.flac"),
+        Placement("b", 8.0, 8.5, "d/b/s1_NO_01.flac"),
     ]
     rep = evaluate(cfg, [(stream, placements)], [], [0.3, 0.7, 0.9], tolerance_s=0.2)
     rows = {r["threshold"]: r for r in rep["thresholds"]}
@@ -96,6 +103,20 @@ def test_false_rejects_split_by_cause() -> None:
     # level 180 at 0.7: the word "b" outranked is now below it too; "b" still hits
     assert rows[0.7]["misses"] == {"below_threshold": 3, "outranked": 0, "refractory": 0}
     assert rows[0.9]["misses"] == {"below_threshold": 4, "outranked": 0, "refractory": 0}
+    # each miss by itself, with its clip and cause, and the misses per speaker
+    missed = missed_placements(cfg, [(stream, placements)], 0.3, tolerance_s=0.2)
+    assert [(m["source"], m["cause"]) for m in missed] == [
+        ("d/a/s1_NO_01.flac", "below_threshold"),
+        ("d/a/s2_NO_01.flac", "outranked"),
+        ("d/a/s2_NO_02.flac", "refractory"),
+    ]
+    assert misses_by_speaker([(stream, placements)], missed) == {
+        "s1": {"placed": 2, "missed": 1},
+        "s2": {"placed": 2, "missed": 2},
+    }
+    free = StreamScores(np.full((100, 3), -128, np.int8), np.arange(100) * 0.1, 3600.0)
+    rep = evaluate(cfg, [(stream, placements)], [free], [0.3, 0.7], tolerance_s=0.2)
+    assert rep["at_target"]["threshold"] == 0.3 and rep["at_target"]["missed"] == missed
 
 
 def _tone_clip(rng: np.random.Generator, freq: float) -> np.ndarray:
@@ -140,8 +161,19 @@ def test_built_stream_puts_keywords_where_its_labels_say(tmp_path: Path) -> None
     assert sf.info(tmp_path / "free.wav").frames == 20 * SR
     write_labels(tmp_path / "s.csv", placed)
     assert read_labels(tmp_path / "s.csv", ["high", "low"]) == [
-        Placement(p.keyword, round(p.start, 4), round(p.end, 4)) for p in placed
+        Placement(p.keyword, round(p.start, 4), round(p.end, 4), p.source) for p in placed
     ]
+    assert sorted(p.source for p in placed) == sorted(path for path, _ in kw)
+
+
+def test_labels_csv_keeps_sources_and_reads_without_them(tmp_path: Path) -> None:
+    placed = [Placement("a", 1.0, 1.5, "x/spk,1_NO_01.flac"), Placement("b", 3.0, 3.25, "")]
+    write_labels(tmp_path / "with.csv", placed)
+    assert read_labels(tmp_path / "with.csv") == placed  # a comma in a path is quoted
+    (tmp_path / "hand.csv").write_text("keyword,start,end\na,1.0,1.5\n")
+    assert read_labels(tmp_path / "hand.csv") == [Placement("a", 1.0, 1.5)]
+    write_labels(tmp_path / "none.csv", [Placement("a", 1.0, 1.5)])
+    assert (tmp_path / "none.csv").read_text().splitlines()[0] == "keyword,start,end"
 
 
 def test_trim_speech_finds_the_word() -> None:

@@ -12,8 +12,9 @@ so a keyword's ``start``/``end`` in the labels CSV are the bounds of the spoken 
 mostly silent 1 s file. Audio is written event by event to a 16-bit FLAC/WAV: memory stays at one
 clip and one chunk of noise, whatever the length.
 
-The labels CSV has the columns ``keyword,start,end`` (seconds); ``read_labels`` reads one written
-by hand too.
+The labels CSV has the columns ``keyword,start,end`` (seconds) and, for a built stream,
+``source``: the clip each keyword came from, so a miss can be listened to and traced to its
+speaker. ``read_labels`` reads one written by hand too (without ``source``).
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ import numpy as np
 from tfkws.errors import TfkwsError
 
 LABEL_COLUMNS = ("keyword", "start", "end")
+SOURCE_COLUMN = "source"
 TRIM_FRAME = 320  # 20 ms at 16 kHz
 
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """A keyword in a stream: its label and the start and end of the spoken word (seconds)."""
+    """A keyword in a stream: its label, the start and end of the spoken word (seconds) and the
+    clip it came from (``""``: not known, e.g. a stream labelled by hand)."""
 
     keyword: str
     start: float
     end: float
+    source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +198,8 @@ def write_stream(
                 seg += noise_tail(noise, seg.size, noise_gain, recipe, rng)
                 if label is not None:
                     at = written + gap
-                    placements.append(Placement(label, (at + s0) / sr, (at + s1) / sr))
+                    src = "" if isinstance(item, np.ndarray) else str(item)
+                    placements.append(Placement(label, (at + s0) / sr, (at + s1) / sr, src))
                 if total is not None:
                     seg = seg[: total - written]
                 out.write(np.clip(seg, -1.0, 1.0))
@@ -210,12 +215,19 @@ def write_stream(
 
 
 def write_labels(path: str | os.PathLike, placements: Sequence[Placement]) -> None:
-    """The labels CSV (``keyword,start,end``), written atomically."""
+    """The labels CSV (``keyword,start,end``, and ``source`` when a placement has one), written
+    atomically."""
+    import io
+
     from tfkws import atomic
 
-    lines = [",".join(LABEL_COLUMNS)]
-    lines += [f"{p.keyword},{p.start:.4f},{p.end:.4f}" for p in placements]
-    atomic.write_text(path, "\n".join(lines) + "\n")
+    sources = any(p.source for p in placements)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*LABEL_COLUMNS, *([SOURCE_COLUMN] if sources else [])])
+    for p in placements:
+        w.writerow([p.keyword, f"{p.start:.4f}", f"{p.end:.4f}", *([p.source] if sources else [])])
+    atomic.write_text(path, buf.getvalue())
 
 
 def read_labels(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[Placement]:
@@ -238,6 +250,7 @@ def read_labels(path: str | os.PathLike, labels: Sequence[str] | None = None) ->
             f"{path}: missing column(s) {', '.join(missing)} (expected keyword,start,end)"
         )
     idx = [header.index(c) for c in LABEL_COLUMNS]
+    src = header.index(SOURCE_COLUMN) if SOURCE_COLUMN in header else None
     out = []
     for line, row in enumerate(rows[1:], start=2):
         try:
@@ -252,5 +265,6 @@ def read_labels(path: str | os.PathLike, labels: Sequence[str] | None = None) ->
                 f"{path}:{line}: keyword {keyword!r} is not a label of the model "
                 f"({', '.join(labels)})"
             )
-        out.append(Placement(keyword, start, end))
+        source = row[src].strip() if src is not None and src < len(row) else ""
+        out.append(Placement(keyword, start, end, source))
     return sorted(out, key=lambda p: p.start)

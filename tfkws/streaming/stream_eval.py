@@ -282,6 +282,8 @@ def summary(rep: dict[str, Any]) -> str:
             f"{100 * t['false_reject_rate']:.2f} %, {t['false_accepts_per_hour']:.2f} FA/h"
         )
         lines.append("  " + misses_text(t))
+        if t.get("by_speaker"):
+            lines.append("  " + speakers_text(t["by_speaker"]))
     pk = rep.get("per_keyword")
     if pk:
         lines.append(per_keyword_summary(pk))
@@ -295,6 +297,21 @@ def misses_text(row: dict[str, Any]) -> str:
         f"false rejects at {row['threshold']:g}: {m['below_threshold']} where the model's "
         f"smoothed score for the word stayed below it, {m['outranked']} where another label "
         f"led, {m['refractory']} where the detector was refractory after another detection"
+    )
+
+
+def speaker_cells(by_speaker: dict[str, dict[str, int]], most: int = 12) -> str:
+    """``SPEAKER missed/placed`` per speaker, worst first, the first ``most`` of them."""
+    worst = sorted(by_speaker.items(), key=lambda kv: (-kv[1]["missed"] / kv[1]["placed"], kv[0]))
+    cells = [f"{k} {v['missed']}/{v['placed']}" for k, v in worst]
+    return ", ".join(cells[:most]) + (f", ... ({len(cells)} speakers)" if len(cells) > most else "")
+
+
+def speakers_text(by_speaker: dict[str, dict[str, int]]) -> str:
+    """False rejects per speaker, worst first (the misses with their clips: report.json)."""
+    return (
+        f"false rejects by speaker: {speaker_cells(by_speaker)} "
+        "(each miss's clip: at_target.missed in the report)"
     )
 
 

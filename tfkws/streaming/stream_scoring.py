@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -142,6 +143,16 @@ def match(
     tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> tuple[int, int]:
     """(placements hit, false accepts) of time-ordered ``(time_s, label)`` detections."""
+    hit, false_accepts = match_flags(detections, placements, tolerance_s)
+    return sum(hit), false_accepts
+
+
+def match_flags(
+    detections: Sequence[tuple[float, str]],
+    placements: Sequence[Placement],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> tuple[list[bool], int]:
+    """:func:`match` per placement: (hit or not, in ``placements``' order; false accepts)."""
     hit = [False] * len(placements)
     starts = np.array([p.start for p in placements])
     false_accepts = 0
@@ -156,7 +167,7 @@ def match(
                 hit[i] = found = True
                 break
         false_accepts += not found
-    return sum(hit), false_accepts
+    return hit, false_accepts
 
 
 def placement_peaks(
@@ -204,6 +215,61 @@ def miss_causes(
     below = int((peaks[:, 0] < n).sum())
     outranked = int(((peaks[:, 1] < n) & (peaks[:, 0] >= n)).sum())
     return below, outranked, len(n) - below - outranked
+
+
+def missed_placements(
+    config: DetectorConfig,
+    keyword_streams: Sequence[tuple[StreamScores, Sequence[Placement]]],
+    threshold: float,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> list[dict[str, Any]]:
+    """The placements not hit at ``threshold`` (every keyword), each with its cause (module
+    doc) and its source clip: the list to listen to, and to group by speaker."""
+    labels = config.labels
+    kws = set(keyword_indices(config))
+    need = need_levels(config, [threshold if i in kws else None for i in range(len(labels))])
+    index = {x: i for i, x in enumerate(labels)}
+    out = []
+    for s, placements in keyword_streams:
+        sums = ring_sums(config, s.scores)
+        lead = leaders(config, s.scores, sums)
+        peaks = placement_peaks(config, s, placements, tolerance_s, sums, lead)
+        found = sweep(config, s.scores, [threshold], lead)[threshold]
+        dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
+        hit, _ = match_flags(dets, list(placements), tolerance_s)
+        for p, h, (peak, led) in zip(placements, hit, peaks, strict=True):
+            if h:
+                continue
+            n = need[index[p.keyword]] if p.keyword in index else 1 << 62
+            cause = "below_threshold" if peak < n else "outranked" if led < n else "refractory"
+            out.append(
+                {"keyword": p.keyword, "start": p.start, "end": p.end, "source": p.source}
+                | {"cause": cause}
+            )
+    return out
+
+
+def speaker_of(source: str) -> str:
+    """The speaker of a clip by the Speech Commands naming (``SPEAKER_nohash_N.wav``, Arabic
+    Speech Commands ``SPEAKER_NO_N.flac``): the file name up to its first ``_``."""
+    return Path(source).name.split("_", 1)[0] if source else ""
+
+
+def misses_by_speaker(
+    keyword_streams: Sequence[tuple[StreamScores, Sequence[Placement]]],
+    missed: Sequence[dict[str, Any]],
+) -> dict[str, dict[str, int]]:
+    """``{speaker: {"placed", "missed"}}`` over placements with a source (empty without):
+    false rejects from a few test speakers are rarely spread evenly."""
+    out: dict[str, dict[str, int]] = {}
+    for _, placements in keyword_streams:
+        for p in placements:
+            if p.source:
+                out.setdefault(speaker_of(p.source), {"placed": 0, "missed": 0})["placed"] += 1
+    for m in missed:
+        if m["source"]:
+            out[speaker_of(m["source"])]["missed"] += 1
+    return dict(sorted(out.items()))
 
 
 def evaluate(
@@ -262,6 +328,12 @@ def evaluate(
     ok = [r for r in rows if r["false_accepts_per_hour"] is not None]
     ok = [r for r in ok if r["false_accepts_per_hour"] <= target_fa_per_hour]
     at_target = min(ok, key=lambda r: r["threshold"]) if ok else None
+    if at_target is not None:
+        missed = missed_placements(config, keyword_streams, at_target["threshold"], tolerance_s)
+        at_target = at_target | {
+            "missed": missed,
+            "by_speaker": misses_by_speaker(keyword_streams, missed),
+        }
     return {
         "keywords_placed": placed,
         "keyword_stream_hours": round(kw_hours, 4),
