@@ -10,7 +10,8 @@ the vocabulary from val.csv speakers between the other words' val.csv clips, Eng
 espeak-ng speech; keyword-free audio built the same way), sliding window every ``--hop_ms``, one
 threshold swept and per-keyword thresholds tuned on half. Writes
 ``results/vocabulary_gating_kwN_HASH.{json,md}`` (or ``--name``; ``--model`` another window model,
-e.g. a vocabulary run's, on other streams: ``--seed``).
+e.g. a vocabulary run's, on other streams: ``--seed``; on several streams' placements and
+keyword-free hours together, for a finer false reject rate: ``--seeds 0,1``).
 
     python benchmarks/vocabulary_gating.py --keywords yes,no,up,down,left,right,stop \\
         --fa_hours 6 --threshold_margin 0.1 --smoothing_ms 120,240,480
@@ -109,7 +110,14 @@ def markdown(results: dict[str, Any]) -> str:
         f"Model: `{results['model']}` ({len(results['labels'])} labels), sliding window every "
         f"{s['hop_ms']} ms; its detector fires for {words} only, every other label blocks "
         "while it leads (a gate, as `_silence_`/`_unknown_`). Streams: "
-        f"{first['keywords_placed']} val.csv clips of those words placed between the other "
+        f"{first['keywords_placed']} placements of val.csv clips of those words"
+        + (
+            f" (each clip once in each of {len(s['seeds'])} streams, seeds "
+            f"{', '.join(map(str, s['seeds']))})"
+            if len(s.get("seeds", [])) > 1
+            else ""
+        )
+        + " between the other "
         f"words' val.csv clips ({st['other_word_distractors']:,}), English Speech Commands "
         f"clips of the held-out speakers ({st['english_distractors']:,}) and "
         f"{st['synthetic_distractors']} espeak-ng words over looped noise; false accepts on "
@@ -159,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     streaming.add_args(p)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="int8 window model")
     p.add_argument("--name", default="", help="results name (default: vocabulary_gating_kwN_HASH)")
+    p.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated stream seeds measured together (default: --seed): each keyword "
+        "clip placed once per seed's stream, the seeds' keyword-free hours added up",
+    )
     args = p.parse_args(argv)
     args.work_dir = args.work_dir or common.WORK / "streaming"
     vocabulary = streaming.vocabulary(args)
@@ -167,9 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     meta = load_metadata(args.model)
     labels = sorted({SILENCE_LABEL, UNKNOWN_LABEL, *vocabulary})
-    kw, free, info = streaming.streams(labels, args)
-    info["folder_name"] = Path(info["folder"]).name
-    scored, free_scored = score_streams(args.model, meta, kw, free, args)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [args.seed]
+    scored, free_scored, folders = [], [], []
+    for seed in seeds:  # each seed's streams and scores in its own folder, as streaming.py's
+        kw, free, info = streaming.streams(
+            labels, argparse.Namespace(**{**vars(args), "seed": seed})
+        )
+        folders.append(Path(info["folder"]).name)
+        one, one_free = score_streams(args.model, meta, kw, free, args)
+        scored += one
+        free_scored += one_free
+    info["folder_name"] = "`, `".join(folders)
     rows = evaluate_gated(meta, vocabulary, scored, free_scored, args)
     name = args.name or "vocabulary_gating" + streaming.vocabulary_suffix(args)
     keep = ("keywords", "fa_hours", "keyword_clips", "synth_words", "target_fa", "hop_ms")
@@ -183,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             "smoothing_ms": args.smoothing_ms,
             "threshold_margin": args.threshold_margin,
             "seed": args.seed,
+            "seeds": seeds,
         },
         model=rel(args.model),
         labels=meta["labels"],

@@ -95,3 +95,53 @@ def test_gated_detector_fires_only_for_the_vocabulary():
     assert config.window == 3
     with pytest.raises(SystemExit, match="no label left"):
         vocabulary_gating.gated_settings(meta, ["yes", "left"], 120, 40)
+
+
+def test_gating_measures_several_stream_seeds_together(tmp_path, monkeypatch):
+    """--seeds: every seed's placements and keyword-free hours in one sweep."""
+    import json
+
+    import numpy as np
+    import vocabulary_gating
+
+    import tfkws.conversion.export as export
+    from tfkws.streaming.stream_build import Placement
+    from tfkws.streaming.stream_scoring import StreamScores
+
+    meta = {
+        "labels": ["_silence_", "_unknown_", "no", "yes"],
+        "feature_config": {"window_stride_ms": 20},
+        "output": {"scale": 1 / 256, "zero_point": -128},
+    }
+    monkeypatch.setattr(export, "load_metadata", lambda _: meta)
+    steps = np.arange(300) * 0.04
+
+    def fake_streams(labels, args):
+        folder = tmp_path / f"streams_seed{args.seed}"
+        info = {"folder": str(folder), "other_word_distractors": 1}
+        return [args.seed], [], info | {"english_distractors": 1, "synthetic_distractors": 1}
+
+    def fake_scores(model, meta, kw, free, args):
+        seed = kw[0]
+        q = np.full((300, 4), -128, np.int8)
+        q[:, 1] = 127  # _unknown_ leads everywhere but where "yes" is said
+        placed = []
+        for n, k in enumerate((100 + 10 * seed, 200 + 10 * seed)):
+            q[k : k + 10, 1], q[k : k + 10, 3] = -128, 127
+            placed.append(Placement("yes", steps[k] - 0.3, steps[k] + 0.1, f"s{seed}_NO_{n}.flac"))
+        free_scores = StreamScores(np.tile(q[:1], (300, 1)), steps, 1800.0)
+        return [(StreamScores(q, steps, 12.0), placed)], [free_scores]
+
+    monkeypatch.setattr(streaming, "streams", fake_streams)
+    monkeypatch.setattr(vocabulary_gating, "score_streams", fake_scores)
+    argv = ["--keywords", "yes", "--seeds", "0,1", "--smoothing_ms", "40", "--out", str(tmp_path)]
+    assert vocabulary_gating.main([*argv, "--name", "g"]) == 0
+    res = json.loads((tmp_path / "g.json").read_text())
+    row = res["rows"][0]
+    assert row["keywords_placed"] == 4 and row["keyword_free_hours"] == 1.0
+    assert row["at_target"]["false_reject_rate"] == 0.0
+    assert row["at_target"]["by_speaker"] == {"s0": {"placed": 2, "missed": 0}} | {
+        "s1": {"placed": 2, "missed": 0}
+    }
+    assert res["settings"]["seeds"] == [0, 1]
+    assert "streams_seed0`, `streams_seed1" in (tmp_path / "g.md").read_text()
