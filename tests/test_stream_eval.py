@@ -346,3 +346,17 @@ def test_synthetic_distractor_words() -> None:
     assert len(words) == 4 and all(w.dtype == np.float32 and w.size > SR // 10 for w in words)
     again = synthetic_words(["cup", "town", "light"], 4, SR, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(words, again, strict=True))
+
+
+def test_one_miss_in_twenty_is_exactly_five_percent() -> None:
+    """The target reads 'at most 5 %': 1 of 20 (3 of 60) must not come out as 5.0000000000004 %."""
+    labels = ["_unknown_", "a"]
+    cfg = make_config(labels, 1 / 256, -128, softmax=False, window=1, refractory=5)
+    lv = np.zeros((400, 2), np.int64)
+    placements = []
+    for i in range(20):
+        lv[20 * i + 5 : 20 * i + 8, 1] = 50 if i == 7 else 250
+        placements.append(Placement("a", 2.0 * i + 0.5, 2.0 * i + 0.8))
+    stream = StreamScores((lv - 128).astype(np.int8), np.arange(400) * 0.1, 40.0)
+    rep = evaluate(cfg, [(stream, placements)], [], [0.5], tolerance_s=0.2)
+    assert rep["thresholds"][0]["false_reject_rate"] == 0.05

@@ -313,7 +313,7 @@ def evaluate(
         rows.append(
             {
                 "threshold": p,
-                "false_reject_rate": 1 - hits[p] / placed if placed else None,
+                "false_reject_rate": (placed - hits[p]) / placed if placed else None,
                 "false_accepts": free_fa[p],
                 "false_accepts_per_hour": free_fa[p] / free_hours if free_hours else None,
                 "keyword_stream_false_accepts": kw_fa[p],

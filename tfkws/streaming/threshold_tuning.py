@@ -89,7 +89,7 @@ def measure(
     hours = sum(s.duration_s for s in keyword_free) / 3600
     return {
         "placements": placed,
-        "false_reject_rate": 1 - hits / placed if placed else None,
+        "false_reject_rate": (placed - hits) / placed if placed else None,
         "false_accepts": false_accepts,
         "hours": round(hours, 4),
         "false_accepts_per_hour": false_accepts / hours if hours else None,
