@@ -354,7 +354,7 @@ def train_model(
     one mining and the streams read: without ``--keyword_repeat`` repeats and
     ``--synth_keywords`` clips, which only training sees."""
     from tfkws.data.dataset import open_dataset
-    from tfkws.data.vocabulary import keep_keywords
+    from tfkws.data.vocabulary import keep_keywords, repeat_keywords
 
     ds = open_dataset(args.data, noise_dir=args.noise_dir)
     ds = common.subsample(ds, args.max_clips, args.seed)
@@ -375,16 +375,6 @@ def train_model(
     weighed = common.with_synth_keywords(repeat_keywords(ds, args.keyword_repeat), args)
     trained = common.train_run(model, params, weighed, args, run_dir)
     return run_dir, trained, ds
-
-
-def repeat_keywords(ds: KwsDataset, times: int) -> KwsDataset:
-    """``ds`` with each training clip of a keyword (a label not ``_silence_``/``_unknown_``)
-    ``times`` times: the pipeline augments every use afresh, so repeats are new views."""
-    if times <= 1:
-        return ds
-    train = list(ds.splits.get("training", []))
-    extra = [e for e in train if e.label not in (SILENCE_LABEL, UNKNOWN_LABEL)] * (times - 1)
-    return dataclasses.replace(ds, splits={**ds.splits, "training": train + extra})
 
 
 def reversed_count(args: argparse.Namespace, ds: KwsDataset) -> int:

@@ -121,6 +121,27 @@ def test_eval_on_real_speech_commands_clips(
     assert 0.0 <= rep["accuracy"] <= 1.0
 
 
+def test_train_keyword_repeat_reaches_the_training_split(
+    capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path, monkeypatch
+) -> None:
+    import tfkws.training.trainer as trainer
+
+    seen = {}
+
+    def fake_train(ds, *args, **kwargs):
+        seen["training"] = ds.split("training")
+        return {"model": "m", "params": {}, "best_val_accuracy": 0.0, "train_seconds": 0.0}
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    args = (f"--data={tone_dataset}", "--mode=all", f"--params={TINY}", "--epochs=1")
+    _ok(capsys, "train", f"--out={tmp_path / 'a'}", *args)
+    once = seen["training"]
+    _ok(capsys, "train", f"--out={tmp_path / 'b'}", "--keyword_repeat=3", *args)
+    keywords = [e for e in once if not e.label.startswith("_")]
+    assert keywords and len(seen["training"]) == len(once) + 2 * len(keywords)
+    assert main(["train", f"--out={tmp_path / 'c'}", "--keyword_repeat=0", *args]) != 0
+
+
 def test_csv_device_vocabulary_train_export_eval(
     capsys: pytest.CaptureFixture, tmp_path: Path, tone_dataset: Path
 ) -> None:

@@ -38,24 +38,6 @@ def test_weighed_positives_get_their_own_runs():
     assert streaming.tag(_args("--family", "repcnn", "--keyword_repeat", "1")) == "repcnn"
 
 
-def test_keyword_repeat_repeats_keyword_training_clips_only():
-    from tfkws.data.example import SILENCE_LABEL, UNKNOWN_LABEL, Example
-    from tfkws.data.kws_dataset import KwsDataset
-
-    train = [Example("a.wav", "yes"), Example("b.wav", UNKNOWN_LABEL), Example(None, SILENCE_LABEL)]
-    val = [Example("c.wav", "yes")]
-    ds = KwsDataset(
-        root="data",
-        labels=["_silence_", "_unknown_", "yes"],
-        splits={"training": train, "validation": val},
-        noise_files=[],
-    )
-    out = streaming.repeat_keywords(ds, 3)
-    assert [e.path for e in out.splits["training"]].count("a.wav") == 3
-    assert len(out.splits["training"]) == 5 and out.splits["validation"] == val
-    assert streaming.repeat_keywords(ds, 1) is ds
-
-
 def test_window_model_is_exported_again_after_more_training(tmp_path, monkeypatch):
     import tfkws.conversion.export as export
 

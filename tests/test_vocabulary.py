@@ -1,10 +1,11 @@
-"""Device vocabulary: kept words stay, the others become _unknown_, bad words are named."""
+"""Device vocabulary: kept words stay, the others become _unknown_, bad words are named; keyword
+clips can be weighed up (``--keyword_repeat``)."""
 
 import pytest
 
-from tfkws.data.example import Example
+from tfkws.data.example import UNKNOWN_LABEL, Example
 from tfkws.data.kws_dataset import KwsDataset
-from tfkws.data.vocabulary import keep_keywords
+from tfkws.data.vocabulary import keep_keywords, repeat_keywords
 from tfkws.errors import DatasetError
 
 
@@ -42,3 +43,17 @@ def test_no_silence_label_is_made_up():
 def test_a_word_without_clips_is_named(words, named):
     with pytest.raises(DatasetError, match=f"root: .*{named}"):
         keep_keywords(_ds(), words)
+
+
+def test_keyword_repeat_repeats_keyword_training_clips_only():
+    train = [Example("a.wav", "yes"), Example("b.wav", UNKNOWN_LABEL), Example(None, "_silence_")]
+    val = [Example("c.wav", "yes")]
+    ds = KwsDataset(
+        "data", ["_silence_", "_unknown_", "yes"], {"training": train, "validation": val}
+    )
+    out = repeat_keywords(ds, 3)
+    assert [e.path for e in out.splits["training"]] == ["a.wav", "b.wav", None, "a.wav", "a.wav"]
+    assert out.splits["validation"] == val and out.labels == ds.labels
+    assert repeat_keywords(ds, 1) is ds
+    with pytest.raises(DatasetError, match="repeats must be >= 1"):
+        repeat_keywords(ds, 0)

@@ -39,6 +39,14 @@ def define_flags(fv: flags.FlagValues) -> None:
         "words become _unknown_ (default: every class of the CSV).",
         flag_values=fv,
     )
+    flags.DEFINE_integer(
+        "keyword_repeat",
+        1,
+        "Use each keyword training clip this many times, augmented afresh each time: weighs "
+        "the keywords up against a large _unknown_ (a --keywords vocabulary of one word).",
+        lower_bound=1,
+        flag_values=fv,
+    )
     common.define_feature_flags(fv)
     flags.DEFINE_string("model", d.model, "Registered model (tfkws models).", flag_values=fv)
     flags.DEFINE_string("params", "", "Model params: key=value,... or JSON.", flag_values=fv)
@@ -141,6 +149,7 @@ def run(fv: flags.FlagValues) -> int:
     from tfkws.cli import fast_mode
     from tfkws.data.dataset import open_dataset
     from tfkws.data.subsample import subsample
+    from tfkws.data.vocabulary import repeat_keywords
     from tfkws.training.strategy import make_strategy
     from tfkws.training.trainer import train
 
@@ -190,6 +199,7 @@ def run(fv: flags.FlagValues) -> int:
     )
     if fast_mode.fast():
         ds = subsample(ds, fast_mode.FAST_CLIPS, fv.seed)
+    ds = repeat_keywords(ds, fv.keyword_repeat)
     results = train(
         ds,
         features,
