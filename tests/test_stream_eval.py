@@ -290,6 +290,13 @@ def test_stream_eval_cli_on_built_streams(
     assert (out / "det.png").read_bytes()[:4] == b"\x89PNG"
     assert "at <= 0.5 FA/h: threshold" in printed
     assert f"false rejects at {best['threshold']:g}: " in printed
+    # each miss there by itself, with the clip it came from; misses per speaker add up
+    assert len(best["missed"]) == round(16 * best["false_reject_rate"])
+    assert all(Path(m["source"]).is_file() for m in best["missed"])
+    by_speaker = best["by_speaker"].values()
+    assert sum(v["placed"] for v in by_speaker) == 16
+    assert sum(v["missed"] for v in by_speaker) == len(best["missed"])
+    assert "false rejects by speaker: " in printed
     # per-keyword thresholds: one per keyword, tuned on half, measured on the other half, and
     # printed as the tfkws detect flag that sets them
     pk = rep["per_keyword"]
