@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,14 @@ def extra_augment_note(s: dict[str, Any]) -> str:
     return out
 
 
+def vocabulary_tag(words: Iterable[str]) -> str:
+    """``_kwN_HASH`` for a device vocabulary of N words (the hash tells vocabularies of N apart,
+    whatever their order): in the names of its runs, streams and synthetic clips."""
+    words = sorted(words)
+    digest = hashlib.sha1(",".join(words).encode()).hexdigest()[:6]
+    return f"_kw{len(words)}_{digest}"
+
+
 def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
     """``ds`` with ``--synth_keywords`` espeak-ng Arabic clips per keyword added to its training
     split (synthesised once into ``WORK/synth_keywords_...``, reused; validation stays real)."""
@@ -201,8 +210,7 @@ def with_synth_keywords(ds: KwsDataset, args: argparse.Namespace) -> KwsDataset:
         sys.exit(f"error: --synth_keywords: {args.data} has no label(s) {missing}")
     folder = WORK / f"synth_keywords_seed{args.seed}_n{n}_s{args.synth_speakers}"
     if missing:  # a device vocabulary (its other words are _unknown_): its words only
-        digest = hashlib.sha1(",".join(sorted(texts)).encode()).hexdigest()[:6]
-        folder = folder.with_name(f"{folder.name}_kw{len(texts)}_{digest}")
+        folder = folder.with_name(folder.name + vocabulary_tag(texts))
     if not (folder / "synth_config.json").exists():
         synthesize_keywords(
             folder, n, args.synth_speakers, seed=args.seed, texts=texts, noise_dir=args.noise_dir

@@ -119,10 +119,7 @@ def vocabulary(args: argparse.Namespace) -> list[str]:
 def vocabulary_suffix(args: argparse.Namespace) -> str:
     """``_kwN_HASH`` with ``--keywords`` (N words; the hash tells vocabularies of N apart)."""
     words = vocabulary(args)
-    if not words:
-        return ""
-    digest = hashlib.sha1(",".join(sorted(words)).encode()).hexdigest()[:6]
-    return f"_kw{len(words)}_{digest}"
+    return common.vocabulary_tag(words) if words else ""
 
 
 def tag(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -> str:
@@ -789,9 +786,9 @@ def cached_scores(
     if found is not None:
         print(f"{name}: the scores in {cache} (same model and streams)")
         # the streams' own labels: the same times, and their source clips (older caches lack them)
-        return [(s, stream.placements) for (s, _), stream in zip(found[0], kw, strict=True)], found[
-            1
-        ]
+        kw_found, free_found = found
+        relabelled = [(s, stream.placements) for (s, _), stream in zip(kw_found, kw, strict=True)]
+        return relabelled, free_found
     scored = [(score(s.audio), s.placements) for s in kw]
     free_scored = [score(a) for a in free]
     save_scores(cache, scored, free_scored, key)

@@ -10,7 +10,7 @@ Matching: a detection of keyword ``k`` at time ``t`` hits a placement of ``k`` w
 ``start <= t <= end + tolerance_s`` (the detector reports just after the word's end); each
 placement is hit at most once. Every other detection is a false accept (a wrong keyword, a second
 detection of one word, or one with no word near it). False rejects: placements not hit, split by
-cause (``miss_causes``): the model's smoothed score for the word never reached the threshold in
+cause (``placement_causes``): the model's smoothed score for the word never reached the threshold in
 its window, it did but another label led the ring at every such step, or the detector was quiet
 then (refractory after another detection).
 """
@@ -203,18 +203,60 @@ def placement_peaks(
     return out
 
 
-def miss_causes(
+def placement_causes(
     peaks: np.ndarray, placements: Sequence[Placement], need: np.ndarray, labels: Sequence[str]
-) -> tuple[int, int, int]:
-    """Placements (of those with ``placement_peaks``) that cannot be hit at ring sums ``need``
-    per label: (below the threshold, outranked by another label, could be hit)."""
+) -> np.ndarray:
+    """Per placement (of those with ``placement_peaks``), at ring sums ``need`` per label: 0 below
+    the threshold, 1 outranked by another label, 2 could be hit."""
     index = {x: i for i, x in enumerate(labels)}
     n = np.array([need[index[p.keyword]] if p.keyword in index else 1 << 62 for p in placements])
     if not len(n):
-        return 0, 0, 0
-    below = int((peaks[:, 0] < n).sum())
-    outranked = int(((peaks[:, 1] < n) & (peaks[:, 0] >= n)).sum())
-    return below, outranked, len(n) - below - outranked
+        return np.zeros(0, np.int64)
+    return np.where(peaks[:, 0] < n, 0, np.where(peaks[:, 1] < n, 1, 2))
+
+
+def miss_causes(causes: np.ndarray) -> tuple[int, int, int]:
+    """How many placements of :func:`placement_causes` codes are (below the threshold,
+    outranked by another label, could be hit)."""
+    below, outranked, rest = np.bincount(causes, minlength=3)
+    return int(below), int(outranked), int(rest)
+
+
+MISS_CAUSES = ("below_threshold", "outranked", "refractory")
+
+
+def _stream_outcomes(
+    config: DetectorConfig,
+    stream: StreamScores,
+    placements: Sequence[Placement],
+    thresholds: Sequence[float],
+    tolerance_s: float,
+) -> dict[float, tuple[list[bool], int, np.ndarray]]:
+    """Per threshold, one keyword stream's (hit flags, false accepts, ``placement_causes``)."""
+    labels = config.labels
+    kws = set(keyword_indices(config))
+    sums = ring_sums(config, stream.scores)
+    lead = leaders(config, stream.scores, sums)
+    peaks = placement_peaks(config, stream, placements, tolerance_s, sums, lead)
+    out = {}
+    for p, found in sweep(config, stream.scores, thresholds, lead).items():
+        dets = [(float(stream.times_s[k]), labels[i]) for k, i in found]
+        hit, fa = match_flags(dets, list(placements), tolerance_s)
+        need = need_levels(config, [p if i in kws else None for i in range(len(labels))])
+        out[p] = (hit, fa, placement_causes(peaks, placements, need, labels))
+    return out
+
+
+def _missed(
+    placements: Sequence[Placement], hit: Sequence[bool], causes: np.ndarray
+) -> list[dict[str, Any]]:
+    """The placements not hit, each with its clip and cause (a hittable miss: refractory)."""
+    return [
+        {"keyword": p.keyword, "start": p.start, "end": p.end, "source": p.source}
+        | {"cause": MISS_CAUSES[c]}
+        for p, h, c in zip(placements, hit, causes, strict=True)
+        if not h
+    ]
 
 
 def missed_placements(
@@ -225,27 +267,12 @@ def missed_placements(
 ) -> list[dict[str, Any]]:
     """The placements not hit at ``threshold`` (every keyword), each with its cause (module
     doc) and its source clip: the list to listen to, and to group by speaker."""
-    labels = config.labels
-    kws = set(keyword_indices(config))
-    need = need_levels(config, [threshold if i in kws else None for i in range(len(labels))])
-    index = {x: i for i, x in enumerate(labels)}
     out = []
     for s, placements in keyword_streams:
-        sums = ring_sums(config, s.scores)
-        lead = leaders(config, s.scores, sums)
-        peaks = placement_peaks(config, s, placements, tolerance_s, sums, lead)
-        found = sweep(config, s.scores, [threshold], lead)[threshold]
-        dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
-        hit, _ = match_flags(dets, list(placements), tolerance_s)
-        for p, h, (peak, led) in zip(placements, hit, peaks, strict=True):
-            if h:
-                continue
-            n = need[index[p.keyword]] if p.keyword in index else 1 << 62
-            cause = "below_threshold" if peak < n else "outranked" if led < n else "refractory"
-            out.append(
-                {"keyword": p.keyword, "start": p.start, "end": p.end, "source": p.source}
-                | {"cause": cause}
-            )
+        hit, _, causes = _stream_outcomes(config, s, placements, [threshold], tolerance_s)[
+            threshold
+        ]
+        out += _missed(placements, hit, causes)
     return out
 
 
@@ -285,8 +312,6 @@ def evaluate(
     keyword-free false accepts per hour are at most ``target_fa_per_hour``. Each row's
     ``misses`` splits its false rejects by cause (module doc): ``below_threshold`` (the model),
     ``outranked`` (another label led), ``refractory`` (the rest: the detector was quiet)."""
-    labels = config.labels
-    kws = set(keyword_indices(config))
     placed = sum(len(p) for _, p in keyword_streams)
     free_hours = sum(s.duration_s for s in keyword_free) / 3600
     kw_hours = sum(s.duration_s for s, _ in keyword_streams) / 3600
@@ -294,17 +319,15 @@ def evaluate(
     kw_fa = dict.fromkeys(thresholds, 0)
     free_fa = dict.fromkeys(thresholds, 0)
     causes = {p: np.zeros(3, np.int64) for p in thresholds}
-    for s, placements in keyword_streams:
-        sums = ring_sums(config, s.scores)
-        lead = leaders(config, s.scores, sums)
-        peaks = placement_peaks(config, s, placements, tolerance_s, sums, lead)
-        for p, found in sweep(config, s.scores, thresholds, lead).items():
-            dets = [(float(s.times_s[k]), labels[i]) for k, i in found]
-            h, fa = match(dets, list(placements), tolerance_s)
-            hits[p] += h
+    outcomes = [
+        (placements, _stream_outcomes(config, s, placements, thresholds, tolerance_s))
+        for s, placements in keyword_streams
+    ]
+    for _, per_threshold in outcomes:
+        for p, (hit, fa, why) in per_threshold.items():
+            hits[p] += sum(hit)
             kw_fa[p] += fa
-            need = need_levels(config, [p if i in kws else None for i in range(len(labels))])
-            causes[p] += miss_causes(peaks, placements, need, labels)
+            causes[p] += miss_causes(why)
     for s in keyword_free:
         for p, found in sweep(config, s.scores, thresholds).items():
             free_fa[p] += len(found)
@@ -329,7 +352,12 @@ def evaluate(
     ok = [r for r in ok if r["false_accepts_per_hour"] <= target_fa_per_hour]
     at_target = min(ok, key=lambda r: r["threshold"]) if ok else None
     if at_target is not None:
-        missed = missed_placements(config, keyword_streams, at_target["threshold"], tolerance_s)
+        t = at_target["threshold"]
+        missed = [
+            m
+            for placements, per_threshold in outcomes
+            for m in _missed(placements, per_threshold[t][0], per_threshold[t][2])
+        ]
         at_target = at_target | {
             "missed": missed,
             "by_speaker": misses_by_speaker(keyword_streams, missed),
