@@ -88,8 +88,9 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
     than the default 10 %, ``_revNN`` with ``--reversed_unknown``, ``_posR`` with
     ``--keyword_repeat``, ``_skN`` with ``--synth_keywords``, ``_hnH`` with
     ``--hard_negatives`` (``mined=False``: the run they were mined with; ``xR`` after R > 1
-    rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``): runs and
-    results of other training data get other names."""
+    rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``),
+    ``_seedN`` with a ``--seed`` other than 0, ``_tsN`` with a ``--train_seed`` other than
+    ``--seed`` (not on the mining run): runs and results of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
     if args.synth_unknown and args.synth_voices != "en":
         out += args.synth_voices
@@ -108,7 +109,22 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
             out += f"x{rounds or args.hard_rounds}"
         if args.mine_with not in ("", args.family):
             out += f"by_{args.mine_with}"
+    if args.seed:
+        out += f"_seed{args.seed}"
+    if is_final(args, mined) and train_seed(args) != args.seed:
+        out += f"_ts{train_seed(args)}"
     return out
+
+
+def train_seed(args: argparse.Namespace) -> int:
+    """``--train_seed``, or ``--seed`` without it."""
+    return args.seed if getattr(args, "train_seed", None) is None else args.train_seed
+
+
+def is_final(args: argparse.Namespace, mined: bool) -> bool:
+    """Whether a run is one ``--train_seed`` trains: any run with the mined negatives, or the
+    only run without ``--hard_negatives`` (not the run that mines)."""
+    return mined or not args.hard_negatives
 
 
 def vocabulary(args: argparse.Namespace) -> list[str]:
@@ -291,6 +307,14 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "another family's first run and mined clips are reused with --resume)",
     )
     p.add_argument(
+        "--train_seed",
+        type=int,
+        default=None,
+        help="seed of the final model's training only (initialisation, order, augmentation; "
+        "default --seed): the data, the mined hard negatives and the test streams stay those "
+        "of --seed, so two train seeds differ in nothing else (run named _tsN)",
+    )
+    p.add_argument(
         "--hard_rounds",
         type=int,
         default=1,
@@ -370,7 +394,10 @@ def train_model(
     model, params, _ = family_model(args)
     run_dir = Path(args.work_dir) / f"{tag(args, hard is not None, rounds)}_valid_stateless"
     weighed = common.with_synth_keywords(repeat_keywords(ds, args.keyword_repeat), args)
-    trained = common.train_run(model, params, weighed, args, run_dir)
+    seeded = argparse.Namespace(**vars(args))
+    if is_final(args, hard is not None):
+        seeded.seed = train_seed(args)
+    trained = common.train_run(model, params, weighed, seeded, run_dir)
     return run_dir, trained, ds
 
 
@@ -1309,6 +1336,7 @@ def main(argv: list[str] | None = None) -> int:
         "hard_repeat": args.hard_repeat,
         "hard_rounds": args.hard_rounds,
         "mine_with": args.mine_with,
+        "train_seed": train_seed(args),
     }
     common.write_results(
         name,

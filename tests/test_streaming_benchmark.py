@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,3 +128,41 @@ def test_gating_measures_several_stream_seeds_together(tmp_path, monkeypatch):
     }
     assert res["settings"]["seeds"] == [0, 1]
     assert "streams_seed0`, `streams_seed1" in (tmp_path / "g.md").read_text()
+
+
+def test_seeds_get_their_own_runs_and_train_seed_trains_only_the_final_run():
+    base = _args("--family", "repcnn", "--hard_negatives", "12")
+    assert streaming.tag(base) == "repcnn_hn12"
+    other = _args("--family", "repcnn", "--hard_negatives", "12", "--seed", "1")
+    assert streaming.tag(other) == "repcnn_hn12_seed1"
+    assert streaming.tag(other, mined=False) == "repcnn_seed1"
+    ts = _args("--family", "repcnn", "--hard_negatives", "12", "--train_seed", "1")
+    # the mining run is the --seed run: its mined windows are shared by every train seed
+    assert streaming.tag(ts, mined=False) == "repcnn"
+    assert streaming.tag(ts) == "repcnn_hn12_ts1"
+    same = _args("--family", "repcnn", "--train_seed", "0")
+    assert streaming.tag(same) == "repcnn"
+    assert streaming.tag(_args("--family", "repcnn", "--train_seed", "2")) == "repcnn_ts2"
+
+
+def test_train_seed_reaches_the_final_run_only(tmp_path, monkeypatch):
+    import tfkws.data.dataset as dataset
+
+    ds = types.SimpleNamespace(splits={"training": []})
+    monkeypatch.setattr(dataset, "open_dataset", lambda *a, **k: ds)
+    monkeypatch.setattr(streaming, "training_dataset", lambda *a, **k: ds)
+    monkeypatch.setattr(streaming, "training_reversed", lambda *a: [])
+    monkeypatch.setattr(streaming, "training_synth", lambda *a: [])
+    seeds = {}
+
+    def train_run(model, params, data, args, run_dir):
+        seeds[run_dir.name] = args.seed
+        return {}
+
+    monkeypatch.setattr(streaming.common, "train_run", train_run)
+    args = _args("--family", "repcnn", "--hard_negatives", "12", "--train_seed", "3")
+    args.work_dir = tmp_path
+    streaming.train_model(args)
+    streaming.train_model(args, hard=["x.wav"])
+    assert seeds == {"repcnn_valid_stateless": 0, "repcnn_hn12_ts3_valid_stateless": 3}
+    assert args.seed == 0  # the data seed is left alone
