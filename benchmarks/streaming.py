@@ -90,7 +90,8 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
     ``--hard_negatives`` (``mined=False``: the run they were mined with; ``xR`` after R > 1
     rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``),
     ``_seedN`` with a ``--seed`` other than 0, ``_tsN`` with a ``--train_seed`` other than
-    ``--seed`` (not on the mining run): runs and results of other training data get other names."""
+    ``--seed`` and ``_spNN`` with a ``--final_speed_perturb`` other than ``--speed_perturb`` (not
+    on the mining run): runs and results of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
     if args.synth_unknown and args.synth_voices != "en":
         out += args.synth_voices
@@ -113,6 +114,8 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
         out += f"_seed{args.seed}"
     if is_final(args, mined) and train_seed(args) != args.seed:
         out += f"_ts{train_seed(args)}"
+    if is_final(args, mined) and final_speed(args) != args.speed_perturb:
+        out += f"_sp{round(100 * final_speed(args)):d}"
     return out
 
 
@@ -121,9 +124,15 @@ def train_seed(args: argparse.Namespace) -> int:
     return args.seed if getattr(args, "train_seed", None) is None else args.train_seed
 
 
+def final_speed(args: argparse.Namespace) -> float:
+    """``--final_speed_perturb``, or ``--speed_perturb`` without it."""
+    speed = getattr(args, "final_speed_perturb", None)
+    return args.speed_perturb if speed is None else speed
+
+
 def is_final(args: argparse.Namespace, mined: bool) -> bool:
-    """Whether a run is one ``--train_seed`` trains: any run with the mined negatives, or the
-    only run without ``--hard_negatives`` (not the run that mines)."""
+    """Whether a run is one ``--train_seed`` and ``--final_speed_perturb`` train: any run with
+    the mined negatives, or the only run without ``--hard_negatives`` (not the run that mines)."""
     return mined or not args.hard_negatives
 
 
@@ -315,6 +324,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "of --seed, so two train seeds differ in nothing else (run named _tsN)",
     )
     p.add_argument(
+        "--final_speed_perturb",
+        type=float,
+        default=None,
+        help="--speed_perturb of the final model's training only (default --speed_perturb): "
+        "the mining run and its mined windows stay those of --speed_perturb (run named _spNN)",
+    )
+    p.add_argument(
         "--hard_rounds",
         type=int,
         default=1,
@@ -397,6 +413,7 @@ def train_model(
     seeded = argparse.Namespace(**vars(args))
     if is_final(args, hard is not None):
         seeded.seed = train_seed(args)
+        seeded.speed_perturb = final_speed(args)
     trained = common.train_run(model, params, weighed, seeded, run_dir)
     return run_dir, trained, ds
 
@@ -1337,6 +1354,7 @@ def main(argv: list[str] | None = None) -> int:
         "hard_rounds": args.hard_rounds,
         "mine_with": args.mine_with,
         "train_seed": train_seed(args),
+        "final_speed_perturb": final_speed(args),
     }
     common.write_results(
         name,

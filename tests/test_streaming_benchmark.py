@@ -143,9 +143,13 @@ def test_seeds_get_their_own_runs_and_train_seed_trains_only_the_final_run():
     same = _args("--family", "repcnn", "--train_seed", "0")
     assert streaming.tag(same) == "repcnn"
     assert streaming.tag(_args("--family", "repcnn", "--train_seed", "2")) == "repcnn_ts2"
+    sp = _args("--family", "repcnn", "--hard_negatives", "12", "--speed_perturb", "0.15",
+               "--final_speed_perturb", "0.3")  # fmt: skip
+    assert streaming.tag(sp, mined=False) == "repcnn"
+    assert streaming.tag(sp) == "repcnn_hn12_sp30"
 
 
-def test_train_seed_reaches_the_final_run_only(tmp_path, monkeypatch):
+def test_train_seed_and_final_speed_reach_the_final_run_only(tmp_path, monkeypatch):
     import tfkws.data.dataset as dataset
 
     ds = types.SimpleNamespace(splits={"training": []})
@@ -156,13 +160,17 @@ def test_train_seed_reaches_the_final_run_only(tmp_path, monkeypatch):
     seeds = {}
 
     def train_run(model, params, data, args, run_dir):
-        seeds[run_dir.name] = args.seed
+        seeds[run_dir.name] = (args.seed, args.speed_perturb)
         return {}
 
     monkeypatch.setattr(streaming.common, "train_run", train_run)
-    args = _args("--family", "repcnn", "--hard_negatives", "12", "--train_seed", "3")
+    args = _args("--family", "repcnn", "--hard_negatives", "12", "--train_seed", "3",
+                 "--speed_perturb", "0.15", "--final_speed_perturb", "0.3")  # fmt: skip
     args.work_dir = tmp_path
     streaming.train_model(args)
     streaming.train_model(args, hard=["x.wav"])
-    assert seeds == {"repcnn_valid_stateless": 0, "repcnn_hn12_ts3_valid_stateless": 3}
-    assert args.seed == 0  # the data seed is left alone
+    assert seeds == {
+        "repcnn_valid_stateless": (0, 0.15),
+        "repcnn_hn12_ts3_sp30_valid_stateless": (3, 0.3),
+    }
+    assert (args.seed, args.speed_perturb) == (0, 0.15)  # the data seed is left alone
