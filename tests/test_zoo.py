@@ -188,3 +188,51 @@ def test_readme_streaming_zoo_commands_run_as_written(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "detections.json").read_text())
     assert isinstance(report["detections"], list)
     assert all(d["label"] in m.card["labels"] for d in report["detections"])
+
+
+def test_readme_wake_word_commands_find_receive_and_nothing_else(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The README's ``zoo get repcnn_receive_stream_asc`` + ``tfkws detect`` at the card's
+    threshold, exactly as written, on a ``recording.wav`` of val.csv clips (speakers never trained
+    on): three of ``receive`` between six other words. Each ``receive`` is detected once, within
+    its clip or 0.25 s after it; no other word fires."""
+    import numpy as np
+    import soundfile as sf
+    from readme_blocks import block_with, run_block
+
+    asc = shared_data / "arabic_speech_commands" / "audio"
+    clips = [
+        ("send", "00000012_NO_02"),
+        ("receive", "00000012_NO_03"),
+        ("record", "00000008_NO_05"),
+        ("yes", "00000025_NO_01"),
+        ("receive", "00000008_NO_06"),
+        ("previous", "00000021_NO_04"),
+        ("cancel", "00000002_NO_03"),
+        ("receive", "00000025_NO_06"),
+        ("open", "00000007_NO_02"),
+    ]
+    rng = np.random.default_rng(0)
+    gap = 16000  # 1 s of quiet noise between clips
+    audio, spans = [0.002 * rng.standard_normal(gap)], []
+    for word, name in clips:
+        x, sr = sf.read(asc / word / f"{name}.flac", dtype="float32")
+        assert sr == 16000
+        start = sum(map(len, audio))
+        spans.append((word, start / sr, (start + len(x)) / sr))
+        audio += [x, 0.002 * rng.standard_normal(gap)]
+    sf.write(tmp_path / "recording.wav", np.concatenate(audio), 16000, subtype="PCM_16")
+    run_block("zoo get repcnn_receive_stream_asc", tmp_path)
+    m = get_model("repcnn_receive_stream_asc")
+    detect = next(
+        line for line in block_with("zoo get repcnn_receive_stream_asc") if "detect" in line
+    )
+    threshold = float(detect.split("--threshold ")[1].split()[0])
+    assert any(
+        abs(p["threshold"] - threshold) < 1e-9 for p in m.card["streaming"]["operating_points"]
+    ), f"README threshold {threshold} is not one of the card's operating points"
+    found = json.loads((tmp_path / "wake.json").read_text())["detections"]
+    assert [d["label"] for d in found] == ["receive"] * 3, found
+    for d, (_, start, end) in zip(found, [s for s in spans if s[0] == "receive"], strict=True):
+        assert start <= d["time_s"] <= end + 0.25, (d, start, end)
