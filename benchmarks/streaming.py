@@ -116,7 +116,14 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
         out += f"_ts{train_seed(args)}"
     if is_final(args, mined) and final_speed(args) != args.speed_perturb:
         out += f"_sp{round(100 * final_speed(args)):d}"
+    if is_final(args, mined) and tempo_factors(args):
+        out += "_tempo" + "-".join(f"{round(100 * t):d}" for t in tempo_factors(args))
     return out
+
+
+def tempo_factors(args: argparse.Namespace) -> list[float]:
+    """``--keyword_tempo`` as numbers."""
+    return [float(t) for t in str(getattr(args, "keyword_tempo", "") or "").split(",") if t]
 
 
 def train_seed(args: argparse.Namespace) -> int:
@@ -358,6 +365,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "(positives weighed up against _unknown_: a --keywords vocabulary makes it 40x larger "
         "for one word)",
     )
+    p.add_argument(
+        "--keyword_tempo",
+        default="",
+        help="comma-separated tempo factors (e.g. 1.25,1.5): the final run also trains on each "
+        "keyword training clip's speech said that much faster, pitch kept (librosa time "
+        "stretch; written once under the work folder; run named _tempoA-B)",
+    )
     p.add_argument("--fa_hours", type=float, default=2.0, help="keyword-free audio to build")
     p.add_argument("--keyword_clips", type=int, default=600, help="val.csv clips placed (0: all)")
     p.add_argument("--synth_words", type=int, default=300, help="espeak-ng distractor words")
@@ -414,8 +428,64 @@ def train_model(
     if is_final(args, hard is not None):
         seeded.seed = train_seed(args)
         seeded.speed_perturb = final_speed(args)
+        weighed = with_faster_keywords(weighed, ds, tempo_factors(args), Path(args.work_dir))
     trained = common.train_run(model, params, weighed, seeded, run_dir)
     return run_dir, trained, ds
+
+
+def faster_clip(clip: np.ndarray, factor: float) -> np.ndarray:
+    """``clip`` with its speech said ``factor`` times faster, pitch kept: the speech
+    (``trim_speech``) time-stretched at its own loudness, set back between the clip's own quiet
+    parts and padded to the clip's length with that quiet, so only the word changes."""
+    import librosa
+
+    from tfkws.streaming.stream_build import trim_speech
+
+    _, s0, s1 = trim_speech(clip, margin=clip.size)  # the whole clip: s0, s1 in it
+    speech = clip[s0:s1]
+    fast = librosa.effects.time_stretch(speech, rate=factor).astype(np.float32)
+    # the phase vocoder smears and softens the word: give it back the speech's own loudness
+    fast *= np.sqrt(np.mean(speech**2) / max(float(np.mean(fast**2)), 1e-12))
+    quiet = np.concatenate([clip[:s0], clip[s1:]])
+    if quiet.size == 0:
+        quiet = np.zeros(1, np.float32)
+    pad = clip.size - (s0 + fast.size + (clip.size - s1))
+    fill = np.resize(quiet, max(pad, 0)).astype(np.float32)
+    return np.concatenate([clip[:s0], fast, fill, clip[s1:]])[: clip.size]
+
+
+def with_faster_keywords(
+    weighed: KwsDataset, ds: KwsDataset, factors: list[float], work_dir: Path
+) -> KwsDataset:
+    """``weighed`` with every keyword training clip of ``ds`` said faster by each factor
+    (:func:`faster_clip`, written once as WAV under ``work_dir``) added to its training split."""
+    import soundfile as sf
+
+    from tfkws.data.audio import load_audio
+
+    if not factors:
+        return weighed
+    clips = [e for e in ds.splits["training"] if e.path and not e.label.startswith("_")]
+    tag = "-".join(f"{round(100 * t):d}" for t in factors)
+    folder = work_dir / f"tempo{tag}{common.vocabulary_tag({e.label for e in clips})}"
+    extra = []
+    for factor in factors:
+        for e in clips:
+            out = (
+                folder
+                / f"x{round(100 * factor):d}"
+                / e.label
+                / Path(e.path).with_suffix(".wav").name
+            )
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_suffix(".tmp.wav")
+                sf.write(tmp, faster_clip(load_audio(e.path, 16000), factor), 16000, "PCM_16")
+                tmp.replace(out)
+            extra.append(Example(str(out), e.label))
+    print(f"training: {len(extra)} faster keyword clips added from {folder}")
+    splits = {**weighed.splits, "training": list(weighed.splits["training"]) + extra}
+    return dataclasses.replace(weighed, splits=splits)
 
 
 def reversed_count(args: argparse.Namespace, ds: KwsDataset) -> int:
@@ -1355,6 +1425,7 @@ def main(argv: list[str] | None = None) -> int:
         "mine_with": args.mine_with,
         "train_seed": train_seed(args),
         "final_speed_perturb": final_speed(args),
+        "keyword_tempo": tempo_factors(args),
     }
     common.write_results(
         name,

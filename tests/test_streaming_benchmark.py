@@ -174,3 +174,48 @@ def test_train_seed_and_final_speed_reach_the_final_run_only(tmp_path, monkeypat
         "repcnn_hn12_ts3_sp30_valid_stateless": (3, 0.3),
     }
     assert (args.seed, args.speed_perturb) == (0, 0.15)  # the data seed is left alone
+
+
+def test_faster_clip_shortens_the_word_only():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    clip = (1e-3 * rng.standard_normal(16000)).astype(np.float32)
+    t = np.arange(8000) / 16000
+    word = 0.3 * np.sin(2 * np.pi * 300 * t) * np.hanning(8000)
+    clip[4000:12000] += word.astype(np.float32)
+    fast = streaming.faster_clip(clip, 1.6)
+    assert fast.shape == clip.shape and fast.dtype == np.float32
+    loud = np.nonzero(np.abs(fast) > 0.05)[0]
+    orig = np.nonzero(np.abs(clip) > 0.05)[0]
+    # the word takes 1/1.6 of its time, from where it started; the rest is the clip's quiet
+    assert abs((loud[-1] - loud[0]) - (orig[-1] - orig[0]) / 1.6) < 800
+    assert abs(loud[0] - orig[0]) < 800
+    assert np.abs(fast[loud[-1] + 800 :]).max() < 0.02  # the quiet: < -24 dB of the word
+    # as loud as it was: the same energy per second of word
+    rms = lambda x: np.sqrt(np.mean(x[x.size // 4 : -x.size // 4] ** 2))  # noqa: E731
+    np.testing.assert_allclose(
+        rms(fast[loud[0] : loud[-1]]), rms(clip[orig[0] : orig[-1]]), rtol=0.2
+    )
+
+
+def test_faster_keywords_are_written_once_and_named(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from tfkws.data.example import Example
+
+    wav = tmp_path / "yes_1.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    ds = types.SimpleNamespace(
+        splits={"training": [Example(str(wav), "yes"), Example(str(wav), "_unknown_")]}
+    )
+    monkeypatch.setattr(streaming.dataclasses, "replace", lambda d, splits: splits)
+    got = streaming.with_faster_keywords(
+        types.SimpleNamespace(splits={"training": []}), ds, [1.25, 1.5], tmp_path / "w"
+    )
+    assert [Path(e.path).parent.parent.name for e in got["training"]] == ["x125", "x150"]
+    assert all(e.label == "yes" and Path(e.path).exists() for e in got["training"])
+    assert streaming.tag(_args("--family", "repcnn", "--keyword_tempo", "1.25,1.5")) == (
+        "repcnn_tempo125-150"
+    )
