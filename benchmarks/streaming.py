@@ -90,8 +90,9 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
     ``--hard_negatives`` (``mined=False``: the run they were mined with; ``xR`` after R > 1
     rounds of mining, ``rounds``: that of an intermediate run, 0: ``--hard_rounds``),
     ``_seedN`` with a ``--seed`` other than 0, ``_tsN`` with a ``--train_seed`` other than
-    ``--seed`` and ``_spNN`` with a ``--final_speed_perturb`` other than ``--speed_perturb`` (not
-    on the mining run): runs and results of other training data get other names."""
+    ``--seed``, ``_spNN`` with a ``--final_speed_perturb`` other than ``--speed_perturb`` and
+    ``_tempoA-B`` with ``--keyword_tempo`` (these three not on the mining run): runs and results
+    of other training data get other names."""
     out = "_synth" if args.synth_unknown else ""
     if args.synth_unknown and args.synth_voices != "en":
         out += args.synth_voices
@@ -138,8 +139,9 @@ def final_speed(args: argparse.Namespace) -> float:
 
 
 def is_final(args: argparse.Namespace, mined: bool) -> bool:
-    """Whether a run is one ``--train_seed`` and ``--final_speed_perturb`` train: any run with
-    the mined negatives, or the only run without ``--hard_negatives`` (not the run that mines)."""
+    """Whether a run is one ``--train_seed``, ``--final_speed_perturb`` and ``--keyword_tempo``
+    train: any run with the mined negatives, or the only run without ``--hard_negatives`` (not
+    the run that mines)."""
     return mined or not args.hard_negatives
 
 
