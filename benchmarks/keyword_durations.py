@@ -39,7 +39,7 @@ def speech_ms(path: str | Path, sample_rate: int = 16000) -> float:
 
 
 def missed_sets(results: list[Path], smoothing_ms: int = 0) -> list[tuple[str, set[str]]]:
-    """(result and form/row, the clip file names missed at its target) for each measurement;
+    """(result and form/row, the clip paths missed at its target) for each measurement;
     ``smoothing_ms``: only a ``vocabulary_gating.py`` result's row of that smoothing."""
     out = []
     for path in results:
@@ -51,7 +51,10 @@ def missed_sets(results: list[Path], smoothing_ms: int = 0) -> list[tuple[str, s
             if not smoothing_ms or r["smoothing_ms"] == smoothing_ms
         ]
         for label, at in parts:
-            names = {Path(m["source"]).name for m in at.get("missed", []) if m.get("source")}
+            # whole paths: Arabic Speech Commands reuses each file name in every word's folder
+            names = {
+                str(Path(m["source"]).resolve()) for m in at.get("missed", []) if m.get("source")
+            }
             out.append((f"{path.stem}: {label}", names))
     return out
 
@@ -86,13 +89,16 @@ def measure(
             clips = []
             with Progress(f"{word}: {split}.csv clips", len(rows)) as bar:
                 for r in rows:
-                    name = Path(r["file"]).name
-                    clips.append({"clip": name, "speech_ms": speech_ms(data / r["file"])})
+                    path = (data / r["file"]).resolve()
+                    clips.append(
+                        {"clip": path.name, "path": str(path), "speech_ms": speech_ms(path)}
+                    )
                     bar.update()
             entry[split] = summary([c["speech_ms"] for c in clips])
             if split == "val":
                 for c in clips:
-                    c["missed_in"] = sum(c["clip"] in names for _, names in misses)
+                    path = c.pop("path")
+                    c["missed_in"] = sum(path in names for _, names in misses)
                 entry["val_clips"] = sorted(clips, key=lambda c: c["speech_ms"])
         out["words"][word] = entry
     return out

@@ -113,13 +113,19 @@ def data_suffix(args: argparse.Namespace, mined: bool = True, rounds: int = 0) -
             out += f"by_{args.mine_with}"
     if args.seed:
         out += f"_seed{args.seed}"
-    if is_final(args, mined) and train_seed(args) != args.seed:
-        out += f"_ts{train_seed(args)}"
-    if is_final(args, mined) and final_speed(args) != args.speed_perturb:
-        out += f"_sp{round(100 * final_speed(args)):d}"
-    if is_final(args, mined) and tempo_factors(args):
-        out += "_tempo" + "-".join(f"{round(100 * t):d}" for t in tempo_factors(args))
+    if is_final(args, mined):
+        if train_seed(args) != args.seed:
+            out += f"_ts{train_seed(args)}"
+        if final_speed(args) != args.speed_perturb:
+            out += f"_sp{percent(final_speed(args))}"
+        if tempo_factors(args):
+            out += "_tempo" + "-".join(map(percent, tempo_factors(args)))
     return out
+
+
+def percent(x: float) -> str:
+    """A factor as a name piece: 0.3 -> 30, 1.25 -> 125."""
+    return f"{round(100 * x):d}"
 
 
 def tempo_factors(args: argparse.Namespace) -> list[float]:
@@ -468,17 +474,12 @@ def with_faster_keywords(
     if not factors:
         return weighed
     clips = [e for e in ds.splits["training"] if e.path and not e.label.startswith("_")]
-    tag = "-".join(f"{round(100 * t):d}" for t in factors)
+    tag = "-".join(map(percent, factors))
     folder = work_dir / f"tempo{tag}{common.vocabulary_tag({e.label for e in clips})}"
     extra = []
     for factor in factors:
         for e in clips:
-            out = (
-                folder
-                / f"x{round(100 * factor):d}"
-                / e.label
-                / Path(e.path).with_suffix(".wav").name
-            )
+            out = folder / f"x{percent(factor)}" / e.label / Path(e.path).with_suffix(".wav").name
             if not out.exists():
                 out.parent.mkdir(parents=True, exist_ok=True)
                 tmp = out.with_suffix(".tmp.wav")

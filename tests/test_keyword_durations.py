@@ -40,7 +40,9 @@ def test_misses_are_counted_per_clip_over_forms_and_rows(tmp_path: Path) -> None
         (data / f"{split}.csv").write_text("\n".join(lines) + "\n")
 
     def at(*names: str) -> dict:
-        return {"at_target": {"missed": [{"source": f"/x/go/{n}"} for n in names]}}
+        return {
+            "at_target": {"missed": [{"source": str(data / "audio" / "go" / n)} for n in names]}
+        }
 
     stream = tmp_path / "s.json"
     stream.write_text(json.dumps({"forms": {"sliding window": at("c.wav"), "streaming": at()}}))
