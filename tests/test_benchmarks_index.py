@@ -43,6 +43,18 @@ def test_every_table_names_a_commit() -> None:
 
 
 @needs_git
+def test_every_table_commit_is_in_the_history() -> None:
+    """A commit later amended away resolves in the clone that made it (and in a local
+    ``git clone``, which copies unreachable objects too) but not in one fetched from the remote."""
+    for t in run_all.tables():
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "merge-base", "--is-ancestor", t.commit, "HEAD"],
+            capture_output=True,
+        )
+        assert done.returncode == 0, f"{t.name}: commit {t.commit} is not an ancestor of HEAD"
+
+
+@needs_git
 def test_benchmarks_readme_is_current() -> None:
     assert (BENCH / "README.md").read_text() == run_all.index_markdown(), (
         "benchmarks/README.md is stale: python benchmarks/run_all.py --readme"
