@@ -73,23 +73,26 @@ def summary(ms: list[float]) -> dict[str, float]:
 def measure(
     data: Path, words: list[str], results: list[Path], smoothing_ms: int = 0
 ) -> dict[str, Any]:
-    import csv
-
+    from tfkws.data.csv_list import read_csv_list
+    from tfkws.errors import DatasetError
     from tfkws.progress import Progress
 
     misses = missed_sets(results, smoothing_ms)
     out: dict[str, Any] = {"words": {}, "measurements": [m[0] for m in misses]}
+    try:
+        lists = {split: read_csv_list(data / f"{split}.csv") for split in ("train", "val")}
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}") from None
     for word in words:
         entry: dict[str, Any] = {}
-        for split in ("train", "val"):
-            with open(data / f"{split}.csv", newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r["class"] == word]
+        for split, examples in lists.items():
+            rows = [e for e in examples if e.label == word]
             if not rows:
                 raise SystemExit(f"{data / f'{split}.csv'}: no clip of {word!r}")
             clips = []
             with Progress(f"{word}: {split}.csv clips", len(rows)) as bar:
                 for r in rows:
-                    path = (data / r["file"]).resolve()
+                    path = Path(r.path).resolve()
                     clips.append(
                         {"clip": path.name, "path": str(path), "speech_ms": speech_ms(path)}
                     )

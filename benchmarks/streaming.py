@@ -474,8 +474,8 @@ def with_faster_keywords(
     if not factors:
         return weighed
     clips = [e for e in ds.splits["training"] if e.path and not e.label.startswith("_")]
-    tag = "-".join(map(percent, factors))
-    folder = work_dir / f"tempo{tag}{common.vocabulary_tag({e.label for e in clips})}"
+    speeds = "-".join(map(percent, factors))
+    folder = work_dir / f"tempo{speeds}{common.vocabulary_tag({e.label for e in clips})}"
     extra = []
     for factor in factors:
         for e in clips:
